@@ -1,0 +1,874 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The flow-level engine: exact weighted max-min fair sharing, event by event.
+
+Arrays in, arrays out; the only caller is :mod:`fabric.engine`, which has
+validated every array (ids in range, sizes finite and >= 0, capacities > 0,
+dependencies acyclic), so bounds checks are off.
+
+Data layout (the one place it is written down)
+----------------------------------------------
+L directed links, F logical flows, S subflows (S >= F), K incidences.
+
+* Link l: ``cap[l]`` bytes/s, ``lat[l]`` seconds.
+* Flow f: ``start[f]``; its dependencies are ``dep_idx[dep_ptr[f] .. dep_ptr[f+1]-1]``
+  and the flows that depend on it ``dpt_idx[dpt_ptr[f] .. dpt_ptr[f+1]-1]``;
+  its subflows are ``sub_ptr[f] .. sub_ptr[f+1]-1``.
+* Subflow s: ``sub_size[s]`` bytes, ``sub_w[s]`` weight, ``sub_cap[s]`` rate
+  cap (inf for none); its path is ``path_links[path_ptr[s] .. path_ptr[s+1]-1]``.
+  Index k into ``path_links`` is an *incidence*.
+* While s is sending, each of its incidences k sits in the active list of
+  link l = path_links[k]: ``slots[link_ptr[l] .. link_ptr[l] + cnt[l] - 1]``
+  holds incidences, and ``pos[k]`` is k's place there (O(1) removal).
+
+Model: a flow is released at max(start, finish of its dependencies); each
+subflow then waits its path latency and drains its bytes at its max-min rate.
+
+Rate recomputation (why it is exact and local)
+----------------------------------------------
+Every active subflow has a *level* rate/weight; every link the level at which
+it saturated in the last filling (``sat[l]``, inf if unsaturated).  A
+subflow is *settled* if it is at its cap, or it crosses an unchanged saturated
+link where no subflow has a higher level (sat[l] == its level): the max-min
+bottleneck condition.  After a batch of events:
+
+* removals: a subflow left on a link that lost a flow, and not settled
+  elsewhere, must be refilled; lam0 <= its level;
+* arrivals: a changed link may saturate earlier, but never below
+  cap/(sum of weights on it) nor above its old saturation level; lam0 is at
+  most both (and at most a new subflow's cap level).
+
+Progressive filling restricted to levels below lam0 is the same as before the
+event, so every subflow whose level is below lam0 keeps its rate.  The region
+R = new subflows plus every subflow with level >= lam0 reachable from a
+changed link through such subflows is refilled from scratch, with the rates
+of all other subflows as fixed background load.  As a safety net, if a
+refilled subflow lands below lam0 (only possible through rounding), the fill is
+redone with lam0 = 0 (the whole component); ``fallbacks`` counts that.
+"""
+
+import numpy as np
+cimport numpy as cnp
+from libc.stdlib cimport malloc, realloc, free
+from libc.math cimport INFINITY, fabs, isfinite
+from libc.stdint cimport int32_t, int64_t, int8_t
+
+cnp.import_array()
+
+DEF REL_TOL = 1e-12      # events this close (relative) are one event
+DEF SETTLE_TOL = 1e-12   # level comparisons in the bottleneck test
+
+cdef enum:
+    EV_RELEASE = 0
+    EV_ACTIVATE = 1
+    EV_FINISH = 2
+
+cdef enum:
+    ST_WAIT = 0
+    ST_LATENCY = 1
+    ST_ACTIVE = 2
+    ST_DONE = 3
+
+ctypedef struct Item:
+    double t
+    int64_t key
+    int64_t ver
+
+ctypedef struct Heap:
+    Item* a
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef inline bint _less(Item* x, Item* y) noexcept nogil:
+    return x.t < y.t or (x.t == y.t and x.key < y.key)
+
+
+cdef int heap_push(Heap* h, double t, int64_t key, int64_t ver) noexcept nogil:
+    cdef Py_ssize_t i, p
+    cdef Item* na
+    cdef Item it
+    if h.n == h.cap:
+        h.cap = h.cap * 2 + 64
+        na = <Item*> realloc(h.a, h.cap * sizeof(Item))
+        if na == NULL:
+            return -1
+        h.a = na
+    i = h.n
+    h.n += 1
+    it.t = t
+    it.key = key
+    it.ver = ver
+    while i > 0:
+        p = (i - 1) >> 1
+        if _less(&it, &h.a[p]):
+            h.a[i] = h.a[p]
+            i = p
+        else:
+            break
+    h.a[i] = it
+    return 0
+
+
+cdef Item heap_pop(Heap* h) noexcept nogil:
+    cdef Item top = h.a[0]
+    cdef Item last
+    cdef Py_ssize_t i = 0, c
+    h.n -= 1
+    if h.n > 0:
+        last = h.a[h.n]
+        while True:
+            c = 2 * i + 1
+            if c >= h.n:
+                break
+            if c + 1 < h.n and _less(&h.a[c + 1], &h.a[c]):
+                c += 1
+            if _less(&h.a[c], &last):
+                h.a[i] = h.a[c]
+                i = c
+            else:
+                break
+        h.a[i] = last
+    return top
+
+
+ctypedef struct Log:
+    double* t
+    int64_t* id
+    double* v
+    Py_ssize_t n
+    Py_ssize_t cap
+
+
+cdef int log_add(Log* g, double t, int64_t id, double v) noexcept nogil:
+    cdef double* nt
+    cdef int64_t* ni
+    cdef double* nv
+    if g.n == g.cap:
+        g.cap = g.cap * 2 + 1024
+        nt = <double*> realloc(g.t, g.cap * sizeof(double))
+        if nt == NULL:
+            return -1
+        g.t = nt
+        ni = <int64_t*> realloc(g.id, g.cap * sizeof(int64_t))
+        if ni == NULL:
+            return -1
+        g.id = ni
+        nv = <double*> realloc(g.v, g.cap * sizeof(double))
+        if nv == NULL:
+            return -1
+        g.v = nv
+    g.t[g.n] = t
+    g.id[g.n] = id
+    g.v[g.n] = v
+    g.n += 1
+    return 0
+
+
+ctypedef struct State:
+    # inputs
+    Py_ssize_t L, F, S
+    double* cap
+    double* lat
+    double* start
+    int64_t* dep_ptr
+    int64_t* dpt_ptr
+    int32_t* dpt_idx
+    int64_t* sub_ptr
+    double* sub_size
+    double* sub_w
+    double* sub_cap
+    int64_t* path_ptr
+    int32_t* path_links
+    int64_t* link_ptr
+    # link state
+    int32_t* slots
+    int32_t* cnt
+    double* sat
+    double* resid
+    double* wsum
+    int32_t* ucnt
+    int64_t* lmark
+    int64_t* lver
+    double* lbytes
+    double* lbusy
+    double* lsince
+    double* lload
+    int8_t* lchg          # bit 1: lost a subflow, bit 2: gained one
+    int32_t* chg_list
+    Py_ssize_t n_chg
+    int32_t* queue
+    # incidence state
+    int32_t* pos
+    int32_t* inc_sub
+    # subflow state
+    int8_t* state
+    double* rem
+    double* rate
+    double* tupd
+    double* newrate
+    int64_t* sver
+    int64_t* smark       # == fill stamp: in region R
+    int64_t* fmark       # == fill stamp: frozen in this fill
+    int64_t* nmark       # == batch stamp: activated in this batch
+    int32_t* owner
+    double* plat
+    double* sfin
+    double* sfirst
+    int32_t* rlist
+    Py_ssize_t n_r
+    int32_t* newlist
+    Py_ssize_t n_new
+    # flow state
+    int32_t* pending
+    int32_t* left
+    double* maxdep
+    double* release
+    double* first
+    double* finish
+    # heaps, logs, counters
+    Heap ev
+    Heap fill
+    Log linklog
+    Log ratelog
+    bint rec_links
+    bint rec_rates
+    int64_t batch
+    int64_t stamp
+    int64_t n_events
+    int64_t n_fills
+    int64_t n_refilled
+    int64_t n_incid
+    int64_t n_fallbacks
+    int64_t n_active
+    int64_t max_active
+    int64_t n_stalled
+    int64_t n_changed
+
+
+cdef inline void drain(State* s, Py_ssize_t i, double t) noexcept nogil:
+    """Bring subflow i's remaining bytes up to time t at its current rate."""
+    cdef double dt = t - s.tupd[i]
+    cdef double moved
+    cdef int64_t k
+    if dt > 0 and s.rate[i] > 0:
+        moved = s.rate[i] * dt
+        if moved > s.rem[i]:
+            moved = s.rem[i]
+        s.rem[i] -= moved
+        for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+            s.lbytes[s.path_links[k]] += moved
+    s.tupd[i] = t
+
+
+cdef inline void mark_changed(State* s, int32_t l, int8_t bit) noexcept nogil:
+    if s.lchg[l] == 0:
+        s.chg_list[s.n_chg] = l
+        s.n_chg += 1
+    s.lchg[l] |= bit
+
+
+cdef void link_add(State* s, Py_ssize_t i, double t) noexcept nogil:
+    cdef int64_t k
+    cdef int32_t l
+    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+        l = s.path_links[k]
+        s.slots[s.link_ptr[l] + s.cnt[l]] = <int32_t> k
+        s.pos[k] = s.cnt[l]
+        if s.cnt[l] == 0:
+            s.lsince[l] = t
+        s.cnt[l] += 1
+        mark_changed(s, l, 2)
+
+
+cdef void link_remove(State* s, Py_ssize_t i, double t) noexcept nogil:
+    cdef int64_t k, base
+    cdef int32_t l, p, lastk
+    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+        l = s.path_links[k]
+        base = s.link_ptr[l]
+        p = s.pos[k]
+        s.cnt[l] -= 1
+        lastk = s.slots[base + s.cnt[l]]
+        s.slots[base + p] = lastk
+        s.pos[lastk] = p
+        if s.cnt[l] == 0:
+            s.lbusy[l] += t - s.lsince[l]
+        mark_changed(s, l, 1)
+
+
+cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
+    cdef int32_t f = s.owner[i]
+    cdef int64_t k
+    cdef int32_t d
+    cdef double rel
+    s.state[i] = ST_DONE
+    s.sfin[i] = t
+    s.left[f] -= 1
+    if t > s.finish[f]:
+        s.finish[f] = t
+    if s.left[f] > 0:
+        return 0
+    for k in range(s.dpt_ptr[f], s.dpt_ptr[f + 1]):
+        d = s.dpt_idx[k]
+        if s.finish[f] > s.maxdep[d]:
+            s.maxdep[d] = s.finish[f]
+        s.pending[d] -= 1
+        if s.pending[d] == 0:
+            rel = s.start[d] if s.start[d] > s.maxdep[d] else s.maxdep[d]
+            if heap_push(&s.ev, rel, <int64_t> d * 3 + EV_RELEASE, 0) < 0:
+                return -1
+    return 0
+
+
+cdef int handle(State* s, Item* it) noexcept nogil:
+    cdef int64_t kind = it.key % 3
+    cdef int64_t idx = it.key // 3
+    cdef double t = it.t
+    cdef Py_ssize_t i
+    if kind == EV_RELEASE:
+        s.release[idx] = t
+        s.first[idx] = INFINITY
+        for i in range(s.sub_ptr[idx], s.sub_ptr[idx + 1]):
+            s.state[i] = ST_LATENCY
+            if heap_push(&s.ev, t + s.plat[i], <int64_t> i * 3 + EV_ACTIVATE, 0) < 0:
+                return -1
+        return 0
+    i = idx
+    if kind == EV_ACTIVATE:
+        s.sfirst[i] = t
+        if t < s.first[s.owner[i]]:
+            s.first[s.owner[i]] = t
+        s.tupd[i] = t
+        if s.rem[i] <= 0:
+            return finish_sub(s, i, t)
+        if s.path_ptr[i + 1] == s.path_ptr[i]:
+            # no links: only a cap limits it
+            if not isfinite(s.sub_cap[i]):
+                s.rem[i] = 0
+                return finish_sub(s, i, t)
+            s.state[i] = ST_ACTIVE
+            s.rate[i] = s.sub_cap[i]
+            s.sver[i] += 1
+            return heap_push(&s.ev, t + s.rem[i] / s.rate[i], i * 3 + EV_FINISH, s.sver[i])
+        s.state[i] = ST_ACTIVE
+        s.rate[i] = 0
+        s.nmark[i] = s.batch
+        s.newlist[s.n_new] = <int32_t> i
+        s.n_new += 1
+        s.n_active += 1
+        if s.n_active > s.max_active:
+            s.max_active = s.n_active
+        link_add(s, i, t)
+        return 0
+    # EV_FINISH (version already checked)
+    drain(s, i, t)
+    s.rem[i] = 0
+    if s.path_ptr[i + 1] > s.path_ptr[i]:
+        s.n_active -= 1
+        link_remove(s, i, t)
+    s.rate[i] = 0
+    return finish_sub(s, i, t)
+
+
+cdef inline double level_of(State* s, Py_ssize_t i) noexcept nogil:
+    return s.rate[i] / s.sub_w[i]
+
+
+cdef bint settled(State* s, Py_ssize_t i) noexcept nogil:
+    """Max-min bottleneck condition for i against unchanged links."""
+    cdef int64_t k
+    cdef int32_t l
+    cdef double lv = level_of(s, i)
+    if s.rate[i] >= s.sub_cap[i] * (1 - SETTLE_TOL):
+        return True
+    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+        l = s.path_links[k]
+        if s.lchg[l] == 0 and s.sat[l] <= lv * (1 + SETTLE_TOL):
+            return True
+    return False
+
+
+cdef double lowest_changed_level(State* s) noexcept nogil:
+    """lam0: subflows below this level keep their rates (see module notes)."""
+    cdef double lam0 = INFINITY, w, lb
+    cdef Py_ssize_t c, j, i
+    cdef int32_t l
+    cdef int64_t base
+    for c in range(s.n_chg):
+        l = s.chg_list[c]
+        base = s.link_ptr[l]
+        s.n_incid += s.cnt[l]
+        if s.lchg[l] & 2:
+            if s.sat[l] < lam0:
+                lam0 = s.sat[l]
+            w = 0
+            for j in range(s.cnt[l]):
+                w += s.sub_w[s.inc_sub[s.slots[base + j]]]
+            if w > 0:
+                lb = s.cap[l] / w
+                if lb < lam0:
+                    lam0 = lb
+        if s.lchg[l] & 1:
+            for j in range(s.cnt[l]):
+                i = s.inc_sub[s.slots[base + j]]
+                if s.nmark[i] != s.batch and level_of(s, i) < lam0 and not settled(s, i):
+                    lam0 = level_of(s, i)
+    for j in range(s.n_new):
+        i = s.newlist[j]
+        if s.sub_cap[i] / s.sub_w[i] < lam0:
+            lam0 = s.sub_cap[i] / s.sub_w[i]
+    return lam0
+
+
+cdef int refill(State* s, double lam0) noexcept nogil:
+    """Max-min fill of region R (see module notes); new rates go to newrate.
+
+    Returns 1 if a refilled subflow landed below lam0 (caller redoes with 0),
+    -1 on allocation failure, else 0.
+    """
+    cdef Py_ssize_t c, j, qh = 0, qt = 0
+    cdef int32_t l, l2
+    cdef int64_t base, k, stamp, key
+    cdef Py_ssize_t i
+    cdef double thr = lam0 * (1 - SETTLE_TOL), lv, cur = 0, r
+    cdef Item it
+    s.stamp += 1
+    stamp = s.stamp
+    s.n_r = 0
+    s.n_fills += 1
+    # BFS over links from the changed ones, through region subflows
+    for c in range(s.n_chg):
+        l = s.chg_list[c]
+        s.lmark[l] = stamp
+        s.queue[qt] = l
+        qt += 1
+    while qh < qt:
+        l = s.queue[qh]
+        qh += 1
+        base = s.link_ptr[l]
+        s.n_incid += s.cnt[l]
+        for j in range(s.cnt[l]):
+            i = s.inc_sub[s.slots[base + j]]
+            if s.smark[i] == stamp:
+                continue
+            if s.nmark[i] == s.batch or level_of(s, i) >= thr:
+                s.smark[i] = stamp
+                s.rlist[s.n_r] = <int32_t> i
+                s.n_r += 1
+                for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+                    l2 = s.path_links[k]
+                    if s.lmark[l2] != stamp:
+                        s.lmark[l2] = stamp
+                        s.queue[qt] = l2
+                        qt += 1
+    s.n_refilled += s.n_r
+    # residual capacity after background load; weight of region subflows
+    s.fill.n = 0
+    for c in range(qt):
+        l = s.queue[c]
+        base = s.link_ptr[l]
+        s.resid[l] = s.cap[l]
+        s.wsum[l] = 0
+        s.ucnt[l] = 0
+        s.sat[l] = INFINITY
+        for j in range(s.cnt[l]):
+            i = s.inc_sub[s.slots[base + j]]
+            if s.smark[i] == stamp:
+                s.wsum[l] += s.sub_w[i]
+                s.ucnt[l] += 1
+            else:
+                s.resid[l] -= s.rate[i]
+        s.n_incid += s.cnt[l]
+        if s.ucnt[l] > 0:
+            s.lver[l] += 1
+            lv = s.resid[l] / s.wsum[l]
+            if heap_push(&s.fill, lv if lv > 0 else 0, l, s.lver[l]) < 0:
+                return -1
+    for c in range(s.n_r):
+        i = s.rlist[c]
+        if isfinite(s.sub_cap[i]):
+            if heap_push(&s.fill, s.sub_cap[i] / s.sub_w[i], -1 - <int64_t> i, 0) < 0:
+                return -1
+    # progressive filling: freeze at the lowest saturation level first
+    while s.fill.n > 0:
+        it = heap_pop(&s.fill)
+        key = it.key
+        lv = it.t if it.t > cur else cur
+        if key >= 0:
+            l = <int32_t> key
+            if it.ver != s.lver[l] or s.ucnt[l] == 0:
+                continue
+            cur = lv
+            s.sat[l] = lv
+            base = s.link_ptr[l]
+            for j in range(s.cnt[l]):
+                i = s.inc_sub[s.slots[base + j]]
+                if s.smark[i] == stamp and s.fmark[i] != stamp:
+                    if freeze(s, i, s.sub_w[i] * lv, stamp) < 0:
+                        return -1
+        else:
+            i = -1 - key
+            if s.fmark[i] == stamp:
+                continue
+            cur = lv
+            if freeze(s, i, s.sub_cap[i], stamp) < 0:
+                return -1
+    for c in range(s.n_r):
+        i = s.rlist[c]
+        if s.nmark[i] != s.batch and s.newrate[i] < s.sub_w[i] * lam0 * (1 - 1e-9):
+            return 1
+    return 0
+
+
+cdef int freeze(State* s, Py_ssize_t i, double r, int64_t stamp) noexcept nogil:
+    cdef int64_t k
+    cdef int32_t l
+    cdef double lv
+    s.fmark[i] = stamp
+    s.newrate[i] = r
+    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+        l = s.path_links[k]
+        s.resid[l] -= r
+        s.wsum[l] -= s.sub_w[i]
+        s.ucnt[l] -= 1
+        if s.ucnt[l] > 0:
+            s.lver[l] += 1
+            lv = s.resid[l] / s.wsum[l]
+            if heap_push(&s.fill, lv if lv > 0 else 0, l, s.lver[l]) < 0:
+                return -1
+    return 0
+
+
+cdef int apply_rates(State* s, double t) noexcept nogil:
+    cdef Py_ssize_t c, c2, j
+    cdef Py_ssize_t i
+    cdef int32_t l
+    cdef int64_t base
+    cdef double nr, load
+    for c in range(s.n_r):
+        i = s.rlist[c]
+        nr = s.newrate[i]
+        if nr == s.rate[i] and s.nmark[i] != s.batch:
+            continue
+        if fabs(nr - s.rate[i]) > 1e-12 * nr:
+            s.n_changed += 1
+        drain(s, i, t)
+        s.rate[i] = nr
+        s.sver[i] += 1
+        if s.rec_rates and log_add(&s.ratelog, t, i, nr) < 0:
+            return -1
+        if nr > 0:
+            if heap_push(&s.ev, t + s.rem[i] / nr, i * 3 + EV_FINISH, s.sver[i]) < 0:
+                return -1
+        else:
+            s.n_stalled += 1
+    if s.rec_links:
+        for c in range(s.n_chg):
+            s.lmark[s.chg_list[c]] = s.stamp
+        for c in range(s.n_r):
+            i = s.rlist[c]
+            for j in range(s.path_ptr[i], s.path_ptr[i + 1]):
+                l = s.path_links[j]
+                if s.lmark[l] != -s.stamp:
+                    s.lmark[l] = -s.stamp
+                    load = 0
+                    base = s.link_ptr[l]
+                    for c2 in range(s.cnt[l]):
+                        load += s.rate[s.inc_sub[s.slots[base + c2]]]
+                    if load != s.lload[l]:
+                        s.lload[l] = load
+                        if log_add(&s.linklog, t, l, load) < 0:
+                            return -1
+        for c in range(s.n_chg):
+            l = s.chg_list[c]
+            if s.lmark[l] != -s.stamp:
+                load = 0
+                base = s.link_ptr[l]
+                for c2 in range(s.cnt[l]):
+                    load += s.rate[s.inc_sub[s.slots[base + c2]]]
+                if load != s.lload[l]:
+                    s.lload[l] = load
+                    if log_add(&s.linklog, t, l, load) < 0:
+                        return -1
+    return 0
+
+
+cdef int run(State* s) noexcept nogil:
+    cdef Item it
+    cdef double t0, window, tb
+    cdef Py_ssize_t c, f
+    cdef double lam0
+    cdef int rc
+    for f in range(s.F):
+        if s.pending[f] == 0:
+            if heap_push(&s.ev, s.start[f], <int64_t> f * 3 + EV_RELEASE, 0) < 0:
+                return -1
+    while s.ev.n > 0:
+        t0 = s.ev.a[0].t
+        window = t0 + REL_TOL * fabs(t0)
+        tb = t0
+        s.batch += 1
+        s.n_new = 0
+        s.n_chg = 0
+        s.n_r = 0
+        while s.ev.n > 0 and s.ev.a[0].t <= window:
+            it = heap_pop(&s.ev)
+            if it.key % 3 == EV_FINISH and it.ver != s.sver[it.key // 3]:
+                continue
+            s.n_events += 1
+            if it.t > tb:
+                tb = it.t
+            if handle(s, &it) < 0:
+                return -1
+        if s.n_chg > 0:
+            lam0 = lowest_changed_level(s)
+            if s.n_new > 0 or lam0 < INFINITY:
+                rc = refill(s, lam0)
+                if rc == 1:
+                    s.n_fallbacks += 1
+                    rc = refill(s, 0.0)
+                if rc < 0:
+                    return -1
+                if apply_rates(s, tb) < 0:
+                    return -1
+            else:
+                for c in range(s.n_chg):
+                    # a link that only lost subflows, all settled elsewhere
+                    s.sat[s.chg_list[c]] = INFINITY
+                if s.rec_links and apply_rates(s, tb) < 0:
+                    return -1
+            for c in range(s.n_chg):
+                s.lchg[s.chg_list[c]] = 0
+    return 0
+
+
+def _ptr_from_counts(counts):
+    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr
+
+
+def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_cap,
+             path_ptr, path_links, bint record_links=False, bint record_rates=False):
+    """Run the engine on validated, contiguous arrays (see the module's layout).
+
+    Returns a dict of numpy arrays: per flow ``release``, ``first_byte``,
+    ``finish``; per subflow ``sub_first``, ``sub_finish``; per link
+    ``link_bytes``, ``link_busy``; counters; and, on request, the link load
+    log (``link_log_t``, ``link_log_id``, ``link_log_v``: load in bytes/s from
+    that time on) and the rate log (``rate_log_*``: subflow rate from then on).
+    """
+    cdef Py_ssize_t L = cap.shape[0], F = start.shape[0], S = sub_size.shape[0]
+    cdef Py_ssize_t K = path_links.shape[0]
+    cdef double[::1] v_cap = cap, v_lat = lat, v_start = start
+    cdef int64_t[::1] v_dep_ptr = dep_ptr, v_sub_ptr = sub_ptr, v_path_ptr = path_ptr
+    cdef double[::1] v_sub_size = sub_size, v_sub_w = sub_w, v_sub_cap = sub_cap
+    cdef int32_t[::1] v_path_links = path_links
+
+    # reverse dependencies (dependents) in CSR
+    dep_idx = np.asarray(dep_idx, dtype=np.int32)
+    owner_of_dep = np.repeat(np.arange(F, dtype=np.int32), np.diff(dep_ptr))
+    order = np.argsort(dep_idx, kind="stable")
+    dpt_idx = np.ascontiguousarray(owner_of_dep[order], dtype=np.int32)
+    dpt_ptr = _ptr_from_counts(np.bincount(dep_idx, minlength=F))
+    # link -> incidences, sized by how many subflows use each link
+    link_ptr = _ptr_from_counts(np.bincount(path_links, minlength=L))
+    owner = np.repeat(np.arange(F, dtype=np.int32), np.diff(sub_ptr))
+    inc_sub = np.repeat(np.arange(S, dtype=np.int32), np.diff(path_ptr))
+    plat = np.add.reduceat(np.append(lat[path_links], 0.0), path_ptr[:-1]) if K else np.zeros(S)
+    plat = np.where(np.diff(path_ptr) > 0, plat, 0.0)
+
+    arrays = dict(
+        dpt_ptr=dpt_ptr, dpt_idx=dpt_idx, link_ptr=link_ptr, owner=owner, inc_sub=inc_sub,
+        plat=np.ascontiguousarray(plat, dtype=np.float64),
+        slots=np.zeros(K, np.int32), cnt=np.zeros(L, np.int32), sat=np.full(L, np.inf),
+        resid=np.zeros(L), wsum=np.zeros(L), ucnt=np.zeros(L, np.int32),
+        lmark=np.zeros(L, np.int64), lver=np.zeros(L, np.int64), lbytes=np.zeros(L),
+        lbusy=np.zeros(L), lsince=np.zeros(L), lload=np.zeros(L), lchg=np.zeros(L, np.int8),
+        chg_list=np.zeros(L, np.int32), queue=np.zeros(L, np.int32), pos=np.zeros(K, np.int32),
+        state=np.zeros(S, np.int8), rem=np.array(sub_size, dtype=np.float64), rate=np.zeros(S),
+        tupd=np.zeros(S), newrate=np.zeros(S), sver=np.zeros(S, np.int64),
+        smark=np.zeros(S, np.int64), fmark=np.zeros(S, np.int64), nmark=np.zeros(S, np.int64),
+        sfin=np.full(S, np.nan), sfirst=np.full(S, np.nan), rlist=np.zeros(S, np.int32),
+        newlist=np.zeros(S, np.int32),
+        pending=np.diff(dep_ptr).astype(np.int32), left=np.diff(sub_ptr).astype(np.int32),
+        maxdep=np.full(F, -np.inf), release=np.full(F, np.nan), first=np.full(F, np.nan),
+        finish=np.full(F, np.nan),
+    )
+    cdef State s
+    s.L, s.F, s.S = L, F, S
+    s.cap = &v_cap[0] if L else NULL
+    s.lat = &v_lat[0] if L else NULL
+    s.start = &v_start[0] if F else NULL
+    s.dep_ptr = &v_dep_ptr[0]
+    s.sub_ptr = &v_sub_ptr[0]
+    s.sub_size = &v_sub_size[0] if S else NULL
+    s.sub_w = &v_sub_w[0] if S else NULL
+    s.sub_cap = &v_sub_cap[0] if S else NULL
+    s.path_ptr = &v_path_ptr[0]
+    s.path_links = &v_path_links[0] if K else NULL
+
+    cdef int64_t[::1] m_dpt_ptr = arrays["dpt_ptr"], m_link_ptr = arrays["link_ptr"]
+    cdef int64_t[::1] m_lmark = arrays["lmark"], m_lver = arrays["lver"], m_sver = arrays["sver"]
+    cdef int64_t[::1] m_smark = arrays["smark"], m_fmark = arrays["fmark"], m_nmark = arrays["nmark"]
+    cdef int32_t[::1] m_dpt_idx = arrays["dpt_idx"], m_owner = arrays["owner"], m_inc_sub = arrays["inc_sub"]
+    cdef int32_t[::1] m_slots = arrays["slots"], m_cnt = arrays["cnt"], m_ucnt = arrays["ucnt"]
+    cdef int32_t[::1] m_chg = arrays["chg_list"], m_queue = arrays["queue"], m_pos = arrays["pos"]
+    cdef int32_t[::1] m_rlist = arrays["rlist"], m_newlist = arrays["newlist"]
+    cdef int32_t[::1] m_pending = arrays["pending"], m_left = arrays["left"]
+    cdef int8_t[::1] m_lchg = arrays["lchg"], m_state = arrays["state"]
+    cdef double[::1] m_plat = arrays["plat"], m_sat = arrays["sat"], m_resid = arrays["resid"]
+    cdef double[::1] m_wsum = arrays["wsum"], m_lbytes = arrays["lbytes"], m_lbusy = arrays["lbusy"]
+    cdef double[::1] m_lsince = arrays["lsince"], m_lload = arrays["lload"], m_rem = arrays["rem"]
+    cdef double[::1] m_rate = arrays["rate"], m_tupd = arrays["tupd"], m_newrate = arrays["newrate"]
+    cdef double[::1] m_sfin = arrays["sfin"], m_sfirst = arrays["sfirst"], m_maxdep = arrays["maxdep"]
+    cdef double[::1] m_release = arrays["release"], m_first = arrays["first"], m_finish = arrays["finish"]
+
+    # Empty arrays have no element 0; give them a harmless dummy pointer.
+    cdef int32_t dummy32 = 0
+    cdef int64_t dummy64 = 0
+    cdef int8_t dummy8 = 0
+    cdef double dummyd = 0
+    s.dpt_ptr = &m_dpt_ptr[0]
+    s.dpt_idx = &m_dpt_idx[0] if m_dpt_idx.shape[0] else &dummy32
+    s.link_ptr = &m_link_ptr[0]
+    s.owner = &m_owner[0] if S else &dummy32
+    s.inc_sub = &m_inc_sub[0] if K else &dummy32
+    s.plat = &m_plat[0] if S else &dummyd
+    s.slots = &m_slots[0] if K else &dummy32
+    s.pos = &m_pos[0] if K else &dummy32
+    s.cnt = &m_cnt[0] if L else &dummy32
+    s.ucnt = &m_ucnt[0] if L else &dummy32
+    s.chg_list = &m_chg[0] if L else &dummy32
+    s.queue = &m_queue[0] if L else &dummy32
+    s.lchg = &m_lchg[0] if L else &dummy8
+    s.lmark = &m_lmark[0] if L else &dummy64
+    s.lver = &m_lver[0] if L else &dummy64
+    s.sat = &m_sat[0] if L else &dummyd
+    s.resid = &m_resid[0] if L else &dummyd
+    s.wsum = &m_wsum[0] if L else &dummyd
+    s.lbytes = &m_lbytes[0] if L else &dummyd
+    s.lbusy = &m_lbusy[0] if L else &dummyd
+    s.lsince = &m_lsince[0] if L else &dummyd
+    s.lload = &m_lload[0] if L else &dummyd
+    s.state = &m_state[0] if S else &dummy8
+    s.rem = &m_rem[0] if S else &dummyd
+    s.rate = &m_rate[0] if S else &dummyd
+    s.tupd = &m_tupd[0] if S else &dummyd
+    s.newrate = &m_newrate[0] if S else &dummyd
+    s.sver = &m_sver[0] if S else &dummy64
+    s.smark = &m_smark[0] if S else &dummy64
+    s.fmark = &m_fmark[0] if S else &dummy64
+    s.nmark = &m_nmark[0] if S else &dummy64
+    s.sfin = &m_sfin[0] if S else &dummyd
+    s.sfirst = &m_sfirst[0] if S else &dummyd
+    s.rlist = &m_rlist[0] if S else &dummy32
+    s.newlist = &m_newlist[0] if S else &dummy32
+    s.pending = &m_pending[0] if F else &dummy32
+    s.left = &m_left[0] if F else &dummy32
+    s.maxdep = &m_maxdep[0] if F else &dummyd
+    s.release = &m_release[0] if F else &dummyd
+    s.first = &m_first[0] if F else &dummyd
+    s.finish = &m_finish[0] if F else &dummyd
+    s.n_chg = s.n_r = s.n_new = 0
+    s.ev.a = NULL
+    s.ev.n = s.ev.cap = 0
+    s.fill.a = NULL
+    s.fill.n = s.fill.cap = 0
+    s.linklog.t = NULL
+    s.linklog.id = NULL
+    s.linklog.v = NULL
+    s.linklog.n = s.linklog.cap = 0
+    s.ratelog.t = NULL
+    s.ratelog.id = NULL
+    s.ratelog.v = NULL
+    s.ratelog.n = s.ratelog.cap = 0
+    s.rec_links = record_links
+    s.rec_rates = record_rates
+    s.batch = s.stamp = 0
+    s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = 0
+    s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
+    # finish starts at -inf so max() works; a flow with no subflows cannot occur
+    arrays["finish"][:] = -np.inf
+
+    cdef int rc
+    try:
+        with nogil:
+            rc = run(&s)
+        if rc < 0:
+            raise MemoryError("fabric engine: out of memory")
+        out = {
+            "release": arrays["release"], "first_byte": arrays["first"], "finish": arrays["finish"],
+            "sub_first": arrays["sfirst"], "sub_finish": arrays["sfin"],
+            "link_bytes": arrays["lbytes"], "link_busy": arrays["lbusy"],
+            "counters": {
+                "events": s.n_events, "batches": s.batch, "fills": s.n_fills,
+                "refilled_subflows": s.n_refilled, "incidences": s.n_incid,
+                "fallbacks": s.n_fallbacks, "max_active": s.max_active, "stalled": s.n_stalled, "rate_changes": s.n_changed,
+            },
+        }
+        if record_links:
+            out["link_log_t"] = _copy_d(s.linklog.t, s.linklog.n)
+            out["link_log_id"] = _copy_i(s.linklog.id, s.linklog.n)
+            out["link_log_v"] = _copy_d(s.linklog.v, s.linklog.n)
+        if record_rates:
+            out["rate_log_t"] = _copy_d(s.ratelog.t, s.ratelog.n)
+            out["rate_log_id"] = _copy_i(s.ratelog.id, s.ratelog.n)
+            out["rate_log_v"] = _copy_d(s.ratelog.v, s.ratelog.n)
+        return out
+    finally:
+        free(s.ev.a)
+        free(s.fill.a)
+        free(s.linklog.t)
+        free(s.linklog.id)
+        free(s.linklog.v)
+        free(s.ratelog.t)
+        free(s.ratelog.id)
+        free(s.ratelog.v)
+
+
+cdef object _copy_d(double* p, Py_ssize_t n):
+    out = np.empty(n, dtype=np.float64)
+    cdef double[::1] v = out
+    cdef Py_ssize_t i
+    for i in range(n):
+        v[i] = p[i]
+    return out
+
+
+cdef object _copy_i(int64_t* p, Py_ssize_t n):
+    out = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] v = out
+    cdef Py_ssize_t i
+    for i in range(n):
+        v[i] = p[i]
+    return out
+
+
+def find_cycle(int64_t[::1] dep_ptr, int32_t[::1] dep_idx):
+    """Kahn's algorithm over the dependency DAG; a flow on a cycle, or -1."""
+    cdef Py_ssize_t F = dep_ptr.shape[0] - 1, f, k, head = 0, tail = 0
+    indeg = np.diff(np.asarray(dep_ptr)).astype(np.int64)
+    cdef int64_t[::1] deg = indeg
+    dpt_ptr = _ptr_from_counts(np.bincount(np.asarray(dep_idx), minlength=F))
+    owner = np.repeat(np.arange(F, dtype=np.int32), np.diff(np.asarray(dep_ptr)))
+    order = np.argsort(np.asarray(dep_idx), kind="stable")
+    cdef int32_t[::1] dpt = np.ascontiguousarray(owner[order], dtype=np.int32)
+    cdef int64_t[::1] dptr = dpt_ptr
+    cdef int32_t[::1] q = np.zeros(F, dtype=np.int32)
+    with nogil:
+        for f in range(F):
+            if deg[f] == 0:
+                q[tail] = <int32_t> f
+                tail += 1
+        while head < tail:
+            f = q[head]
+            head += 1
+            for k in range(dptr[f], dptr[f + 1]):
+                deg[dpt[k]] -= 1
+                if deg[dpt[k]] == 0:
+                    q[tail] = dpt[k]
+                    tail += 1
+    if tail == F:
+        return -1
+    return int(np.flatnonzero(indeg > 0)[0])

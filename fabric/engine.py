@@ -1,0 +1,442 @@
+"""The only Python caller of the Cython engine: validates, converts, wraps results.
+
+Two ways in, both validated before any compiled code runs:
+
+* a list of :class:`Flow` objects (research code, tests), or
+* a :class:`FlowArrays` columnar table (millions of flows, built with numpy).
+
+:func:`simulate_links` plays flows over explicit directed-link paths, so the
+engine stands on its own; :func:`fabric.simulate` (routing) builds the paths
+from a compiled network and calls it.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Hashable, Optional, Sequence
+
+import numpy as np
+
+from . import _core
+from .errors import ValidationError
+
+__all__ = ["Flow", "FlowArrays", "Result", "simulate_links"]
+
+
+@dataclass
+class Flow:
+    """One logical flow.
+
+    Parameters
+    ----------
+    src, dst : hashable, optional
+        Endpoints (node names).  Only used for checks and reports at this
+        level; routing uses them to find paths.
+    size : float
+        Bytes to send (>= 0; 0 finishes at release + path latency).
+    start : float
+        Earliest release time, seconds.
+    deps : sequence of int
+        Indices of flows that must finish before this one is released.
+    weight : float
+        Weight in weighted max-min sharing (> 0).
+    cap : float
+        Rate cap in bytes/s (inf for none).  A flow split over several paths
+        caps each subflow at its share of ``cap``.
+    path : sequence of int, optional
+        Directed link ids, in order.
+    paths : sequence of sequences of int, optional
+        Several paths (multipath / spraying); bytes are split by ``split``
+        (default equally).  Each subflow weighs ``weight * its share``, so a
+        sprayed flow competes at its source like one flow of its weight.
+    split : sequence of float, optional
+        Fractions of the bytes per path (normalized to sum 1).
+
+    Examples
+    --------
+    >>> Flow(size=1e6, path=[0, 1])
+    Flow(src=None, dst=None, size=1000000.0, start=0.0, deps=(), weight=1.0, cap=inf, path=[0, 1], paths=None, split=None)
+    """
+
+    src: Optional[Hashable] = None
+    dst: Optional[Hashable] = None
+    size: float = 0.0
+    start: float = 0.0
+    deps: Sequence[int] = ()
+    weight: float = 1.0
+    cap: float = math.inf
+    path: Optional[Sequence[int]] = None
+    paths: Optional[Sequence[Sequence[int]]] = None
+    split: Optional[Sequence[float]] = None
+
+    def __post_init__(self):
+        self.size = float(self.size)
+        self.start = float(self.start)
+        self.weight = float(self.weight)
+        self.cap = float(self.cap)
+        self.deps = tuple(self.deps)
+
+
+def _ptr(counts):
+    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    return ptr
+
+
+@dataclass
+class FlowArrays:
+    """Flows in columnar form (the layout the engine uses).
+
+    F flows, S subflows, K path incidences:
+
+    * ``size``, ``start``, ``weight``, ``cap``: float arrays of length F.
+    * dependencies of flow f: ``dep_idx[dep_ptr[f] .. dep_ptr[f+1]-1]``.
+    * subflows of flow f: ``sub_ptr[f] .. sub_ptr[f+1]-1``; ``sub_frac[s]``
+      is subflow s's share of its flow's bytes.
+    * path of subflow s: ``path_links[path_ptr[s] .. path_ptr[s+1]-1]``.
+    * ``src``, ``dst``: optional integer node ids (-1 unknown), used to
+      reject empty paths between distinct endpoints.
+
+    Use :meth:`single_path` to build the common one-path-per-flow case.
+    """
+
+    size: np.ndarray
+    start: np.ndarray
+    weight: np.ndarray
+    cap: np.ndarray
+    dep_ptr: np.ndarray
+    dep_idx: np.ndarray
+    sub_ptr: np.ndarray
+    sub_frac: np.ndarray
+    path_ptr: np.ndarray
+    path_links: np.ndarray
+    src: Optional[np.ndarray] = None
+    dst: Optional[np.ndarray] = None
+
+    @property
+    def n_flows(self):
+        return len(self.size)
+
+    @classmethod
+    def single_path(cls, size, path_ptr, path_links, *, start=None, weight=None, cap=None,
+                    dep_ptr=None, dep_idx=None, src=None, dst=None):
+        """One path per flow; omitted columns take their defaults.
+
+        Examples
+        --------
+        >>> fa = FlowArrays.single_path([1e6, 2e6], [0, 1, 2], [0, 1])
+        >>> fa.n_flows, fa.sub_ptr.tolist()
+        (2, [0, 1, 2])
+        """
+        size = np.asarray(size, dtype=np.float64)
+        n = len(size)
+        return cls(
+            size=size,
+            start=np.zeros(n) if start is None else np.asarray(start, dtype=np.float64),
+            weight=np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64),
+            cap=np.full(n, np.inf) if cap is None else np.asarray(cap, dtype=np.float64),
+            dep_ptr=np.zeros(n + 1, np.int64) if dep_ptr is None else np.asarray(dep_ptr, dtype=np.int64),
+            dep_idx=np.zeros(0, np.int64) if dep_idx is None else np.asarray(dep_idx, dtype=np.int64),
+            sub_ptr=np.arange(n + 1, dtype=np.int64),
+            sub_frac=np.ones(n),
+            path_ptr=np.asarray(path_ptr, dtype=np.int64),
+            path_links=np.asarray(path_links, dtype=np.int64),
+            src=None if src is None else np.asarray(src, dtype=np.int64),
+            dst=None if dst is None else np.asarray(dst, dtype=np.int64),
+        )
+
+    @classmethod
+    def from_flows(cls, flows, node_ids=None):
+        """Columnar form of a list of :class:`Flow` (paths must be set).
+
+        ``node_ids`` maps node names to ints for ``src``/``dst`` checks.
+        """
+        n = len(flows)
+        sub_counts, fracs, path_lens, links = [], [], [], []
+        dep_counts, deps = [], []
+        for i, f in enumerate(flows):
+            if not isinstance(f, Flow):
+                raise ValidationError(f"flows[{i}]: expected a fabric.Flow, got {type(f).__name__}")
+            if f.paths is not None:
+                ps = [list(p) for p in f.paths]
+                if not ps:
+                    raise ValidationError(f"flows[{i}].paths: empty (give at least one path)")
+                split = [1.0] * len(ps) if f.split is None else [float(x) for x in f.split]
+                if len(split) != len(ps):
+                    raise ValidationError(f"flows[{i}].split: {len(split)} fractions for {len(ps)} paths")
+                if not all(math.isfinite(x) and x >= 0 for x in split) or sum(split) <= 0:
+                    raise ValidationError(f"flows[{i}].split={f.split!r}: fractions must be >= 0 with a positive sum")
+                total = sum(split)
+                split = [x / total for x in split]
+            elif f.path is not None:
+                ps, split = [list(f.path)], [1.0]
+            else:
+                raise ValidationError(f"flows[{i}]: no path (set path or paths, or use fabric.simulate with a network)")
+            sub_counts.append(len(ps))
+            fracs.extend(split)
+            for p in ps:
+                path_lens.append(len(p))
+                links.extend(p)
+            dep_counts.append(len(f.deps))
+            deps.extend(f.deps)
+        ids = node_ids or {}
+        return cls(
+            size=np.array([f.size for f in flows], dtype=np.float64),
+            start=np.array([f.start for f in flows], dtype=np.float64),
+            weight=np.array([f.weight for f in flows], dtype=np.float64),
+            cap=np.array([f.cap for f in flows], dtype=np.float64),
+            dep_ptr=_ptr(dep_counts),
+            dep_idx=_int_array("deps", deps),
+            sub_ptr=_ptr(sub_counts),
+            sub_frac=np.array(fracs, dtype=np.float64),
+            path_ptr=_ptr(path_lens),
+            path_links=_int_array("path", links),
+            src=np.array([ids.get(f.src, -1) if f.src is not None else -1 for f in flows], dtype=np.int64),
+            dst=np.array([ids.get(f.dst, -1) if f.dst is not None else -1 for f in flows], dtype=np.int64),
+        )
+
+
+def _int_array(name, values):
+    try:
+        arr = np.asarray(values, dtype=np.float64) if len(values) else np.zeros(0)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name}: expected integers") from None
+    if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
+        bad = values[int(np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))[0])]
+        raise ValidationError(f"{name}: {bad!r} is not an integer id")
+    return arr.astype(np.int64)
+
+
+def _first_bad(mask):
+    return int(np.flatnonzero(mask)[0])
+
+
+def _check_column(name, values, n, *, low, low_ok, allow_inf=False):
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if values.shape != (n,):
+        raise ValidationError(f"{name}: expected {n} values, got shape {values.shape}")
+    finite = np.isfinite(values) | (allow_inf & np.isposinf(values))
+    bad = ~finite | ((values < low) if low_ok else (values <= low))
+    if bad.any():
+        i = _first_bad(bad)
+        rel = ">=" if low_ok else ">"
+        raise ValidationError(f"{name}[{i}]={float(values[i])!r}: must be {'a number' if allow_inf else 'finite'} {rel} {low}")
+    return values
+
+
+def _check_ptr(name, ptr, n, total):
+    ptr = np.ascontiguousarray(ptr, dtype=np.int64)
+    if ptr.shape != (n + 1,) or ptr[0] != 0 or ptr[-1] != total or np.any(np.diff(ptr) < 0):
+        raise ValidationError(f"{name}: must be a CSR offset array of length {n + 1} from 0 to {total}, non-decreasing")
+    return ptr
+
+
+@dataclass
+class _Prepared:
+    cap: np.ndarray
+    lat: np.ndarray
+    fa: FlowArrays
+    sub_size: np.ndarray
+    sub_w: np.ndarray
+    sub_cap: np.ndarray
+    path_links32: np.ndarray
+
+
+def prepare(capacity, latency, flows, node_ids=None):
+    """Validate links and flows; return contiguous arrays for the engine.
+
+    Raises :class:`ValidationError` naming the first bad field and index.
+    """
+    cap = np.ascontiguousarray(capacity, dtype=np.float64)
+    if cap.ndim != 1:
+        raise ValidationError(f"capacity: expected a 1-D array, got shape {cap.shape}")
+    L = len(cap)
+    cap = _check_column("capacity", cap, L, low=0, low_ok=False)
+    lat = _check_column("latency", latency, L, low=0, low_ok=True)
+    fa = flows if isinstance(flows, FlowArrays) else FlowArrays.from_flows(list(flows), node_ids)
+    F = fa.n_flows
+    size = _check_column("flows.size", fa.size, F, low=0, low_ok=True)
+    start = _check_column("flows.start", fa.start, F, low=0, low_ok=True)
+    weight = _check_column("flows.weight", fa.weight, F, low=0, low_ok=False)
+    fcap = _check_column("flows.cap", fa.cap, F, low=0, low_ok=False, allow_inf=True)
+    dep_idx = np.ascontiguousarray(fa.dep_idx, dtype=np.int64)
+    dep_ptr = _check_ptr("flows.dep_ptr", fa.dep_ptr, F, len(dep_idx))
+    if dep_idx.size:
+        bad = (dep_idx < 0) | (dep_idx >= F)
+        owner = np.repeat(np.arange(F), np.diff(dep_ptr))
+        if bad.any():
+            k = _first_bad(bad)
+            raise ValidationError(f"flows[{owner[k]}].deps: {dep_idx[k]} is not a flow index (0..{F - 1})")
+        selfdep = dep_idx == owner
+        if selfdep.any():
+            k = _first_bad(selfdep)
+            raise ValidationError(f"flows[{owner[k]}].deps: depends on itself")
+    sub_ptr = _check_ptr("flows.sub_ptr", fa.sub_ptr, F, len(fa.sub_frac))
+    S = len(fa.sub_frac)
+    if F and np.any(np.diff(sub_ptr) == 0):
+        raise ValidationError(f"flows[{_first_bad(np.diff(sub_ptr) == 0)}]: has no path")
+    frac = _check_column("flows.sub_frac", fa.sub_frac, S, low=0, low_ok=True)
+    path_links = np.ascontiguousarray(fa.path_links, dtype=np.int64)
+    path_ptr = _check_ptr("flows.path_ptr", fa.path_ptr, S, len(path_links))
+    sub_owner = np.repeat(np.arange(F), np.diff(sub_ptr))
+    if path_links.size:
+        inc_sub = np.repeat(np.arange(S), np.diff(path_ptr))
+        bad = (path_links < 0) | (path_links >= L)
+        if bad.any():
+            k = _first_bad(bad)
+            raise ValidationError(
+                f"flows[{sub_owner[inc_sub[k]]}].path: link {path_links[k]} does not exist (0..{L - 1})"
+            )
+        key = inc_sub * max(L, 1) + path_links
+        uniq, counts = np.unique(key, return_counts=True)
+        if (counts > 1).any():
+            dup = uniq[_first_bad(counts > 1)]
+            raise ValidationError(
+                f"flows[{sub_owner[dup // max(L, 1)]}].path: crosses link {dup % max(L, 1)} twice"
+            )
+    if fa.src is not None and fa.dst is not None and S:
+        empty = np.diff(path_ptr) == 0
+        distinct = (fa.src[sub_owner] != fa.dst[sub_owner]) & (fa.src[sub_owner] >= 0) & (fa.dst[sub_owner] >= 0)
+        if (empty & distinct).any():
+            f = sub_owner[_first_bad(empty & distinct)]
+            raise ValidationError(f"flows[{f}].path: empty, but src {fa.src[f]} != dst {fa.dst[f]}")
+    # normalize subflow shares per flow
+    tot = np.add.reduceat(frac, sub_ptr[:-1]) if S else np.zeros(F)
+    if F and np.any(tot <= 0):
+        raise ValidationError(f"flows[{_first_bad(tot <= 0)}].split: fractions sum to 0")
+    share = frac / tot[sub_owner] if S else frac
+    dep_idx32 = dep_idx.astype(np.int32)
+    if dep_idx.size:
+        cyc = _core.find_cycle(dep_ptr, dep_idx32)
+        if cyc >= 0:
+            raise ValidationError(f"flows[{cyc}].deps: on or behind a dependency cycle")
+    fa = FlowArrays(size, start, weight, fcap, dep_ptr, dep_idx32, sub_ptr, share, path_ptr, path_links,
+                    fa.src, fa.dst)
+    return _Prepared(
+        cap=cap, lat=lat, fa=fa,
+        sub_size=np.ascontiguousarray(size[sub_owner] * share),
+        sub_w=np.ascontiguousarray(weight[sub_owner] * share),
+        sub_cap=np.ascontiguousarray(fcap[sub_owner] * share),
+        path_links32=path_links.astype(np.int32),
+    )
+
+
+@dataclass
+class Result:
+    """What the engine reports.  Times in seconds, bytes, bytes/s.
+
+    Attributes
+    ----------
+    release, first_byte, finish : ndarray (F,)
+        Per logical flow: release time, time its first subflow starts sending
+        (release + path latency), time its last byte is sent.
+    makespan : float
+        Latest finish (0 with no flows).
+    link_bytes, link_busy : ndarray (L,)
+        Per directed link: bytes carried (integrated from the rates) and time
+        during which at least one flow was sending on it.
+    capacity, latency : ndarray (L,)
+        The link parameters the run used.
+    counters : dict
+        ``events``, ``batches``, ``fills``, ``refilled_subflows``,
+        ``incidences`` (flow-link incidences visited), ``fallbacks``,
+        ``max_active`` (most subflows sending at once), ``stalled``.
+    flows : FlowArrays
+        The normalized input, for checkers and reports.
+    """
+
+    release: np.ndarray
+    first_byte: np.ndarray
+    finish: np.ndarray
+    sub_first: np.ndarray
+    sub_finish: np.ndarray
+    link_bytes: np.ndarray
+    link_busy: np.ndarray
+    capacity: np.ndarray
+    latency: np.ndarray
+    counters: dict
+    flows: FlowArrays
+    sub_size: np.ndarray
+    sub_weight: np.ndarray
+    sub_cap: np.ndarray
+    link_log: Optional[tuple] = None
+    rate_log: Optional[tuple] = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def makespan(self):
+        return float(self.finish.max()) if len(self.finish) else 0.0
+
+    @property
+    def events(self):
+        return self.counters["events"]
+
+    @property
+    def max_active(self):
+        return self.counters["max_active"]
+
+    def link_utilization(self, link):
+        """Step function of one link's utilization (load / capacity).
+
+        Returns (times, values): the utilization is ``values[i]`` from
+        ``times[i]`` until ``times[i+1]``; 0 before the first change.
+        Needs ``record_links=True``.
+        """
+        if self.link_log is None:
+            raise ValueError("link_utilization needs simulate(..., record_links=True)")
+        t, ids, v = self.link_log
+        sel = ids == link
+        return t[sel], v[sel] / self.capacity[link]
+
+    def link_utilization_all(self):
+        """(times, link ids, utilization) triples of every change, in time order."""
+        if self.link_log is None:
+            raise ValueError("link_utilization_all needs simulate(..., record_links=True)")
+        t, ids, v = self.link_log
+        return t, ids, v / self.capacity[ids]
+
+
+def simulate_links(capacity, latency, flows, *, record_links=False, record_rates=False, node_ids=None):
+    """Play flows over explicit directed-link paths; the engine on its own.
+
+    Parameters
+    ----------
+    capacity, latency : array_like (L,)
+        Per directed link: bytes/s (> 0) and one-way seconds (>= 0).
+    flows : list of Flow or FlowArrays
+        Each flow with ``path``/``paths`` of link ids.
+    record_links : bool
+        Keep every link's load as a step function (``Result.link_utilization``).
+    record_rates : bool
+        Keep every subflow rate change (``Result.rate_log``: times, subflow
+        ids, rates), for invariant checkers.
+
+    Examples
+    --------
+    One flow alone finishes at release + latency + size / bottleneck:
+
+    >>> r = simulate_links([1e9, 2e9], [1e-6, 1e-6], [Flow(size=1e9, path=[0, 1])])
+    >>> float(r.finish[0])
+    1.000002
+
+    Two flows on one link share it equally:
+
+    >>> r = simulate_links([1e9], [0.0], [Flow(size=1e9, path=[0]), Flow(size=1e9, path=[0])])
+    >>> r.finish.tolist()
+    [2.0, 2.0]
+    """
+    p = prepare(capacity, latency, flows, node_ids)
+    fa = p.fa
+    out = _core.simulate(
+        p.cap, p.lat, fa.start, fa.dep_ptr, fa.dep_idx, fa.sub_ptr, p.sub_size, p.sub_w,
+        p.sub_cap, fa.path_ptr, p.path_links32, record_links=record_links, record_rates=record_rates,
+    )
+    if out["counters"]["stalled"]:
+        raise RuntimeError("fabric engine: a subflow got rate 0 (numerical breakdown); please report this input")
+    return Result(
+        release=out["release"], first_byte=out["first_byte"], finish=out["finish"],
+        sub_first=out["sub_first"], sub_finish=out["sub_finish"],
+        link_bytes=out["link_bytes"], link_busy=out["link_busy"], capacity=p.cap, latency=p.lat,
+        counters=out["counters"], flows=fa, sub_size=p.sub_size, sub_weight=p.sub_w, sub_cap=p.sub_cap,
+        link_log=(out["link_log_t"], out["link_log_id"], out["link_log_v"]) if record_links else None,
+        rate_log=(out["rate_log_t"], out["rate_log_id"], out["rate_log_v"]) if record_rates else None,
+    )

@@ -1,0 +1,196 @@
+"""The engine against arithmetic, the reference, and the model's invariants."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from fabric import Flow, FlowArrays, ValidationError, simulate_links
+from fabric import reference
+from fabric.testing import (
+    assert_conserved, assert_feasible, assert_matches_reference, assert_max_min_fair, link_scenarios,
+)
+
+GB = 1e9
+
+
+def finish(cap, lat, flows, **kw):
+    return simulate_links(cap, lat, flows, **kw).finish.tolist()
+
+
+# ------------------------------------------------------------ hand-computable
+
+@given(st.floats(0, 1e12), st.floats(1e6, 1e12), st.lists(st.floats(0, 1e-3), min_size=1, max_size=5),
+       st.floats(0, 10))
+def test_one_flow_alone(size, bottleneck, lats, start):
+    caps = [bottleneck * (1 + i) for i in range(len(lats))]
+    r = simulate_links(caps, lats, [Flow(size=size, start=start, path=list(range(len(lats))))])
+    expect = start + sum(lats) + size / bottleneck
+    assert math.isclose(r.finish[0], expect, rel_tol=1e-12)
+    assert r.release[0] == start and math.isclose(r.first_byte[0], start + sum(lats), rel_tol=1e-12)
+
+
+def test_two_flows_one_link():
+    assert finish([GB], [0], [Flow(size=GB, path=[0]), Flow(size=3 * GB, path=[0])]) == [2.0, 4.0]
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 10])
+def test_parking_lot(n):
+    # one long flow over n links and one short flow per link: everyone at C/2
+    flows = [Flow(size=GB, path=list(range(n)))] + [Flow(size=GB / 2, path=[i]) for i in range(n)]
+    r = simulate_links([GB] * n, [0] * n, flows, record_rates=True)
+    assert r.finish[1:].tolist() == [1.0] * n      # short: 0.5 GB at 0.5 GB/s
+    assert r.finish[0] == 1.5                       # long: 0.5 GB sent, then 0.5 GB at full rate
+    rates = r.rate_log[2][r.rate_log[0] == 0.0]
+    assert np.allclose(rates, GB / 2)
+
+
+def test_chain_of_dependent_flows():
+    flows = [Flow(size=GB, path=[0]), Flow(size=GB, path=[1], deps=[0]), Flow(size=GB, path=[0], deps=[1])]
+    r = simulate_links([GB, 2 * GB], [1e-3, 2e-3], flows)
+    assert np.allclose(r.finish, [1.001, 1.001 + 0.502, 1.503 + 1.001], rtol=1e-12)
+    assert np.allclose(r.release, [0, 1.001, 1.503], rtol=1e-12)
+
+
+def test_dependency_and_later_start():
+    flows = [Flow(size=GB, path=[0]), Flow(size=GB, path=[0], deps=[0], start=5.0)]
+    assert finish([GB], [0], flows) == [1.0, 6.0]
+
+
+def test_weighted_sharing():
+    r = simulate_links([GB], [0], [Flow(size=GB, path=[0], weight=1), Flow(size=GB, path=[0], weight=3)],
+                       record_rates=True)
+    t, ids, v = r.rate_log
+    assert np.allclose(v[t == 0], [GB / 4, 3 * GB / 4])
+    # the heavy flow finishes at 4/3 s; then the light one gets everything
+    assert np.allclose(r.finish, [4 / 3 + (1 - 1 / 3), 4 / 3])  # light: 1/3 GB sent, 2/3 GB at 1 GB/s
+
+
+def test_rate_cap_frees_bandwidth():
+    flows = [Flow(size=GB, path=[0], cap=GB / 5), Flow(size=GB, path=[0])]
+    assert finish([GB], [0], flows) == [5.0, 1.25]
+
+
+def test_zero_size_flow():
+    flows = [Flow(size=0, path=[0, 1]), Flow(size=0, path=[0], deps=[0])]
+    r = simulate_links([GB, GB], [1e-6, 2e-6], flows)
+    assert np.allclose(r.finish, [3e-6, 4e-6], rtol=1e-12)
+    assert r.link_bytes.tolist() == [0, 0]
+
+
+def test_sprayed_flow_over_two_disjoint_paths():
+    # paths of 1 GB/s and 3 GB/s; even split: 2 GB each; finishes when the slow half does
+    r = simulate_links([GB, 3 * GB], [0, 0], [Flow(size=4 * GB, paths=[[0], [1]])])
+    assert r.finish[0] == 2.0
+    assert np.allclose(r.sub_finish, [2.0, 2 / 3])
+    # split in proportion to capacity: both halves end together at 1 s
+    r = simulate_links([GB, 3 * GB], [0, 0], [Flow(size=4 * GB, paths=[[0], [1]], split=[1, 3])])
+    assert np.allclose(r.sub_finish, [1.0, 1.0])
+
+
+def test_ring_all_reduce_closed_form():
+    n, S, B, L = 16, 2**30, 50e9, 2e-6
+    # star: link 2i = rank i -> switch, 2i+1 = switch -> rank i, L/2 each
+    flows = []
+    for step in range(2 * (n - 1)):
+        for i in range(n):
+            deps = [(step - 1) * n + (i - 1) % n] if step else []
+            flows.append(Flow(size=S / n, path=[2 * i, 2 * ((i + 1) % n) + 1], deps=deps))
+    r = simulate_links([B] * 2 * n, [L / 2] * 2 * n, flows)
+    assert math.isclose(r.makespan, 2 * (n - 1) * (L + S / (n * B)), rel_tol=1e-12)
+
+
+def test_columnar_equals_objects():
+    flows = [Flow(size=GB, path=[0, 1]), Flow(size=2 * GB, path=[1], deps=[0], weight=2.0)]
+    fa = FlowArrays.single_path([GB, 2 * GB], [0, 2, 3], [0, 1, 1], weight=[1.0, 2.0],
+                                dep_ptr=[0, 0, 1], dep_idx=[0])
+    a = simulate_links([GB, GB], [0, 1e-6], flows)
+    b = simulate_links([GB, GB], [0, 1e-6], fa)
+    assert a.finish.tolist() == b.finish.tolist()
+
+
+def test_link_stats_and_utilization_log():
+    r = simulate_links([GB, GB], [0, 0], [Flow(size=GB, path=[0]), Flow(size=GB, path=[0, 1], start=3.0)],
+                       record_links=True)
+    assert r.link_bytes.tolist() == [2 * GB, GB]
+    assert r.link_busy.tolist() == [2.0, 1.0]
+    t, u = r.link_utilization(0)
+    assert t.tolist() == [0.0, 1.0, 3.0, 4.0] and u.tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert r.counters["events"] > 0 and r.max_active == 1
+
+
+# ------------------------------------------------------------ properties
+
+@settings(max_examples=300, deadline=None)
+@given(link_scenarios())
+def test_engine_equals_reference(scn):
+    cap, lat, flows = scn
+    assert_matches_reference(cap, lat, flows, rtol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(link_scenarios(max_links=5, max_flows=10))
+def test_invariants(scn):
+    cap, lat, flows = scn
+    r = simulate_links(cap, lat, flows, record_links=True, record_rates=True)
+    assert_feasible(r)
+    assert_max_min_fair(r)
+    assert_conserved(r)
+
+
+@settings(max_examples=50, deadline=None)
+@given(link_scenarios(max_flows=12))
+def test_deterministic(scn):
+    cap, lat, flows = scn
+    a = simulate_links(cap, lat, flows, record_rates=True)
+    b = simulate_links(cap, lat, flows, record_rates=True)
+    assert a.finish.tobytes() == b.finish.tobytes()
+    assert a.link_bytes.tobytes() == b.link_bytes.tobytes()
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(a.rate_log, b.rate_log))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 12), st.integers(2, 40), st.data())
+def test_all_to_all_star_matches_reference(n, seed, data):
+    # every flow coupled to every other through the star: the incremental
+    # refill's hardest case
+    rng = np.random.default_rng(seed)
+    flows = [Flow(size=float(rng.choice([1, 2, 3, 5]) * 1e8), path=[2 * i, 2 * j + 1])
+             for i in range(n) for j in range(n) if i != j]
+    cap = np.full(2 * n, 1e9)
+    cap[rng.integers(0, 2 * n)] = 5e8
+    assert_matches_reference(cap, np.zeros(2 * n), flows)
+
+
+# ------------------------------------------------------------ bad input
+
+@pytest.mark.parametrize("cap, lat, flows, words", [
+    ([0.0], [0], [Flow(size=1, path=[0])], "capacity[0]=0.0"),
+    ([float("nan")], [0], [Flow(size=1, path=[0])], "capacity[0]=nan"),
+    ([1.0], [-1], [Flow(size=1, path=[0])], "latency[0]=-1.0"),
+    ([1.0], [0], [Flow(size=-1, path=[0])], "flows.size[0]=-1.0"),
+    ([1.0], [0], [Flow(size=float("inf"), path=[0])], "flows.size[0]=inf"),
+    ([1.0], [0], [Flow(size=1, path=[0]), Flow(size=float("nan"), path=[0])], "flows.size[1]=nan"),
+    ([1.0], [0], [Flow(size=1, path=[0], weight=0)], "flows.weight[0]"),
+    ([1.0], [0], [Flow(size=1, path=[0], cap=-5)], "flows.cap[0]"),
+    ([1.0], [0], [Flow(size=1, path=[3])], "flows[0].path: link 3 does not exist"),
+    ([1.0], [0], [Flow(size=1, path=[0, 0])], "crosses link 0 twice"),
+    ([1.0], [0], [Flow(size=1, path=[0], deps=[5])], "flows[0].deps: 5 is not a flow index"),
+    ([1.0], [0], [Flow(size=1, path=[0], deps=[0])], "depends on itself"),
+    ([1.0], [0], [Flow(size=1, path=[0], deps=[1]), Flow(size=1, path=[0], deps=[0])], "cycle"),
+    ([1.0], [0], [Flow(size=1)], "flows[0]: no path"),
+    ([1.0], [0], [Flow(src="a", dst="b", size=1, path=[])], "empty, but src"),
+    ([1.0], [0], [Flow(size=1, paths=[[0], [0]], split=[1])], "split"),
+])
+def test_bad_input_is_named(cap, lat, flows, words):
+    with pytest.raises(ValidationError) as exc:
+        simulate_links(cap, lat, flows, node_ids={"a": 0, "b": 1})
+    assert words in str(exc.value)
+
+
+def test_empty_inputs():
+    r = simulate_links([GB], [0], [])
+    assert r.makespan == 0.0 and len(r.finish) == 0
+    r = simulate_links([], [], [Flow(size=0, path=[])])
+    assert r.finish.tolist() == [0.0]
