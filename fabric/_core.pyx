@@ -131,6 +131,77 @@ cdef Item heap_pop(Heap* h) noexcept nogil:
     return top
 
 
+ctypedef struct IHeap:
+    # Indexed min-heap: one slot per item (a sending subflow's predicted
+    # finish, a link's fair-share level), moved in place when its key changes
+    # instead of leaving stale entries behind.
+    double* t
+    int32_t* item
+    int32_t* where     # where[i] = slot of subflow i, or -1
+    Py_ssize_t n
+
+
+cdef inline bint _iless(IHeap* h, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return h.t[a] < h.t[b] or (h.t[a] == h.t[b] and h.item[a] < h.item[b])
+
+
+cdef inline void _iswap(IHeap* h, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    cdef double t = h.t[a]
+    cdef int32_t it = h.item[a]
+    h.t[a] = h.t[b]
+    h.item[a] = h.item[b]
+    h.t[b] = t
+    h.item[b] = it
+    h.where[h.item[a]] = <int32_t> a
+    h.where[h.item[b]] = <int32_t> b
+
+
+cdef void _isift(IHeap* h, Py_ssize_t i) noexcept nogil:
+    cdef Py_ssize_t p, c
+    while i > 0:
+        p = (i - 1) >> 1
+        if _iless(h, i, p):
+            _iswap(h, i, p)
+            i = p
+        else:
+            break
+    while True:
+        c = 2 * i + 1
+        if c >= h.n:
+            break
+        if c + 1 < h.n and _iless(h, c + 1, c):
+            c += 1
+        if _iless(h, c, i):
+            _iswap(h, c, i)
+            i = c
+        else:
+            break
+
+
+cdef void ih_set(IHeap* h, int32_t i, double t) noexcept nogil:
+    cdef Py_ssize_t k = h.where[i]
+    if k < 0:
+        k = h.n
+        h.n += 1
+        h.item[k] = i
+        h.where[i] = <int32_t> k
+    h.t[k] = t
+    _isift(h, k)
+
+
+cdef void ih_remove(IHeap* h, int32_t i) noexcept nogil:
+    cdef Py_ssize_t k = h.where[i]
+    if k < 0:
+        return
+    h.n -= 1
+    if k != h.n:
+        _iswap(h, k, h.n)
+        h.where[i] = -1
+        _isift(h, k)
+    else:
+        h.where[i] = -1
+
+
 ctypedef struct Log:
     double* t
     int64_t* id
@@ -188,7 +259,6 @@ ctypedef struct State:
     double* wsum
     int32_t* ucnt
     int64_t* lmark
-    int64_t* lver
     double* lbytes
     double* lbusy
     double* lsince
@@ -206,7 +276,6 @@ ctypedef struct State:
     double* rate
     double* tupd
     double* newrate
-    int64_t* sver
     int64_t* smark       # == fill stamp: in region R
     int64_t* fmark       # == fill stamp: frozen in this fill
     int64_t* nmark       # == batch stamp: activated in this batch
@@ -227,7 +296,9 @@ ctypedef struct State:
     double* finish
     # heaps, logs, counters
     Heap ev
-    Heap fill
+    IHeap fin
+    IHeap lfill        # links of the region by fair-share level
+    Heap capfill       # capped subflows of the region by cap level
     Log linklog
     Log ratelog
     bint rec_links
@@ -348,8 +419,8 @@ cdef int handle(State* s, Item* it) noexcept nogil:
                 return finish_sub(s, i, t)
             s.state[i] = ST_ACTIVE
             s.rate[i] = s.sub_cap[i]
-            s.sver[i] += 1
-            return heap_push(&s.ev, t + s.rem[i] / s.rate[i], i * 3 + EV_FINISH, s.sver[i])
+            ih_set(&s.fin, <int32_t> i, t + s.rem[i] / s.rate[i])
+            return 0
         s.state[i] = ST_ACTIVE
         s.rate[i] = 0
         s.nmark[i] = s.batch
@@ -360,7 +431,7 @@ cdef int handle(State* s, Item* it) noexcept nogil:
             s.max_active = s.n_active
         link_add(s, i, t)
         return 0
-    # EV_FINISH (version already checked)
+    # EV_FINISH (popped from the finish heap)
     drain(s, i, t)
     s.rem[i] = 0
     if s.path_ptr[i + 1] > s.path_ptr[i]:
@@ -463,7 +534,7 @@ cdef int refill(State* s, double lam0) noexcept nogil:
                         qt += 1
     s.n_refilled += s.n_r
     # residual capacity after background load; weight of region subflows
-    s.fill.n = 0
+    s.capfill.n = 0
     for c in range(qt):
         l = s.queue[c]
         base = s.link_ptr[l]
@@ -480,39 +551,33 @@ cdef int refill(State* s, double lam0) noexcept nogil:
                 s.resid[l] -= s.rate[i]
         s.n_incid += s.cnt[l]
         if s.ucnt[l] > 0:
-            s.lver[l] += 1
             lv = s.resid[l] / s.wsum[l]
-            if heap_push(&s.fill, lv if lv > 0 else 0, l, s.lver[l]) < 0:
-                return -1
+            ih_set(&s.lfill, l, lv if lv > 0 else 0)
     for c in range(s.n_r):
         i = s.rlist[c]
         if isfinite(s.sub_cap[i]):
-            if heap_push(&s.fill, s.sub_cap[i] / s.sub_w[i], -1 - <int64_t> i, 0) < 0:
+            if heap_push(&s.capfill, s.sub_cap[i] / s.sub_w[i], i, 0) < 0:
                 return -1
     # progressive filling: freeze at the lowest saturation level first
-    while s.fill.n > 0:
-        it = heap_pop(&s.fill)
-        key = it.key
-        lv = it.t if it.t > cur else cur
-        if key >= 0:
-            l = <int32_t> key
-            if it.ver != s.lver[l] or s.ucnt[l] == 0:
-                continue
+    while s.lfill.n > 0 or s.capfill.n > 0:
+        if s.capfill.n == 0 or (s.lfill.n > 0 and s.lfill.t[0] <= s.capfill.a[0].t):
+            l = s.lfill.item[0]
+            lv = s.lfill.t[0] if s.lfill.t[0] > cur else cur
+            ih_remove(&s.lfill, l)
             cur = lv
             s.sat[l] = lv
             base = s.link_ptr[l]
             for j in range(s.cnt[l]):
                 i = s.inc_sub[s.slots[base + j]]
                 if s.smark[i] == stamp and s.fmark[i] != stamp:
-                    if freeze(s, i, s.sub_w[i] * lv, stamp) < 0:
-                        return -1
+                    freeze(s, i, s.sub_w[i] * lv, stamp)
         else:
-            i = -1 - key
+            it = heap_pop(&s.capfill)
+            i = it.key
             if s.fmark[i] == stamp:
                 continue
-            cur = lv
-            if freeze(s, i, s.sub_cap[i], stamp) < 0:
-                return -1
+            cur = it.t if it.t > cur else cur
+            freeze(s, i, s.sub_cap[i], stamp)
     for c in range(s.n_r):
         i = s.rlist[c]
         if s.nmark[i] != s.batch and s.newrate[i] < s.sub_w[i] * lam0 * (1 - 1e-9):
@@ -520,7 +585,7 @@ cdef int refill(State* s, double lam0) noexcept nogil:
     return 0
 
 
-cdef int freeze(State* s, Py_ssize_t i, double r, int64_t stamp) noexcept nogil:
+cdef void freeze(State* s, Py_ssize_t i, double r, int64_t stamp) noexcept nogil:
     cdef int64_t k
     cdef int32_t l
     cdef double lv
@@ -532,11 +597,10 @@ cdef int freeze(State* s, Py_ssize_t i, double r, int64_t stamp) noexcept nogil:
         s.wsum[l] -= s.sub_w[i]
         s.ucnt[l] -= 1
         if s.ucnt[l] > 0:
-            s.lver[l] += 1
             lv = s.resid[l] / s.wsum[l]
-            if heap_push(&s.fill, lv if lv > 0 else 0, l, s.lver[l]) < 0:
-                return -1
-    return 0
+            ih_set(&s.lfill, l, lv if lv > 0 else 0)
+        else:
+            ih_remove(&s.lfill, l)
 
 
 cdef int apply_rates(State* s, double t) noexcept nogil:
@@ -554,13 +618,12 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
             s.n_changed += 1
         drain(s, i, t)
         s.rate[i] = nr
-        s.sver[i] += 1
         if s.rec_rates and log_add(&s.ratelog, t, i, nr) < 0:
             return -1
         if nr > 0:
-            if heap_push(&s.ev, t + s.rem[i] / nr, i * 3 + EV_FINISH, s.sver[i]) < 0:
-                return -1
+            ih_set(&s.fin, <int32_t> i, t + s.rem[i] / nr)
         else:
+            ih_remove(&s.fin, <int32_t> i)
             s.n_stalled += 1
     if s.rec_links:
         for c in range(s.n_chg):
@@ -593,6 +656,15 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
     return 0
 
 
+cdef inline double next_time(State* s) noexcept nogil:
+    cdef double t = INFINITY
+    if s.ev.n > 0:
+        t = s.ev.a[0].t
+    if s.fin.n > 0 and s.fin.t[0] < t:
+        t = s.fin.t[0]
+    return t
+
+
 cdef int run(State* s) noexcept nogil:
     cdef Item it
     cdef double t0, window, tb
@@ -603,18 +675,21 @@ cdef int run(State* s) noexcept nogil:
         if s.pending[f] == 0:
             if heap_push(&s.ev, s.start[f], <int64_t> f * 3 + EV_RELEASE, 0) < 0:
                 return -1
-    while s.ev.n > 0:
-        t0 = s.ev.a[0].t
+    while s.ev.n > 0 or s.fin.n > 0:
+        t0 = next_time(s)
         window = t0 + REL_TOL * fabs(t0)
         tb = t0
         s.batch += 1
         s.n_new = 0
         s.n_chg = 0
         s.n_r = 0
-        while s.ev.n > 0 and s.ev.a[0].t <= window:
-            it = heap_pop(&s.ev)
-            if it.key % 3 == EV_FINISH and it.ver != s.sver[it.key // 3]:
-                continue
+        while next_time(s) <= window:
+            if s.fin.n > 0 and (s.ev.n == 0 or s.fin.t[0] <= s.ev.a[0].t):
+                it.t = s.fin.t[0]
+                it.key = <int64_t> s.fin.item[0] * 3 + EV_FINISH
+                ih_remove(&s.fin, s.fin.item[0])
+            else:
+                it = heap_pop(&s.ev)
             s.n_events += 1
             if it.t > tb:
                 tb = it.t
@@ -665,17 +740,12 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     cdef double[::1] v_sub_size = sub_size, v_sub_w = sub_w, v_sub_cap = sub_cap
     cdef int32_t[::1] v_path_links = path_links
 
-    # reverse dependencies (dependents) in CSR
-    dep_idx = np.asarray(dep_idx, dtype=np.int32)
-    owner_of_dep = np.repeat(np.arange(F, dtype=np.int32), np.diff(dep_ptr))
-    order = np.argsort(dep_idx, kind="stable")
-    dpt_idx = np.ascontiguousarray(owner_of_dep[order], dtype=np.int32)
-    dpt_ptr = _ptr_from_counts(np.bincount(dep_idx, minlength=F))
+    dpt_ptr, dpt_idx = reverse_csr(dep_ptr, dep_idx, F)
     # link -> incidences, sized by how many subflows use each link
     link_ptr = _ptr_from_counts(np.bincount(path_links, minlength=L))
     owner = np.repeat(np.arange(F, dtype=np.int32), np.diff(sub_ptr))
     inc_sub = np.repeat(np.arange(S, dtype=np.int32), np.diff(path_ptr))
-    plat = np.add.reduceat(np.append(lat[path_links], 0.0), path_ptr[:-1]) if K else np.zeros(S)
+    plat = np.add.reduceat(np.append(lat[path_links], 0.0), path_ptr[:S]) if K else np.zeros(S)
     plat = np.where(np.diff(path_ptr) > 0, plat, 0.0)
 
     arrays = dict(
@@ -683,11 +753,13 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
         plat=np.ascontiguousarray(plat, dtype=np.float64),
         slots=np.zeros(K, np.int32), cnt=np.zeros(L, np.int32), sat=np.full(L, np.inf),
         resid=np.zeros(L), wsum=np.zeros(L), ucnt=np.zeros(L, np.int32),
-        lmark=np.zeros(L, np.int64), lver=np.zeros(L, np.int64), lbytes=np.zeros(L),
+        lmark=np.zeros(L, np.int64), lfill_t=np.zeros(L), lfill_item=np.zeros(L, np.int32), lfill_where=np.full(L, -1, np.int32),
+        lbytes=np.zeros(L),
         lbusy=np.zeros(L), lsince=np.zeros(L), lload=np.zeros(L), lchg=np.zeros(L, np.int8),
         chg_list=np.zeros(L, np.int32), queue=np.zeros(L, np.int32), pos=np.zeros(K, np.int32),
         state=np.zeros(S, np.int8), rem=np.array(sub_size, dtype=np.float64), rate=np.zeros(S),
-        tupd=np.zeros(S), newrate=np.zeros(S), sver=np.zeros(S, np.int64),
+        tupd=np.zeros(S), newrate=np.zeros(S), fin_t=np.zeros(S), fin_item=np.zeros(S, np.int32),
+        fin_where=np.full(S, -1, np.int32),
         smark=np.zeros(S, np.int64), fmark=np.zeros(S, np.int64), nmark=np.zeros(S, np.int64),
         sfin=np.full(S, np.nan), sfirst=np.full(S, np.nan), rlist=np.zeros(S, np.int32),
         newlist=np.zeros(S, np.int32),
@@ -709,7 +781,11 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.path_links = &v_path_links[0] if K else NULL
 
     cdef int64_t[::1] m_dpt_ptr = arrays["dpt_ptr"], m_link_ptr = arrays["link_ptr"]
-    cdef int64_t[::1] m_lmark = arrays["lmark"], m_lver = arrays["lver"], m_sver = arrays["sver"]
+    cdef int64_t[::1] m_lmark = arrays["lmark"]
+    cdef double[::1] m_lfill_t = arrays["lfill_t"]
+    cdef int32_t[::1] m_lfill_item = arrays["lfill_item"], m_lfill_where = arrays["lfill_where"]
+    cdef double[::1] m_fin_t = arrays["fin_t"]
+    cdef int32_t[::1] m_fin_item = arrays["fin_item"], m_fin_where = arrays["fin_where"]
     cdef int64_t[::1] m_smark = arrays["smark"], m_fmark = arrays["fmark"], m_nmark = arrays["nmark"]
     cdef int32_t[::1] m_dpt_idx = arrays["dpt_idx"], m_owner = arrays["owner"], m_inc_sub = arrays["inc_sub"]
     cdef int32_t[::1] m_slots = arrays["slots"], m_cnt = arrays["cnt"], m_ucnt = arrays["ucnt"]
@@ -743,7 +819,10 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.queue = &m_queue[0] if L else &dummy32
     s.lchg = &m_lchg[0] if L else &dummy8
     s.lmark = &m_lmark[0] if L else &dummy64
-    s.lver = &m_lver[0] if L else &dummy64
+    s.lfill.t = &m_lfill_t[0] if L else &dummyd
+    s.lfill.item = &m_lfill_item[0] if L else &dummy32
+    s.lfill.where = &m_lfill_where[0] if L else &dummy32
+    s.lfill.n = 0
     s.sat = &m_sat[0] if L else &dummyd
     s.resid = &m_resid[0] if L else &dummyd
     s.wsum = &m_wsum[0] if L else &dummyd
@@ -756,7 +835,10 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.rate = &m_rate[0] if S else &dummyd
     s.tupd = &m_tupd[0] if S else &dummyd
     s.newrate = &m_newrate[0] if S else &dummyd
-    s.sver = &m_sver[0] if S else &dummy64
+    s.fin.t = &m_fin_t[0] if S else &dummyd
+    s.fin.item = &m_fin_item[0] if S else &dummy32
+    s.fin.where = &m_fin_where[0] if S else &dummy32
+    s.fin.n = 0
     s.smark = &m_smark[0] if S else &dummy64
     s.fmark = &m_fmark[0] if S else &dummy64
     s.nmark = &m_nmark[0] if S else &dummy64
@@ -773,8 +855,8 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.n_chg = s.n_r = s.n_new = 0
     s.ev.a = NULL
     s.ev.n = s.ev.cap = 0
-    s.fill.a = NULL
-    s.fill.n = s.fill.cap = 0
+    s.capfill.a = NULL
+    s.capfill.n = s.capfill.cap = 0
     s.linklog.t = NULL
     s.linklog.id = NULL
     s.linklog.v = NULL
@@ -818,7 +900,7 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
         return out
     finally:
         free(s.ev.a)
-        free(s.fill.a)
+        free(s.capfill.a)
         free(s.linklog.t)
         free(s.linklog.id)
         free(s.linklog.v)
@@ -845,15 +927,62 @@ cdef object _copy_i(int64_t* p, Py_ssize_t n):
     return out
 
 
+def reverse_csr(int64_t[::1] ptr, int32_t[::1] idx, Py_ssize_t n):
+    """Transpose a CSR relation by counting sort: for every j, the rows i
+    (in increasing order) with j in idx[ptr[i] .. ptr[i+1]-1]."""
+    cdef Py_ssize_t rows = ptr.shape[0] - 1, i, j
+    cdef int64_t k
+    rptr = np.zeros(n + 1, dtype=np.int64)
+    ridx = np.empty(idx.shape[0], dtype=np.int32)
+    cdef int64_t[::1] rp = rptr
+    cdef int32_t[::1] ri = ridx
+    cdef int64_t[::1] fill = np.empty(n, dtype=np.int64)
+    with nogil:
+        for k in range(idx.shape[0]):
+            rp[idx[k] + 1] += 1
+        for j in range(n):
+            rp[j + 1] += rp[j]
+            fill[j] = rp[j]
+        for i in range(rows):
+            for k in range(ptr[i], ptr[i + 1]):
+                j = idx[k]
+                ri[fill[j]] = <int32_t> i
+                fill[j] += 1
+    return rptr, ridx
+
+
+def check_paths(int64_t[::1] path_ptr, int64_t[::1] path_links, Py_ssize_t L):
+    """First bad incidence of the paths, as (k, 1) for a link id out of
+    0..L-1, (k, 2) for a link repeated within one path, or (-1, 0)."""
+    cdef Py_ssize_t S = path_ptr.shape[0] - 1, sub
+    cdef int64_t k, l, bad = -1
+    cdef int problem = 0
+    cdef int64_t[::1] last = np.full(max(L, 1), -1, dtype=np.int64)
+    with nogil:
+        for sub in range(S):
+            for k in range(path_ptr[sub], path_ptr[sub + 1]):
+                l = path_links[k]
+                if l < 0 or l >= L:
+                    problem = 1
+                elif last[l] == sub:
+                    problem = 2
+                else:
+                    last[l] = sub
+                    continue
+                bad = k
+                break
+            if problem:
+                break
+    return bad, problem
+
+
 def find_cycle(int64_t[::1] dep_ptr, int32_t[::1] dep_idx):
     """Kahn's algorithm over the dependency DAG; a flow on a cycle, or -1."""
     cdef Py_ssize_t F = dep_ptr.shape[0] - 1, f, k, head = 0, tail = 0
     indeg = np.diff(np.asarray(dep_ptr)).astype(np.int64)
     cdef int64_t[::1] deg = indeg
-    dpt_ptr = _ptr_from_counts(np.bincount(np.asarray(dep_idx), minlength=F))
-    owner = np.repeat(np.arange(F, dtype=np.int32), np.diff(np.asarray(dep_ptr)))
-    order = np.argsort(np.asarray(dep_idx), kind="stable")
-    cdef int32_t[::1] dpt = np.ascontiguousarray(owner[order], dtype=np.int32)
+    dpt_ptr, dpt_idx = reverse_csr(dep_ptr, dep_idx, F)
+    cdef int32_t[::1] dpt = dpt_idx
     cdef int64_t[::1] dptr = dpt_ptr
     cdef int32_t[::1] q = np.zeros(F, dtype=np.int32)
     with nogil:

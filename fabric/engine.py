@@ -278,21 +278,12 @@ def prepare(capacity, latency, flows, node_ids=None):
     path_links = np.ascontiguousarray(fa.path_links, dtype=np.int64)
     path_ptr = _check_ptr("flows.path_ptr", fa.path_ptr, S, len(path_links))
     sub_owner = np.repeat(np.arange(F), np.diff(sub_ptr))
-    if path_links.size:
-        inc_sub = np.repeat(np.arange(S), np.diff(path_ptr))
-        bad = (path_links < 0) | (path_links >= L)
-        if bad.any():
-            k = _first_bad(bad)
-            raise ValidationError(
-                f"flows[{sub_owner[inc_sub[k]]}].path: link {path_links[k]} does not exist (0..{L - 1})"
-            )
-        key = inc_sub * max(L, 1) + path_links
-        uniq, counts = np.unique(key, return_counts=True)
-        if (counts > 1).any():
-            dup = uniq[_first_bad(counts > 1)]
-            raise ValidationError(
-                f"flows[{sub_owner[dup // max(L, 1)]}].path: crosses link {dup % max(L, 1)} twice"
-            )
+    k, problem = _core.check_paths(path_ptr, path_links, L)
+    if problem:
+        f = sub_owner[np.searchsorted(path_ptr, k, side="right") - 1]
+        if problem == 1:
+            raise ValidationError(f"flows[{f}].path: link {path_links[k]} does not exist (0..{L - 1})")
+        raise ValidationError(f"flows[{f}].path: crosses link {path_links[k]} twice")
     if fa.src is not None and fa.dst is not None and S:
         empty = np.diff(path_ptr) == 0
         distinct = (fa.src[sub_owner] != fa.dst[sub_owner]) & (fa.src[sub_owner] >= 0) & (fa.dst[sub_owner] >= 0)
