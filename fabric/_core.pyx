@@ -259,7 +259,6 @@ ctypedef struct State:
     double* wsum
     int32_t* ucnt
     int64_t* lmark
-    double* lbytes
     double* lbusy
     double* lsince
     double* lload
@@ -269,15 +268,13 @@ ctypedef struct State:
     int32_t* queue
     # incidence state
     int32_t* pos
-    int32_t* inc_sub
     # subflow state
     int8_t* state
     double* rem
     double* rate
     double* tupd
     double* newrate
-    int64_t* smark       # == fill stamp: in region R
-    int64_t* fmark       # == fill stamp: frozen in this fill
+    int64_t* smark       # 2*fill stamp: in region R; +1 once frozen
     int64_t* nmark       # == batch stamp: activated in this batch
     int32_t* owner
     double* plat
@@ -305,6 +302,7 @@ ctypedef struct State:
     bint rec_rates
     int64_t batch
     int64_t stamp
+    int64_t logstamp
     int64_t n_events
     int64_t n_fills
     int64_t n_refilled
@@ -319,15 +317,10 @@ ctypedef struct State:
 cdef inline void drain(State* s, Py_ssize_t i, double t) noexcept nogil:
     """Bring subflow i's remaining bytes up to time t at its current rate."""
     cdef double dt = t - s.tupd[i]
-    cdef double moved
-    cdef int64_t k
     if dt > 0 and s.rate[i] > 0:
-        moved = s.rate[i] * dt
-        if moved > s.rem[i]:
-            moved = s.rem[i]
-        s.rem[i] -= moved
-        for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
-            s.lbytes[s.path_links[k]] += moved
+        s.rem[i] -= s.rate[i] * dt
+        if s.rem[i] < 0:
+            s.rem[i] = 0
     s.tupd[i] = t
 
 
@@ -343,7 +336,7 @@ cdef void link_add(State* s, Py_ssize_t i, double t) noexcept nogil:
     cdef int32_t l
     for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
         l = s.path_links[k]
-        s.slots[s.link_ptr[l] + s.cnt[l]] = <int32_t> k
+        s.slots[s.link_ptr[l] + s.cnt[l]] = <int32_t> i
         s.pos[k] = s.cnt[l]
         if s.cnt[l] == 0:
             s.lsince[l] = t
@@ -352,16 +345,20 @@ cdef void link_add(State* s, Py_ssize_t i, double t) noexcept nogil:
 
 
 cdef void link_remove(State* s, Py_ssize_t i, double t) noexcept nogil:
-    cdef int64_t k, base
-    cdef int32_t l, p, lastk
+    cdef int64_t k, base, km
+    cdef int32_t l, p, m
     for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
         l = s.path_links[k]
         base = s.link_ptr[l]
         p = s.pos[k]
         s.cnt[l] -= 1
-        lastk = s.slots[base + s.cnt[l]]
-        s.slots[base + p] = lastk
-        s.pos[lastk] = p
+        m = s.slots[base + s.cnt[l]]
+        s.slots[base + p] = m
+        # the moved subflow's incidence on l: paths are short, so search it
+        for km in range(s.path_ptr[m], s.path_ptr[m + 1]):
+            if s.path_links[km] == l:
+                s.pos[km] = p
+                break
         if s.cnt[l] == 0:
             s.lbusy[l] += t - s.lsince[l]
         mark_changed(s, l, 1)
@@ -474,14 +471,14 @@ cdef double lowest_changed_level(State* s) noexcept nogil:
                 lam0 = s.sat[l]
             w = 0
             for j in range(s.cnt[l]):
-                w += s.sub_w[s.inc_sub[s.slots[base + j]]]
+                w += s.sub_w[s.slots[base + j]]
             if w > 0:
                 lb = s.cap[l] / w
                 if lb < lam0:
                     lam0 = lb
         if s.lchg[l] & 1:
             for j in range(s.cnt[l]):
-                i = s.inc_sub[s.slots[base + j]]
+                i = s.slots[base + j]
                 if s.nmark[i] != s.batch and level_of(s, i) < lam0 and not settled(s, i):
                     lam0 = level_of(s, i)
     for j in range(s.n_new):
@@ -495,120 +492,151 @@ cdef int refill(State* s, double lam0) noexcept nogil:
     """Max-min fill of region R (see module notes); new rates go to newrate.
 
     Returns 1 if a refilled subflow landed below lam0 (caller redoes with 0),
-    -1 on allocation failure, else 0.
+    -1 on allocation failure, else 0.  Hot loop: the arrays are read through
+    local pointers so the compiler need not reload them from the struct.
     """
-    cdef Py_ssize_t c, j, qh = 0, qt = 0
-    cdef int32_t l, l2
-    cdef int64_t base, k, stamp, key
+    cdef Py_ssize_t c, j, qh = 0, qt = 0, n_r = 0
+    cdef int32_t l, l2, ucnt
+    cdef int64_t base, k, stamp, frozen
     cdef Py_ssize_t i
-    cdef double thr = lam0 * (1 - SETTLE_TOL), lv, cur = 0, r
+    cdef double thr = lam0 * (1 - SETTLE_TOL), lv, cur = 0, resid, wsum
     cdef Item it
+    cdef int32_t* slots = s.slots
+    cdef int32_t* cnt = s.cnt
+    cdef int64_t* link_ptr = s.link_ptr
+    cdef int64_t* path_ptr = s.path_ptr
+    cdef int32_t* path_links = s.path_links
+    cdef int64_t* mark = s.smark      # 2*stamp: in R; 2*stamp+1: in R and frozen
+    cdef int64_t* lmark = s.lmark
+    cdef int64_t* nmark = s.nmark
+    cdef int32_t* queue = s.queue
+    cdef int32_t* rlist = s.rlist
+    cdef double* rate = s.rate
+    cdef double* w = s.sub_w
+    cdef int64_t batch = s.batch
     s.stamp += 1
-    stamp = s.stamp
-    s.n_r = 0
+    stamp = 2 * s.stamp
+    frozen = stamp + 1
     s.n_fills += 1
-    # BFS over links from the changed ones, through region subflows
+    # BFS over links from the changed ones, through region subflows.  A
+    # subflow is in R iff it is new or its level is >= thr, so every link's
+    # background load and region weight are known when it is scanned.
+    s.capfill.n = 0
     for c in range(s.n_chg):
         l = s.chg_list[c]
-        s.lmark[l] = stamp
-        s.queue[qt] = l
+        lmark[l] = stamp
+        queue[qt] = l
         qt += 1
     while qh < qt:
-        l = s.queue[qh]
+        l = queue[qh]
         qh += 1
-        base = s.link_ptr[l]
-        s.n_incid += s.cnt[l]
-        for j in range(s.cnt[l]):
-            i = s.inc_sub[s.slots[base + j]]
-            if s.smark[i] == stamp:
-                continue
-            if s.nmark[i] == s.batch or level_of(s, i) >= thr:
-                s.smark[i] = stamp
-                s.rlist[s.n_r] = <int32_t> i
-                s.n_r += 1
-                for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
-                    l2 = s.path_links[k]
-                    if s.lmark[l2] != stamp:
-                        s.lmark[l2] = stamp
-                        s.queue[qt] = l2
+        base = link_ptr[l]
+        s.n_incid += cnt[l]
+        resid = s.cap[l]
+        wsum = 0
+        ucnt = 0
+        for j in range(cnt[l]):
+            i = slots[base + j]
+            if mark[i] != stamp:
+                if nmark[i] != batch and rate[i] < thr * w[i]:
+                    resid -= rate[i]
+                    continue
+                mark[i] = stamp
+                rlist[n_r] = <int32_t> i
+                n_r += 1
+                for k in range(path_ptr[i], path_ptr[i + 1]):
+                    l2 = path_links[k]
+                    if lmark[l2] != stamp:
+                        lmark[l2] = stamp
+                        queue[qt] = l2
                         qt += 1
-    s.n_refilled += s.n_r
-    # residual capacity after background load; weight of region subflows
-    s.capfill.n = 0
-    for c in range(qt):
-        l = s.queue[c]
-        base = s.link_ptr[l]
-        s.resid[l] = s.cap[l]
-        s.wsum[l] = 0
-        s.ucnt[l] = 0
+            wsum += w[i]
+            ucnt += 1
+        s.resid[l] = resid
+        s.wsum[l] = wsum
+        s.ucnt[l] = ucnt
         s.sat[l] = INFINITY
-        for j in range(s.cnt[l]):
-            i = s.inc_sub[s.slots[base + j]]
-            if s.smark[i] == stamp:
-                s.wsum[l] += s.sub_w[i]
-                s.ucnt[l] += 1
-            else:
-                s.resid[l] -= s.rate[i]
-        s.n_incid += s.cnt[l]
-        if s.ucnt[l] > 0:
-            lv = s.resid[l] / s.wsum[l]
+        if ucnt > 0:
+            lv = resid / wsum
             ih_set(&s.lfill, l, lv if lv > 0 else 0)
-    for c in range(s.n_r):
-        i = s.rlist[c]
+    s.n_r = n_r
+    s.n_refilled += n_r
+    for c in range(n_r):
+        i = rlist[c]
         if isfinite(s.sub_cap[i]):
-            if heap_push(&s.capfill, s.sub_cap[i] / s.sub_w[i], i, 0) < 0:
+            if heap_push(&s.capfill, s.sub_cap[i] / w[i], i, 0) < 0:
                 return -1
     # progressive filling: freeze at the lowest saturation level first
     while s.lfill.n > 0 or s.capfill.n > 0:
         if s.capfill.n == 0 or (s.lfill.n > 0 and s.lfill.t[0] <= s.capfill.a[0].t):
             l = s.lfill.item[0]
-            lv = s.lfill.t[0] if s.lfill.t[0] > cur else cur
+            # keys are lower bounds (levels only rise as subflows freeze):
+            # re-key a stale top instead of sifting on every freeze
+            lv = s.resid[l] / s.wsum[l]
+            if lv > s.lfill.t[0]:
+                ih_set(&s.lfill, l, lv)
+                continue
+            lv = lv if lv > cur else cur
             ih_remove(&s.lfill, l)
             cur = lv
             s.sat[l] = lv
-            base = s.link_ptr[l]
-            for j in range(s.cnt[l]):
-                i = s.inc_sub[s.slots[base + j]]
-                if s.smark[i] == stamp and s.fmark[i] != stamp:
-                    freeze(s, i, s.sub_w[i] * lv, stamp)
+            base = link_ptr[l]
+            for j in range(cnt[l]):
+                i = slots[base + j]
+                if mark[i] == stamp:
+                    mark[i] = frozen
+                    freeze(s, i, w[i] * lv)
         else:
             it = heap_pop(&s.capfill)
             i = it.key
-            if s.fmark[i] == stamp:
+            if mark[i] == frozen:
                 continue
             cur = it.t if it.t > cur else cur
-            freeze(s, i, s.sub_cap[i], stamp)
-    for c in range(s.n_r):
-        i = s.rlist[c]
-        if s.nmark[i] != s.batch and s.newrate[i] < s.sub_w[i] * lam0 * (1 - 1e-9):
+            mark[i] = frozen
+            freeze(s, i, s.sub_cap[i])
+    for c in range(n_r):
+        i = rlist[c]
+        if nmark[i] != batch and s.newrate[i] < w[i] * lam0 * (1 - 1e-9):
             return 1
     return 0
 
 
-cdef void freeze(State* s, Py_ssize_t i, double r, int64_t stamp) noexcept nogil:
+cdef inline void freeze(State* s, Py_ssize_t i, double r) noexcept nogil:
     cdef int64_t k
     cdef int32_t l
-    cdef double lv
-    s.fmark[i] = stamp
+    cdef double wi = s.sub_w[i]
+    cdef double* resid = s.resid
+    cdef double* wsum = s.wsum
+    cdef int32_t* ucnt = s.ucnt
     s.newrate[i] = r
     for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
         l = s.path_links[k]
-        s.resid[l] -= r
-        s.wsum[l] -= s.sub_w[i]
-        s.ucnt[l] -= 1
-        if s.ucnt[l] > 0:
-            lv = s.resid[l] / s.wsum[l]
-            ih_set(&s.lfill, l, lv if lv > 0 else 0)
-        else:
+        resid[l] -= r
+        wsum[l] -= wi
+        ucnt[l] -= 1
+        if ucnt[l] == 0:
             ih_remove(&s.lfill, l)
 
 
+cdef int log_load(State* s, int32_t l, double t) noexcept nogil:
+    """Append link l's load to the link log if it changed (once per call of apply_rates)."""
+    cdef double load = 0
+    cdef int64_t base = s.link_ptr[l], c
+    if s.lmark[l] == -s.logstamp:
+        return 0
+    s.lmark[l] = -s.logstamp
+    for c in range(s.cnt[l]):
+        load += s.rate[s.slots[base + c]]
+    if load != s.lload[l]:
+        s.lload[l] = load
+        return log_add(&s.linklog, t, l, load)
+    return 0
+
+
 cdef int apply_rates(State* s, double t) noexcept nogil:
-    cdef Py_ssize_t c, c2, j
+    cdef Py_ssize_t c, j
     cdef Py_ssize_t i
-    cdef int32_t l
-    cdef int64_t base
-    cdef double nr, load
+    cdef double nr, pred
     for c in range(s.n_r):
         i = s.rlist[c]
         nr = s.newrate[i]
@@ -621,43 +649,39 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
         if s.rec_rates and log_add(&s.ratelog, t, i, nr) < 0:
             return -1
         if nr > 0:
-            ih_set(&s.fin, <int32_t> i, t + s.rem[i] / nr)
+            # A later finish may stay in the heap as a lower bound: next_time
+            # re-keys it if it comes to the top (saves most sifts when rates fall).
+            pred = s.tupd[i] + s.rem[i] / nr
+            if s.fin.where[i] < 0 or pred < s.fin.t[s.fin.where[i]]:
+                ih_set(&s.fin, <int32_t> i, pred)
         else:
             ih_remove(&s.fin, <int32_t> i)
             s.n_stalled += 1
     if s.rec_links:
+        # log every link whose load may have moved: the changed ones and
+        # those under refilled subflows (negative marks never clash with
+        # refill's positive stamps)
+        s.logstamp += 1
         for c in range(s.n_chg):
-            s.lmark[s.chg_list[c]] = s.stamp
+            if log_load(s, s.chg_list[c], t) < 0:
+                return -1
         for c in range(s.n_r):
             i = s.rlist[c]
             for j in range(s.path_ptr[i], s.path_ptr[i + 1]):
-                l = s.path_links[j]
-                if s.lmark[l] != -s.stamp:
-                    s.lmark[l] = -s.stamp
-                    load = 0
-                    base = s.link_ptr[l]
-                    for c2 in range(s.cnt[l]):
-                        load += s.rate[s.inc_sub[s.slots[base + c2]]]
-                    if load != s.lload[l]:
-                        s.lload[l] = load
-                        if log_add(&s.linklog, t, l, load) < 0:
-                            return -1
-        for c in range(s.n_chg):
-            l = s.chg_list[c]
-            if s.lmark[l] != -s.stamp:
-                load = 0
-                base = s.link_ptr[l]
-                for c2 in range(s.cnt[l]):
-                    load += s.rate[s.inc_sub[s.slots[base + c2]]]
-                if load != s.lload[l]:
-                    s.lload[l] = load
-                    if log_add(&s.linklog, t, l, load) < 0:
-                        return -1
+                if log_load(s, s.path_links[j], t) < 0:
+                    return -1
     return 0
 
 
 cdef inline double next_time(State* s) noexcept nogil:
-    cdef double t = INFINITY
+    cdef double t = INFINITY, pred
+    cdef int32_t i
+    while s.fin.n > 0:
+        i = s.fin.item[0]
+        pred = s.tupd[i] + s.rem[i] / s.rate[i]
+        if pred <= s.fin.t[0]:
+            break
+        ih_set(&s.fin, i, pred)
     if s.ev.n > 0:
         t = s.ev.a[0].t
     if s.fin.n > 0 and s.fin.t[0] < t:
@@ -744,23 +768,22 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     # link -> incidences, sized by how many subflows use each link
     link_ptr = _ptr_from_counts(np.bincount(path_links, minlength=L))
     owner = np.repeat(np.arange(F, dtype=np.int32), np.diff(sub_ptr))
-    inc_sub = np.repeat(np.arange(S, dtype=np.int32), np.diff(path_ptr))
     plat = np.add.reduceat(np.append(lat[path_links], 0.0), path_ptr[:S]) if K else np.zeros(S)
     plat = np.where(np.diff(path_ptr) > 0, plat, 0.0)
 
     arrays = dict(
-        dpt_ptr=dpt_ptr, dpt_idx=dpt_idx, link_ptr=link_ptr, owner=owner, inc_sub=inc_sub,
+        dpt_ptr=dpt_ptr, dpt_idx=dpt_idx, link_ptr=link_ptr, owner=owner,
         plat=np.ascontiguousarray(plat, dtype=np.float64),
         slots=np.zeros(K, np.int32), cnt=np.zeros(L, np.int32), sat=np.full(L, np.inf),
         resid=np.zeros(L), wsum=np.zeros(L), ucnt=np.zeros(L, np.int32),
         lmark=np.zeros(L, np.int64), lfill_t=np.zeros(L), lfill_item=np.zeros(L, np.int32), lfill_where=np.full(L, -1, np.int32),
-        lbytes=np.zeros(L),
+
         lbusy=np.zeros(L), lsince=np.zeros(L), lload=np.zeros(L), lchg=np.zeros(L, np.int8),
         chg_list=np.zeros(L, np.int32), queue=np.zeros(L, np.int32), pos=np.zeros(K, np.int32),
         state=np.zeros(S, np.int8), rem=np.array(sub_size, dtype=np.float64), rate=np.zeros(S),
         tupd=np.zeros(S), newrate=np.zeros(S), fin_t=np.zeros(S), fin_item=np.zeros(S, np.int32),
         fin_where=np.full(S, -1, np.int32),
-        smark=np.zeros(S, np.int64), fmark=np.zeros(S, np.int64), nmark=np.zeros(S, np.int64),
+        smark=np.zeros(S, np.int64), nmark=np.zeros(S, np.int64),
         sfin=np.full(S, np.nan), sfirst=np.full(S, np.nan), rlist=np.zeros(S, np.int32),
         newlist=np.zeros(S, np.int32),
         pending=np.diff(dep_ptr).astype(np.int32), left=np.diff(sub_ptr).astype(np.int32),
@@ -786,15 +809,15 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     cdef int32_t[::1] m_lfill_item = arrays["lfill_item"], m_lfill_where = arrays["lfill_where"]
     cdef double[::1] m_fin_t = arrays["fin_t"]
     cdef int32_t[::1] m_fin_item = arrays["fin_item"], m_fin_where = arrays["fin_where"]
-    cdef int64_t[::1] m_smark = arrays["smark"], m_fmark = arrays["fmark"], m_nmark = arrays["nmark"]
-    cdef int32_t[::1] m_dpt_idx = arrays["dpt_idx"], m_owner = arrays["owner"], m_inc_sub = arrays["inc_sub"]
+    cdef int64_t[::1] m_smark = arrays["smark"], m_nmark = arrays["nmark"]
+    cdef int32_t[::1] m_dpt_idx = arrays["dpt_idx"], m_owner = arrays["owner"]
     cdef int32_t[::1] m_slots = arrays["slots"], m_cnt = arrays["cnt"], m_ucnt = arrays["ucnt"]
     cdef int32_t[::1] m_chg = arrays["chg_list"], m_queue = arrays["queue"], m_pos = arrays["pos"]
     cdef int32_t[::1] m_rlist = arrays["rlist"], m_newlist = arrays["newlist"]
     cdef int32_t[::1] m_pending = arrays["pending"], m_left = arrays["left"]
     cdef int8_t[::1] m_lchg = arrays["lchg"], m_state = arrays["state"]
     cdef double[::1] m_plat = arrays["plat"], m_sat = arrays["sat"], m_resid = arrays["resid"]
-    cdef double[::1] m_wsum = arrays["wsum"], m_lbytes = arrays["lbytes"], m_lbusy = arrays["lbusy"]
+    cdef double[::1] m_wsum = arrays["wsum"], m_lbusy = arrays["lbusy"]
     cdef double[::1] m_lsince = arrays["lsince"], m_lload = arrays["lload"], m_rem = arrays["rem"]
     cdef double[::1] m_rate = arrays["rate"], m_tupd = arrays["tupd"], m_newrate = arrays["newrate"]
     cdef double[::1] m_sfin = arrays["sfin"], m_sfirst = arrays["sfirst"], m_maxdep = arrays["maxdep"]
@@ -809,7 +832,6 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.dpt_idx = &m_dpt_idx[0] if m_dpt_idx.shape[0] else &dummy32
     s.link_ptr = &m_link_ptr[0]
     s.owner = &m_owner[0] if S else &dummy32
-    s.inc_sub = &m_inc_sub[0] if K else &dummy32
     s.plat = &m_plat[0] if S else &dummyd
     s.slots = &m_slots[0] if K else &dummy32
     s.pos = &m_pos[0] if K else &dummy32
@@ -826,7 +848,6 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.sat = &m_sat[0] if L else &dummyd
     s.resid = &m_resid[0] if L else &dummyd
     s.wsum = &m_wsum[0] if L else &dummyd
-    s.lbytes = &m_lbytes[0] if L else &dummyd
     s.lbusy = &m_lbusy[0] if L else &dummyd
     s.lsince = &m_lsince[0] if L else &dummyd
     s.lload = &m_lload[0] if L else &dummyd
@@ -840,7 +861,6 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.fin.where = &m_fin_where[0] if S else &dummy32
     s.fin.n = 0
     s.smark = &m_smark[0] if S else &dummy64
-    s.fmark = &m_fmark[0] if S else &dummy64
     s.nmark = &m_nmark[0] if S else &dummy64
     s.sfin = &m_sfin[0] if S else &dummyd
     s.sfirst = &m_sfirst[0] if S else &dummyd
@@ -867,7 +887,7 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.ratelog.n = s.ratelog.cap = 0
     s.rec_links = record_links
     s.rec_rates = record_rates
-    s.batch = s.stamp = 0
+    s.batch = s.stamp = s.logstamp = 0
     s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = 0
     s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
     # finish starts at -inf so max() works; a flow with no subflows cannot occur
@@ -882,7 +902,9 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
         out = {
             "release": arrays["release"], "first_byte": arrays["first"], "finish": arrays["finish"],
             "sub_first": arrays["sfirst"], "sub_finish": arrays["sfin"],
-            "link_bytes": arrays["lbytes"], "link_busy": arrays["lbusy"],
+            "link_bytes": np.bincount(path_links, weights=np.repeat(sub_size - arrays["rem"], np.diff(path_ptr)),
+                                      minlength=L).astype(np.float64),
+            "link_busy": arrays["lbusy"],
             "counters": {
                 "events": s.n_events, "batches": s.batch, "fills": s.n_fills,
                 "refilled_subflows": s.n_refilled, "incidences": s.n_incid,

@@ -1,0 +1,106 @@
+"""Peers of the fabric engine, run on the same flows: SimGrid (if installed).
+
+SimGrid's Python package has no wheel; build it with Debian's libboost-dev
+and ``pybind11<3`` (``pip install --no-build-isolation simgrid``), and point
+LD_LIBRARY_PATH at the site-packages folder holding ``libsimgrid.so``.
+
+SimGrid is configured as a pure max-min fluid model (CM02 with every
+correction off, Full optimization).  CM02 still weights each flow by
+1/(route latency), so comparisons are only exact when every route has the
+same latency (or none).
+"""
+
+import os
+import site
+
+import numpy as np
+
+SIMGRID_CONFIG = [
+    "network/model:CM02", "network/crosstraffic:0", "network/TCP-gamma:0",
+    "network/latency-factor:1", "network/bandwidth-factor:1", "network/weight-S:0",
+    "network/optim:Full", "precision/timing:1e-13", "precision/work-amount:1e-9",
+]
+
+
+def simgrid_available():
+    """(True, '') or (False, why)."""
+    try:
+        import simgrid  # noqa: F401
+    except ImportError as exc:
+        hint = ""
+        for folder in site.getsitepackages():
+            if os.path.exists(os.path.join(folder, "libsimgrid.so")):
+                hint = f" (set LD_LIBRARY_PATH={folder})"
+        return False, f"simgrid is not importable: {exc}{hint}"
+    return True, ""
+
+
+def simgrid_simulate(capacity, latency, fa):
+    """Play a single-path FlowArrays with dependencies on SimGrid; finish times.
+
+    Flows sharing a path share one pair of SimGrid hosts whose route is that
+    path; a controller actor starts each flow (``Comm.sendto_async``) as soon
+    as its dependencies have finished.  Start times must be 0, weights 1,
+    no caps; sizes are rounded to whole bytes (SimGrid's unit).  SimGrid
+    keeps one engine per process: call this once per process.
+    """
+    import simgrid
+
+    if np.any(fa.start != 0) or np.any(fa.weight != 1) or np.any(np.isfinite(fa.cap)):
+        raise ValueError("simgrid_simulate: only start=0, weight=1, no caps")
+    if np.any(np.diff(fa.sub_ptr) != 1):
+        raise ValueError("simgrid_simulate: single-path flows only")
+    e = simgrid.Engine(["fabric-bench"] + [f"--cfg={c}" for c in SIMGRID_CONFIG] + ["--log=root.thres:critical"])
+    zone = e.netzone_root.add_netzone_full("fabric")
+    links = [zone.add_link(f"l{i}", float(c)).set_latency(float(lat)).seal()
+             for i, (c, lat) in enumerate(zip(capacity, latency))]
+    F = fa.n_flows
+    pair_of = {}
+    hosts = []
+    flow_pair = np.empty(F, dtype=np.int64)
+    for f in range(F):
+        path = tuple(fa.path_links[fa.path_ptr[f]:fa.path_ptr[f + 1]].tolist())
+        k = pair_of.get(path)
+        if k is None:
+            k = pair_of[path] = len(hosts)
+            src = zone.add_host(f"s{k}", 1e9).seal()
+            dst = zone.add_host(f"d{k}", 1e9).seal()
+            zone.add_route(src, dst, [links[l] for l in path])
+            hosts.append((src, dst))
+        flow_pair[f] = k
+    zone.seal()
+
+    dep_ptr, dep_idx = fa.dep_ptr, fa.dep_idx
+    pending = np.diff(dep_ptr).astype(np.int64)
+    order = np.argsort(dep_idx, kind="stable")
+    owner = np.repeat(np.arange(F), np.diff(dep_ptr))
+    dependents = owner[order]
+    dpt_ptr = np.zeros(F + 1, dtype=np.int64)
+    np.cumsum(np.bincount(dep_idx, minlength=F), out=dpt_ptr[1:])
+    sizes = np.rint(fa.size).astype(np.int64).tolist()
+    finish = np.full(F, np.nan)
+
+    def controller():
+        active = simgrid.ActivitySet()
+        which = {}
+
+        def launch(f):
+            src, dst = hosts[flow_pair[f]]
+            c = simgrid.Comm.sendto_async(src, dst, sizes[f])
+            which[c] = f
+            active.push(c)
+
+        for f in np.flatnonzero(pending == 0).tolist():
+            launch(f)
+        while not active.empty():
+            c = active.wait_any()
+            f = which.pop(c)
+            finish[f] = simgrid.Engine.clock
+            for d in dependents[dpt_ptr[f]:dpt_ptr[f + 1]].tolist():
+                pending[d] -= 1
+                if pending[d] == 0:
+                    launch(d)
+
+    (hosts[0][0] if hosts else zone.add_host("h", 1e9).seal()).add_actor("controller", controller)
+    e.run()
+    return finish
