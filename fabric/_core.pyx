@@ -56,6 +56,10 @@ cnp.import_array()
 
 DEF REL_TOL = 1e-12      # events this close (relative) are one event
 DEF SETTLE_TOL = 1e-12   # level comparisons in the bottleneck test
+DEF LOCAL_ROUNDS = 16    # verify-and-grow rounds before widening to the lam0 closure
+DEF LOCAL_EXPLODE = 256  # ... or as soon as the region doubles past this many subflows
+DEF LOCAL_SCAN = 128     # ... or scans more than this many incidences per region subflow
+DEF LOCAL_CROWD = 64     # skip the local attempt when a changed link carries more subflows
 
 cdef enum:
     EV_RELEASE = 0
@@ -257,6 +261,12 @@ ctypedef struct State:
     double* sat
     double* resid
     double* wsum
+    double* bgmax        # top level of subflows outside the region (scratch)
+    int32_t* undo_l      # links whose sat a local refill changed, to restore
+    double* undo_v
+    int64_t* umark
+    Py_ssize_t n_undo
+    double* rmax         # top level the fill gave a region subflow (scratch)
     int32_t* ucnt
     int64_t* lmark
     double* lbusy
@@ -308,6 +318,7 @@ ctypedef struct State:
     int64_t n_refilled
     int64_t n_incid
     int64_t n_fallbacks
+    int64_t n_widened
     int64_t n_active
     int64_t max_active
     int64_t n_stalled
@@ -456,9 +467,46 @@ cdef bint settled(State* s, Py_ssize_t i) noexcept nogil:
     return False
 
 
+cdef double arrival_bound(State* s, int32_t l) noexcept nogil:
+    """A lower bound on the level at which link l saturates after arrivals.
+
+    Water-fill l alone: new subflows rise with the level, old ones stop at
+    their current levels.  Below the root of sum_i w_i min(lam, lam_i) +
+    W_new lam = cap, l cannot saturate, and nothing else changes there either.
+    Iterating lam <- (cap - rates below lam) / (weights at or above lam)
+    climbs to that root from below; every iterate is a valid bound.
+    """
+    cdef int64_t base = s.link_ptr[l], j
+    cdef Py_ssize_t i
+    cdef int it
+    cdef double wall = 0, wnew = 0, lam, fixed, rest, nxt
+    for j in range(s.cnt[l]):
+        i = s.slots[base + j]
+        wall += s.sub_w[i]
+        if s.nmark[i] == s.batch:
+            wnew += s.sub_w[i]
+    lam = s.cap[l] / wall
+    for it in range(32):
+        fixed = 0
+        rest = wnew
+        for j in range(s.cnt[l]):
+            i = s.slots[base + j]
+            if s.nmark[i] == s.batch:
+                continue
+            if s.rate[i] < lam * s.sub_w[i]:
+                fixed += s.rate[i]
+            else:
+                rest += s.sub_w[i]
+        nxt = (s.cap[l] - fixed) / rest
+        if not nxt > lam * (1 + 1e-15):
+            break
+        lam = nxt
+    return lam * (1 - SETTLE_TOL)
+
+
 cdef double lowest_changed_level(State* s) noexcept nogil:
     """lam0: subflows below this level keep their rates (see module notes)."""
-    cdef double lam0 = INFINITY, w, lb
+    cdef double lam0 = INFINITY, lb
     cdef Py_ssize_t c, j, i
     cdef int32_t l
     cdef int64_t base
@@ -469,13 +517,9 @@ cdef double lowest_changed_level(State* s) noexcept nogil:
         if s.lchg[l] & 2:
             if s.sat[l] < lam0:
                 lam0 = s.sat[l]
-            w = 0
-            for j in range(s.cnt[l]):
-                w += s.sub_w[s.slots[base + j]]
-            if w > 0:
-                lb = s.cap[l] / w
-                if lb < lam0:
-                    lam0 = lb
+            lb = arrival_bound(s, l)
+            if lb < lam0:
+                lam0 = lb
         if s.lchg[l] & 1:
             for j in range(s.cnt[l]):
                 i = s.slots[base + j]
@@ -488,85 +532,74 @@ cdef double lowest_changed_level(State* s) noexcept nogil:
     return lam0
 
 
-cdef int refill(State* s, double lam0) noexcept nogil:
-    """Max-min fill of region R (see module notes); new rates go to newrate.
+cdef inline void freeze(State* s, Py_ssize_t i, double r, double lv) noexcept nogil:
+    cdef int64_t k
+    cdef int32_t l
+    cdef double wi = s.sub_w[i]
+    cdef double* resid = s.resid
+    cdef double* wsum = s.wsum
+    cdef int32_t* ucnt = s.ucnt
+    s.newrate[i] = r
+    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+        l = s.path_links[k]
+        resid[l] -= r
+        wsum[l] -= wi
+        ucnt[l] -= 1
+        if lv > s.rmax[l]:
+            s.rmax[l] = lv
+        if ucnt[l] == 0:
+            ih_remove(&s.lfill, l)
 
-    Returns 1 if a refilled subflow landed below lam0 (caller redoes with 0),
-    -1 on allocation failure, else 0.  Hot loop: the arrays are read through
-    local pointers so the compiler need not reload them from the struct.
-    """
-    cdef Py_ssize_t c, j, qh = 0, qt = 0, n_r = 0
-    cdef int32_t l, l2, ucnt
-    cdef int64_t base, k, stamp, frozen
+
+cdef inline void scan_link(State* s, int32_t l, int64_t stamp) noexcept nogil:
+    """Background load, region weight and top background level of link l."""
+    cdef int64_t base = s.link_ptr[l], j
     cdef Py_ssize_t i
-    cdef double thr = lam0 * (1 - SETTLE_TOL), lv, cur = 0, resid, wsum
+    cdef double resid = s.cap[l], wsum = 0, bgmax = 0, lv
+    cdef int32_t ucnt = 0
+    for j in range(s.cnt[l]):
+        i = s.slots[base + j]
+        if s.smark[i] == stamp:
+            wsum += s.sub_w[i]
+            ucnt += 1
+        else:
+            resid -= s.rate[i]
+            lv = s.rate[i] / s.sub_w[i]
+            if lv > bgmax:
+                bgmax = lv
+    s.n_incid += s.cnt[l]
+    s.resid[l] = resid
+    s.wsum[l] = wsum
+    s.ucnt[l] = ucnt
+    s.bgmax[l] = bgmax
+    s.rmax[l] = 0
+    s.sat[l] = INFINITY
+    if ucnt > 0:
+        lv = resid / wsum
+        ih_set(&s.lfill, l, lv if lv > 0 else 0)
+
+
+cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links) noexcept nogil:
+    """Freeze the region's subflows (smark == stamp) level by level.
+
+    The region's links (queue[0 .. n_links-1]) must have been scanned.  New
+    rates go to newrate; links that fill get sat = their level; a touched
+    link left with no room gets sat = the top level on it; others inf.
+    """
+    cdef Py_ssize_t c, i
+    cdef int32_t l
+    cdef int64_t base, j, frozen = stamp + 1
+    cdef double lv, cur = 0
     cdef Item it
     cdef int32_t* slots = s.slots
-    cdef int32_t* cnt = s.cnt
-    cdef int64_t* link_ptr = s.link_ptr
-    cdef int64_t* path_ptr = s.path_ptr
-    cdef int32_t* path_links = s.path_links
-    cdef int64_t* mark = s.smark      # 2*stamp: in R; 2*stamp+1: in R and frozen
-    cdef int64_t* lmark = s.lmark
-    cdef int64_t* nmark = s.nmark
-    cdef int32_t* queue = s.queue
-    cdef int32_t* rlist = s.rlist
-    cdef double* rate = s.rate
+    cdef int64_t* mark = s.smark
     cdef double* w = s.sub_w
-    cdef int64_t batch = s.batch
-    s.stamp += 1
-    stamp = 2 * s.stamp
-    frozen = stamp + 1
-    s.n_fills += 1
-    # BFS over links from the changed ones, through region subflows.  A
-    # subflow is in R iff it is new or its level is >= thr, so every link's
-    # background load and region weight are known when it is scanned.
     s.capfill.n = 0
-    for c in range(s.n_chg):
-        l = s.chg_list[c]
-        lmark[l] = stamp
-        queue[qt] = l
-        qt += 1
-    while qh < qt:
-        l = queue[qh]
-        qh += 1
-        base = link_ptr[l]
-        s.n_incid += cnt[l]
-        resid = s.cap[l]
-        wsum = 0
-        ucnt = 0
-        for j in range(cnt[l]):
-            i = slots[base + j]
-            if mark[i] != stamp:
-                if nmark[i] != batch and rate[i] < thr * w[i]:
-                    resid -= rate[i]
-                    continue
-                mark[i] = stamp
-                rlist[n_r] = <int32_t> i
-                n_r += 1
-                for k in range(path_ptr[i], path_ptr[i + 1]):
-                    l2 = path_links[k]
-                    if lmark[l2] != stamp:
-                        lmark[l2] = stamp
-                        queue[qt] = l2
-                        qt += 1
-            wsum += w[i]
-            ucnt += 1
-        s.resid[l] = resid
-        s.wsum[l] = wsum
-        s.ucnt[l] = ucnt
-        s.sat[l] = INFINITY
-        if ucnt > 0:
-            lv = resid / wsum
-            ih_set(&s.lfill, l, lv if lv > 0 else 0)
-    s.n_r = n_r
-    s.n_refilled += n_r
-    for c in range(n_r):
-        i = rlist[c]
+    for c in range(s.n_r):
+        i = s.rlist[c]
         if isfinite(s.sub_cap[i]):
             if heap_push(&s.capfill, s.sub_cap[i] / w[i], i, 0) < 0:
                 return -1
-    # progressive filling: freeze at the lowest saturation level first
     while s.lfill.n > 0 or s.capfill.n > 0:
         if s.capfill.n == 0 or (s.lfill.n > 0 and s.lfill.t[0] <= s.capfill.a[0].t):
             l = s.lfill.item[0]
@@ -580,12 +613,12 @@ cdef int refill(State* s, double lam0) noexcept nogil:
             ih_remove(&s.lfill, l)
             cur = lv
             s.sat[l] = lv
-            base = link_ptr[l]
-            for j in range(cnt[l]):
+            base = s.link_ptr[l]
+            for j in range(s.cnt[l]):
                 i = slots[base + j]
                 if mark[i] == stamp:
                     mark[i] = frozen
-                    freeze(s, i, w[i] * lv)
+                    freeze(s, i, w[i] * lv, lv)
         else:
             it = heap_pop(&s.capfill)
             i = it.key
@@ -593,29 +626,210 @@ cdef int refill(State* s, double lam0) noexcept nogil:
                 continue
             cur = it.t if it.t > cur else cur
             mark[i] = frozen
-            freeze(s, i, s.sub_cap[i])
+            freeze(s, i, s.sub_cap[i], s.sub_cap[i] / w[i])
+    for c in range(n_links):
+        l = s.queue[c]
+        if s.sat[l] == INFINITY and s.resid[l] <= s.cap[l] * SETTLE_TOL:
+            s.sat[l] = s.bgmax[l] if s.bgmax[l] > s.rmax[l] else s.rmax[l]
+    return 0
+
+
+cdef int refill(State* s, double lam0) noexcept nogil:
+    """Refill the lam0 closure: new subflows plus every subflow with level >=
+    lam0 reachable from a changed link through such subflows (module notes).
+
+    Returns 1 if a refilled subflow landed below lam0 (caller redoes with 0),
+    -1 on allocation failure, else 0.
+    """
+    cdef Py_ssize_t c, j, qh = 0, qt = 0, n_r = 0
+    cdef int32_t l, l2
+    cdef int64_t base, k, stamp
+    cdef Py_ssize_t i
+    cdef double thr = lam0 * (1 - SETTLE_TOL)
+    cdef int32_t* slots = s.slots
+    cdef int64_t* path_ptr = s.path_ptr
+    cdef int32_t* path_links = s.path_links
+    cdef int64_t* mark = s.smark
+    cdef int64_t* lmark = s.lmark
+    cdef int32_t* queue = s.queue
+    cdef double* rate = s.rate
+    cdef double* w = s.sub_w
+    s.stamp += 1
+    stamp = 2 * s.stamp
+    s.n_fills += 1
+    # BFS from the changed links through region subflows, marking R first ...
+    for c in range(s.n_chg):
+        l = s.chg_list[c]
+        lmark[l] = stamp
+        queue[qt] = l
+        qt += 1
+    while qh < qt:
+        l = queue[qh]
+        qh += 1
+        base = s.link_ptr[l]
+        s.n_incid += s.cnt[l]
+        for j in range(s.cnt[l]):
+            i = slots[base + j]
+            if mark[i] == stamp or (s.nmark[i] != s.batch and rate[i] < thr * w[i]):
+                continue
+            mark[i] = stamp
+            s.rlist[n_r] = <int32_t> i
+            n_r += 1
+            for k in range(path_ptr[i], path_ptr[i + 1]):
+                l2 = path_links[k]
+                if lmark[l2] != stamp:
+                    lmark[l2] = stamp
+                    queue[qt] = l2
+                    qt += 1
+    s.n_r = n_r
+    s.n_refilled += n_r
+    # ... then weigh every link it reached and fill
+    for c in range(qt):
+        scan_link(s, queue[c], stamp)
+    if progressive_fill(s, stamp, qt) < 0:
+        return -1
     for c in range(n_r):
-        i = rlist[c]
-        if nmark[i] != batch and s.newrate[i] < w[i] * lam0 * (1 - 1e-9):
+        i = s.rlist[c]
+        if s.nmark[i] != s.batch and s.newrate[i] < w[i] * lam0 * (1 - 1e-9):
             return 1
     return 0
 
 
-cdef inline void freeze(State* s, Py_ssize_t i, double r) noexcept nogil:
+cdef inline bint settled_after(State* s, Py_ssize_t i, int64_t lstamp) noexcept nogil:
+    """Bottleneck condition for a subflow outside the region after a local
+    fill: a link the fill touched counts with its new saturation level."""
     cdef int64_t k
     cdef int32_t l
-    cdef double wi = s.sub_w[i]
-    cdef double* resid = s.resid
-    cdef double* wsum = s.wsum
-    cdef int32_t* ucnt = s.ucnt
-    s.newrate[i] = r
+    cdef double lv = s.rate[i] / s.sub_w[i]
+    if s.rate[i] >= s.sub_cap[i] * (1 - SETTLE_TOL):
+        return True
     for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
         l = s.path_links[k]
-        resid[l] -= r
-        wsum[l] -= wi
-        ucnt[l] -= 1
-        if ucnt[l] == 0:
-            ih_remove(&s.lfill, l)
+        if ((s.lmark[l] == lstamp or s.lchg[l] == 0) and s.sat[l] <= lv * (1 + SETTLE_TOL)
+                and s.sat[l] >= lv * (1 - SETTLE_TOL)):
+            return True
+    return False
+
+
+cdef inline void save_sat(State* s, int32_t l) noexcept nogil:
+    if s.umark[l] != s.batch:
+        s.umark[l] = s.batch
+        s.undo_l[s.n_undo] = l
+        s.undo_v[s.n_undo] = s.sat[l]
+        s.n_undo += 1
+
+
+cdef int local_refill(State* s, int max_rounds) noexcept nogil:
+    """Refill the smallest region that can change, and prove it is enough.
+
+    Start from the new subflows and the unsettled ones on links that lost a
+    subflow; fill them with everything else fixed; then check every outside
+    subflow on a touched link: it must not sit above a link the fill
+    saturated, and must still have a bottleneck.  Violators join the region
+    and the fill is redone.  When nothing is violated, every subflow has a
+    bottleneck and no link is over capacity: that is the (unique) max-min
+    allocation.  Returns 0 when proved, 2 if max_rounds were not enough (the
+    caller falls back to the lam0 closure), -1 on allocation failure.
+    """
+    cdef Py_ssize_t c, j, qt, n_r = 0, n_before
+    cdef int32_t l
+    cdef int64_t base, k, stamp, lstamp, scanned
+    cdef Py_ssize_t i
+    cdef int rnd
+    for c in range(s.n_chg):
+        if s.cnt[s.chg_list[c]] > LOCAL_CROWD:
+            return 2   # crowded links: every round would rescan them; go wide at once
+    s.stamp += 1
+    stamp = 2 * s.stamp
+    for c in range(s.n_new):
+        i = s.newlist[c]
+        s.smark[i] = stamp
+        s.rlist[n_r] = <int32_t> i
+        n_r += 1
+    for c in range(s.n_chg):
+        l = s.chg_list[c]
+        if s.lchg[l] & 1:
+            base = s.link_ptr[l]
+            for j in range(s.cnt[l]):
+                i = s.slots[base + j]
+                if s.smark[i] != stamp and not settled(s, i):
+                    s.smark[i] = stamp
+                    s.rlist[n_r] = <int32_t> i
+                    n_r += 1
+    if n_r == 0:
+        # nothing can move: links that lost a subflow are simply unsaturated
+        for c in range(s.n_chg):
+            if s.lchg[s.chg_list[c]] & 1:
+                s.sat[s.chg_list[c]] = INFINITY
+        return 3
+    s.n_undo = 0
+    for c in range(s.n_chg):
+        if s.lchg[s.chg_list[c]] & 1:
+            save_sat(s, s.chg_list[c])
+            s.sat[s.chg_list[c]] = INFINITY
+    for rnd in range(max_rounds):
+        s.n_r = n_r
+        s.n_fills += 1
+        s.n_refilled += n_r
+        if rnd:
+            s.stamp += 1
+            stamp = 2 * s.stamp
+            for c in range(n_r):
+                s.smark[s.rlist[c]] = stamp
+        # the links under the region, scanned and filled
+        s.stamp += 1
+        lstamp = 2 * s.stamp
+        qt = 0
+        for c in range(s.n_chg):
+            l = s.chg_list[c]
+            if s.lmark[l] != lstamp and s.lchg[l] & 2:
+                s.lmark[l] = lstamp
+                s.queue[qt] = l
+                qt += 1
+        for c in range(n_r):
+            i = s.rlist[c]
+            for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+                l = s.path_links[k]
+                if s.lmark[l] != lstamp:
+                    s.lmark[l] = lstamp
+                    s.queue[qt] = l
+                    qt += 1
+        scanned = 0
+        for c in range(qt):
+            save_sat(s, s.queue[c])
+            scan_link(s, s.queue[c], stamp)
+            scanned += s.cnt[s.queue[c]]
+        if progressive_fill(s, stamp, qt) < 0:
+            return -1
+        # outside subflows on touched links: above a filled link, or unsettled?
+        n_before = n_r
+        for c in range(qt):
+            l = s.queue[c]
+            base = s.link_ptr[l]
+            s.n_incid += s.cnt[l]
+            for j in range(s.cnt[l]):
+                i = s.slots[base + j]
+                if s.smark[i] == stamp + 1 or s.smark[i] == stamp + 3:
+                    continue
+                # above the level a link filled at: per link; bottleneck: once
+                if s.rate[i] > s.sat[l] * s.sub_w[i] * (1 + SETTLE_TOL) or (
+                        s.smark[i] != stamp + 2 and not settled_after(s, i, lstamp)):
+                    s.smark[i] = stamp + 3
+                    s.rlist[n_r] = <int32_t> i
+                    n_r += 1
+                else:
+                    s.smark[i] = stamp + 2   # bottleneck checked this round
+        if n_r == n_before:
+            return 0
+        if (n_r > 2 * n_before and n_r > LOCAL_EXPLODE) or scanned > LOCAL_SCAN * n_before:
+            # a ripple this wide, or links this crowded, are what the lam0
+            # closure is for: each further round would rescan them all
+            break
+        s.stamp += 1   # stamp + 2 / + 3 must not be mistaken for next round's marks
+    # not proved: put the saturation levels back for the lam0 closure
+    for c in range(s.n_undo):
+        s.sat[s.undo_l[c]] = s.undo_v[c]
+    return 2
 
 
 cdef int log_load(State* s, int32_t l, double t) noexcept nogil:
@@ -720,22 +934,21 @@ cdef int run(State* s) noexcept nogil:
             if handle(s, &it) < 0:
                 return -1
         if s.n_chg > 0:
-            lam0 = lowest_changed_level(s)
-            if s.n_new > 0 or lam0 < INFINITY:
-                rc = refill(s, lam0)
-                if rc == 1:
-                    s.n_fallbacks += 1
-                    rc = refill(s, 0.0)
-                if rc < 0:
-                    return -1
-                if apply_rates(s, tb) < 0:
-                    return -1
-            else:
-                for c in range(s.n_chg):
-                    # a link that only lost subflows, all settled elsewhere
-                    s.sat[s.chg_list[c]] = INFINITY
-                if s.rec_links and apply_rates(s, tb) < 0:
-                    return -1
+            rc = local_refill(s, LOCAL_ROUNDS)
+            if rc == 2:
+                # a failed local attempt put every saturation level back, so
+                # lam0 still sees the levels from before the event
+                s.n_widened += 1
+                rc = refill(s, lowest_changed_level(s))
+            if rc == 1:
+                s.n_fallbacks += 1
+                rc = refill(s, 0.0)
+            if rc < 0:
+                return -1
+            if rc == 3:
+                s.n_r = 0   # nothing moved; the link log still records lost subflows
+            if (rc != 3 or s.rec_links) and apply_rates(s, tb) < 0:
+                return -1
             for c in range(s.n_chg):
                 s.lchg[s.chg_list[c]] = 0
     return 0
@@ -775,7 +988,8 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
         dpt_ptr=dpt_ptr, dpt_idx=dpt_idx, link_ptr=link_ptr, owner=owner,
         plat=np.ascontiguousarray(plat, dtype=np.float64),
         slots=np.zeros(K, np.int32), cnt=np.zeros(L, np.int32), sat=np.full(L, np.inf),
-        resid=np.zeros(L), wsum=np.zeros(L), ucnt=np.zeros(L, np.int32),
+        resid=np.zeros(L), wsum=np.zeros(L), bgmax=np.zeros(L), rmax=np.zeros(L),
+        undo_l=np.zeros(L, np.int32), undo_v=np.zeros(L), umark=np.zeros(L, np.int64), ucnt=np.zeros(L, np.int32),
         lmark=np.zeros(L, np.int64), lfill_t=np.zeros(L), lfill_item=np.zeros(L, np.int32), lfill_where=np.full(L, -1, np.int32),
 
         lbusy=np.zeros(L), lsince=np.zeros(L), lload=np.zeros(L), lchg=np.zeros(L, np.int8),
@@ -818,6 +1032,9 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     cdef int8_t[::1] m_lchg = arrays["lchg"], m_state = arrays["state"]
     cdef double[::1] m_plat = arrays["plat"], m_sat = arrays["sat"], m_resid = arrays["resid"]
     cdef double[::1] m_wsum = arrays["wsum"], m_lbusy = arrays["lbusy"]
+    cdef double[::1] m_bgmax = arrays["bgmax"], m_rmax = arrays["rmax"], m_undo_v = arrays["undo_v"]
+    cdef int32_t[::1] m_undo_l = arrays["undo_l"]
+    cdef int64_t[::1] m_umark = arrays["umark"]
     cdef double[::1] m_lsince = arrays["lsince"], m_lload = arrays["lload"], m_rem = arrays["rem"]
     cdef double[::1] m_rate = arrays["rate"], m_tupd = arrays["tupd"], m_newrate = arrays["newrate"]
     cdef double[::1] m_sfin = arrays["sfin"], m_sfirst = arrays["sfirst"], m_maxdep = arrays["maxdep"]
@@ -848,6 +1065,12 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.sat = &m_sat[0] if L else &dummyd
     s.resid = &m_resid[0] if L else &dummyd
     s.wsum = &m_wsum[0] if L else &dummyd
+    s.bgmax = &m_bgmax[0] if L else &dummyd
+    s.rmax = &m_rmax[0] if L else &dummyd
+    s.undo_l = &m_undo_l[0] if L else &dummy32
+    s.undo_v = &m_undo_v[0] if L else &dummyd
+    s.umark = &m_umark[0] if L else &dummy64
+    s.n_undo = 0
     s.lbusy = &m_lbusy[0] if L else &dummyd
     s.lsince = &m_lsince[0] if L else &dummyd
     s.lload = &m_lload[0] if L else &dummyd
@@ -888,7 +1111,7 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.rec_links = record_links
     s.rec_rates = record_rates
     s.batch = s.stamp = s.logstamp = 0
-    s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = 0
+    s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = s.n_widened = 0
     s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
     # finish starts at -inf so max() works; a flow with no subflows cannot occur
     arrays["finish"][:] = -np.inf
@@ -908,7 +1131,7 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
             "counters": {
                 "events": s.n_events, "batches": s.batch, "fills": s.n_fills,
                 "refilled_subflows": s.n_refilled, "incidences": s.n_incid,
-                "fallbacks": s.n_fallbacks, "max_active": s.max_active, "stalled": s.n_stalled, "rate_changes": s.n_changed,
+                "fallbacks": s.n_fallbacks, "widened": s.n_widened, "max_active": s.max_active, "stalled": s.n_stalled, "rate_changes": s.n_changed,
             },
         }
         if record_links:
@@ -973,7 +1196,7 @@ def reverse_csr(int64_t[::1] ptr, int32_t[::1] idx, Py_ssize_t n):
     return rptr, ridx
 
 
-def check_paths(int64_t[::1] path_ptr, int64_t[::1] path_links, Py_ssize_t L):
+def check_paths(int64_t[::1] path_ptr, int32_t[::1] path_links, Py_ssize_t L):
     """First bad incidence of the paths, as (k, 1) for a link id out of
     0..L-1, (k, 2) for a link repeated within one path, or (-1, 0)."""
     cdef Py_ssize_t S = path_ptr.shape[0] - 1, sub

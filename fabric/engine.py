@@ -139,7 +139,7 @@ class FlowArrays:
             sub_ptr=np.arange(n + 1, dtype=np.int64),
             sub_frac=np.ones(n),
             path_ptr=np.asarray(path_ptr, dtype=np.int64),
-            path_links=np.asarray(path_links, dtype=np.int64),
+            path_links=np.asarray(path_links),
             src=None if src is None else np.asarray(src, dtype=np.int64),
             dst=None if dst is None else np.asarray(dst, dtype=np.int64),
         )
@@ -238,7 +238,6 @@ class _Prepared:
     sub_size: np.ndarray
     sub_w: np.ndarray
     sub_cap: np.ndarray
-    path_links32: np.ndarray
 
 
 def prepare(capacity, latency, flows, node_ids=None):
@@ -275,9 +274,10 @@ def prepare(capacity, latency, flows, node_ids=None):
     if F and np.any(np.diff(sub_ptr) == 0):
         raise ValidationError(f"flows[{_first_bad(np.diff(sub_ptr) == 0)}]: has no path")
     frac = _check_column("flows.sub_frac", fa.sub_frac, S, low=0, low_ok=True)
-    path_links = np.ascontiguousarray(fa.path_links, dtype=np.int64)
+    single = S == F and np.array_equal(sub_ptr, np.arange(F + 1))
+    sub_owner = np.arange(F) if single else np.repeat(np.arange(F), np.diff(sub_ptr))
+    path_links = _link_ids(fa.path_links, L, fa.path_ptr, sub_owner)
     path_ptr = _check_ptr("flows.path_ptr", fa.path_ptr, S, len(path_links))
-    sub_owner = np.repeat(np.arange(F), np.diff(sub_ptr))
     k, problem = _core.check_paths(path_ptr, path_links, L)
     if problem:
         f = sub_owner[np.searchsorted(path_ptr, k, side="right") - 1]
@@ -290,25 +290,42 @@ def prepare(capacity, latency, flows, node_ids=None):
         if (empty & distinct).any():
             f = sub_owner[_first_bad(empty & distinct)]
             raise ValidationError(f"flows[{f}].path: empty, but src {fa.src[f]} != dst {fa.dst[f]}")
-    # normalize subflow shares per flow
-    tot = np.add.reduceat(frac, sub_ptr[:-1]) if S else np.zeros(F)
-    if F and np.any(tot <= 0):
-        raise ValidationError(f"flows[{_first_bad(tot <= 0)}].split: fractions sum to 0")
-    share = frac / tot[sub_owner] if S else frac
     dep_idx32 = dep_idx.astype(np.int32)
     if dep_idx.size:
         cyc = _core.find_cycle(dep_ptr, dep_idx32)
         if cyc >= 0:
             raise ValidationError(f"flows[{cyc}].deps: on or behind a dependency cycle")
+    if single:
+        # one path per flow: the subflow is the flow (no copies)
+        if F and np.any(frac <= 0):
+            raise ValidationError(f"flows[{_first_bad(frac <= 0)}].split: fractions sum to 0")
+        share = np.ones(F)
+        sub_size, sub_w, sub_cap = size, weight, fcap
+    else:
+        tot = np.add.reduceat(frac, sub_ptr[:-1]) if S else np.zeros(F)
+        if F and np.any(tot <= 0):
+            raise ValidationError(f"flows[{_first_bad(tot <= 0)}].split: fractions sum to 0")
+        share = frac / tot[sub_owner] if S else frac
+        sub_size = np.ascontiguousarray(size[sub_owner] * share)
+        sub_w = np.ascontiguousarray(weight[sub_owner] * share)
+        sub_cap = np.ascontiguousarray(fcap[sub_owner] * share)
     fa = FlowArrays(size, start, weight, fcap, dep_ptr, dep_idx32, sub_ptr, share, path_ptr, path_links,
                     fa.src, fa.dst)
-    return _Prepared(
-        cap=cap, lat=lat, fa=fa,
-        sub_size=np.ascontiguousarray(size[sub_owner] * share),
-        sub_w=np.ascontiguousarray(weight[sub_owner] * share),
-        sub_cap=np.ascontiguousarray(fcap[sub_owner] * share),
-        path_links32=path_links.astype(np.int32),
-    )
+    return _Prepared(cap=cap, lat=lat, fa=fa, sub_size=sub_size, sub_w=sub_w, sub_cap=sub_cap)
+
+
+def _link_ids(values, L, path_ptr, sub_owner):
+    """Link ids as contiguous int32, range-checked before narrowing."""
+    ids = np.asarray(values)
+    if ids.dtype != np.int32:
+        if ids.size and not np.issubdtype(ids.dtype, np.integer):
+            raise ValidationError(f"flows.path_links: expected integer link ids, got {ids.dtype}")
+        bad = (ids < 0) | (ids >= L)
+        if bad.any():
+            k = _first_bad(bad)
+            f = sub_owner[np.searchsorted(np.asarray(path_ptr), k, side="right") - 1]
+            raise ValidationError(f"flows[{f}].path: link {ids[k]} does not exist (0..{L - 1})")
+    return np.ascontiguousarray(ids, dtype=np.int32)
 
 
 @dataclass
@@ -419,7 +436,7 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
     fa = p.fa
     out = _core.simulate(
         p.cap, p.lat, fa.start, fa.dep_ptr, fa.dep_idx, fa.sub_ptr, p.sub_size, p.sub_w,
-        p.sub_cap, fa.path_ptr, p.path_links32, record_links=record_links, record_rates=record_rates,
+        p.sub_cap, fa.path_ptr, fa.path_links, record_links=record_links, record_rates=record_rates,
     )
     if out["counters"]["stalled"]:
         raise RuntimeError("fabric engine: a subflow got rate 0 (numerical breakdown); please report this input")

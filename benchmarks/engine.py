@@ -1,0 +1,218 @@
+"""Engine speed: fabric beside the pure-Python reference and SimGrid, as ratios.
+
+Every (implementation, case) runs in its own process with a time limit, so a
+slow peer cannot stall the table and peak memory is measured per run.
+
+    python benchmarks/engine.py                 # the full table (SimGrid if importable)
+    python benchmarks/engine.py --quick         # small sizes, short limits
+    python benchmarks/engine.py --cases ring:1024,a2a:256 --peers fabric
+
+Cases (all on a non-blocking star: link 2i = rank i -> switch, 2i+1 =
+switch -> rank i, 50 GB/s, 0.5 us each way, so every route has latency 1 us):
+
+* ``ring:n``: ring all-reduce of 1 GiB, 2(n-1) dependent steps of n flows.
+* ``a2a:n``: all-to-all, n(n-1) flows of 1-100 MB (seeded), all at once.
+* ``mem:n``: n flows (default 1M) on 6-hop random paths over 20k links with
+  random starts; fabric only, for peak memory.
+
+Wall time for fabric includes building the flows (vectorised numpy).
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BW, HOP_LAT = 50e9, 0.5e-6
+
+
+def star(n):
+    return np.full(2 * n, BW), np.full(2 * n, HOP_LAT)
+
+
+def ring_flows(n, size=2**30):
+    from fabric import FlowArrays
+
+    steps = 2 * (n - 1)
+    rank = np.tile(np.arange(n), steps)
+    step = np.repeat(np.arange(steps), n)
+    F = n * steps
+    links = np.empty(2 * F, np.int64)
+    links[0::2] = 2 * rank
+    links[1::2] = 2 * ((rank + 1) % n) + 1
+    has_dep = step > 0
+    dep_ptr = np.zeros(F + 1, np.int64)
+    np.cumsum(has_dep, out=dep_ptr[1:])
+    dep_idx = ((step - 1) * n + (rank - 1) % n)[has_dep]
+    return FlowArrays.single_path(np.full(F, size / n), np.arange(0, 2 * F + 1, 2), links,
+                                  dep_ptr=dep_ptr, dep_idx=dep_idx)
+
+
+def a2a_flows(n, seed=1):
+    from fabric import FlowArrays
+
+    src, dst = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    off = src != dst
+    src, dst = src[off], dst[off]
+    F = len(src)
+    links = np.empty(2 * F, np.int64)
+    links[0::2] = 2 * src
+    links[1::2] = 2 * dst + 1
+    sizes = np.random.default_rng(seed).integers(10**6, 10**8, F).astype(np.float64)
+    return FlowArrays.single_path(sizes, np.arange(0, 2 * F + 1, 2), links)
+
+
+def mem_flows(n, n_links=20000, hops=6, seed=2):
+    from fabric import FlowArrays
+
+    rng = np.random.default_rng(seed)
+    # distinct links per path: a random offset walk modulo n_links
+    first = rng.integers(0, n_links, n)
+    steps = np.cumsum(rng.integers(1, 50, (n, hops)), axis=1)
+    links = ((first[:, None] + steps) % n_links).ravel()
+    starts = rng.uniform(0, 0.1, n)   # about 30% mean link load: busy, not overloaded
+    sizes = rng.integers(10**4, 10**7, n).astype(np.float64)
+    fa = FlowArrays.single_path(sizes, np.arange(0, hops * n + 1, hops), links, start=starts)
+    return fa, np.full(n_links, BW), np.full(n_links, HOP_LAT)
+
+
+def build(case):
+    kind, n = case.split(":")
+    n = int(n)
+    if kind == "ring":
+        cap, lat = star(n)
+        return ring_flows(n), cap, lat
+    if kind == "a2a":
+        cap, lat = star(n)
+        return a2a_flows(n), cap, lat
+    if kind == "mem":
+        fa, cap, lat = mem_flows(n)
+        return fa, cap, lat
+    raise SystemExit(f"unknown case {case!r}")
+
+
+def worker(impl, case):
+    t0 = time.perf_counter()
+    fa, cap, lat = build(case)
+    t_build = time.perf_counter() - t0
+    counters = {}
+    if impl == "fabric":
+        from fabric import simulate_links
+
+        r = simulate_links(cap, lat, fa)
+        finish, counters = r.finish, r.counters
+    elif impl == "reference":
+        from fabric import reference
+
+        finish = reference.simulate(cap, lat, fa)["finish"]
+    elif impl == "simgrid":
+        sys.path.insert(0, HERE)
+        from peers import simgrid_simulate
+
+        finish = simgrid_simulate(cap, lat, fa)
+    else:
+        raise SystemExit(f"unknown implementation {impl!r}")
+    total = time.perf_counter() - t0
+    print(json.dumps({
+        "seconds": total, "build_seconds": t_build, "flows": int(fa.n_flows),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "makespan": float(np.max(finish)), "finish_sample": finish[:: max(1, len(finish) // 1000)].tolist(),
+        "counters": counters,
+    }))
+
+
+def run_one(impl, case, limit):
+    env = dict(os.environ)
+    if impl == "simgrid":
+        import site
+
+        extra = [p for p in site.getsitepackages() if os.path.exists(os.path.join(p, "libsimgrid.so"))]
+        env["LD_LIBRARY_PATH"] = ":".join(extra + [env.get("LD_LIBRARY_PATH", "")])
+    try:
+        p = subprocess.run([sys.executable, __file__, "--worker", impl, case], capture_output=True, text=True,
+                           timeout=limit, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"> {limit:.0f} s"}
+    if p.returncode:
+        last = (p.stderr.strip().splitlines() or ["failed"])[-1]
+        return {"error": last[:60]}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def ratio(peer, fab):
+    """peer time / fabric time; a timed-out peer gives a lower bound."""
+    if "error" in fab:
+        return ""
+    if "error" in peer:
+        if peer["error"].startswith(">"):
+            return f"> {float(peer['error'].split()[1]) / fab['seconds']:.0f}x"
+        return "failed"
+    return f"{peer['seconds'] / fab['seconds']:.1f}x"
+
+
+def fmt_time(r):
+    return r["error"] if "error" in r else f"{r['seconds']:.3g} s"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", nargs=2, metavar=("IMPL", "CASE"), help=argparse.SUPPRESS)
+    ap.add_argument("--cases", default="ring:64,ring:256,ring:1024,a2a:64,a2a:256,mem:1000000")
+    ap.add_argument("--peers", default="fabric,reference,simgrid")
+    ap.add_argument("--ref-timeout", type=float, default=600.0, help="seconds allowed to the reference")
+    ap.add_argument("--simgrid-timeout", type=float, default=900.0, help="seconds allowed to SimGrid")
+    ap.add_argument("--quick", action="store_true", help="small cases and short limits")
+    args = ap.parse_args()
+    if args.worker:
+        return worker(*args.worker)
+    if args.quick:
+        args.cases, args.ref_timeout, args.simgrid_timeout = "ring:64,a2a:32,mem:100000", 60.0, 60.0
+    peers = args.peers.split(",")
+    if "simgrid" in peers:
+        sys.path.insert(0, HERE)
+        from peers import simgrid_available
+
+        ok, why = simgrid_available()
+        if not ok and "LD_LIBRARY_PATH" not in why:  # run_one sets the library path itself
+            print(f"SimGrid skipped: {why}")
+            peers.remove("simgrid")
+    limits = {"fabric": 1800.0, "reference": args.ref_timeout, "simgrid": args.simgrid_timeout}
+    rows = []
+    for case in args.cases.split(","):
+        res = {}
+        for impl in peers:
+            if case.startswith("mem:") and impl != "fabric":
+                continue
+            res[impl] = run_one(impl, case, limits[impl])
+            print(f"  {case:<12} {impl:<10} {fmt_time(res[impl])}", file=sys.stderr, flush=True)
+        rows.append((case, res))
+    header = ["case", "flows", "fabric", "flows/s", "peak MB", "reference", "ref/fabric", "simgrid", "simgrid/fabric",
+              "max rel diff"]
+    print("  ".join(f"{h:>14}" for h in header))
+    for case, res in rows:
+        fab = res["fabric"]
+        cells = [case, str(fab.get("flows", "")), fmt_time(fab)]
+        cells.append(f"{fab['flows'] / fab['seconds']:.3g}" if "error" not in fab else "")
+        cells.append(f"{fab['peak_rss_mb']:.0f}" if "error" not in fab else "")
+        diff = 0.0
+        for impl in ("reference", "simgrid"):
+            r = res.get(impl)
+            if r is None:
+                cells += ["n/a", ""]
+                continue
+            cells += [fmt_time(r), ratio(r, fab)]
+            if "error" not in r and "error" not in fab and len(r["finish_sample"]) == len(fab["finish_sample"]):
+                a, b = np.array(fab["finish_sample"]), np.array(r["finish_sample"])
+                diff = max(diff, float(np.max(np.abs(a - b) / np.abs(b))))
+        cells.append(f"{diff:.1e}")
+        print("  ".join(f"{c:>14}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
