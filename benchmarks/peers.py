@@ -104,3 +104,24 @@ def simgrid_simulate(capacity, latency, fa):
     (hosts[0][0] if hosts else zone.add_host("h", 1e9).seal()).add_actor("controller", controller)
     e.run()
     return finish
+
+
+def main():
+    """Worker mode for tests and benchmarks: ``python peers.py IN.npz OUT.npy``.
+
+    IN.npz holds capacity, latency and a single-path FlowArrays (size,
+    dep_ptr, dep_idx, path_ptr, path_links); OUT.npy gets SimGrid's finish
+    times.  One SimGrid engine per process, hence a process per run.
+    """
+    import sys
+
+    from fabric import FlowArrays
+
+    data = np.load(sys.argv[1])
+    fa = FlowArrays.single_path(data["size"], data["path_ptr"], data["path_links"],
+                                dep_ptr=data["dep_ptr"], dep_idx=data["dep_idx"])
+    np.save(sys.argv[2], simgrid_simulate(data["capacity"], data["latency"], fa))
+
+
+if __name__ == "__main__":
+    main()
