@@ -12,6 +12,9 @@ switch -> rank i, 50 GB/s, 0.5 us each way, so every route has latency 1 us):
 
 * ``ring:n``: ring all-reduce of 1 GiB, 2(n-1) dependent steps of n flows.
 * ``a2a:n``: all-to-all, n(n-1) flows of 1-100 MB (seeded), all at once.
+* ``perm:k:ROUTING`` / ``incast:k:ROUTING``: a random permutation (100 MB
+  per pair) or a 64-to-1 incast (64 MB each) on a k-ary fat-tree, routed
+  with ``ecmp`` hashing or ``spray`` (SimGrid plays single paths only).
 * ``mem:n``: n flows (default 1M) on 6-hop random paths over 20k links with
   random starts; fabric only, for peak memory.
 
@@ -82,9 +85,31 @@ def mem_flows(n, n_links=20000, hops=6, seed=2):
     return fa, np.full(n_links, BW), np.full(n_links, HOP_LAT)
 
 
+def fat_tree_flows(kind, k, routing):
+    """A random permutation (100 MB per pair) or a 64-to-1 incast (64 MB each)
+    on a k-ary fat-tree with 400 Gbps links and 0.5 us hops."""
+    import topologies
+    from fabric import Network
+
+    net = Network(topologies.fat_tree(k, bandwidth=BW, latency=HOP_LAT), routing=routing, seed=1)
+    accs = net.accelerators
+    rng = np.random.default_rng(4)
+    if kind == "perm":
+        dst = accs[rng.permutation(len(accs))]
+        keep = dst != accs
+        src, dst, size = accs[keep], dst[keep], 1e8
+    else:
+        src = rng.choice(accs[1:], 64, replace=False)
+        dst, size = np.full(64, accs[0]), 64e6
+    fa = net.flow_arrays(src, dst, np.full(len(src), size))
+    return fa, net.capacity, net.latency
+
+
 def build(case):
-    kind, n = case.split(":")
+    kind, n, *rest = case.split(":")
     n = int(n)
+    if kind in ("perm", "incast"):
+        return fat_tree_flows(kind, n, rest[0] if rest else "ecmp")
     if kind == "ring":
         cap, lat = star(n)
         return ring_flows(n), cap, lat
@@ -163,7 +188,8 @@ def fmt_time(r):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", nargs=2, metavar=("IMPL", "CASE"), help=argparse.SUPPRESS)
-    ap.add_argument("--cases", default="ring:64,ring:256,ring:1024,a2a:64,a2a:256,mem:1000000")
+    ap.add_argument("--cases", default="ring:64,ring:256,ring:1024,a2a:64,a2a:256,perm:16:ecmp,perm:16:spray,"
+                                       "incast:16:ecmp,incast:16:spray,mem:1000000")
     ap.add_argument("--peers", default="fabric,reference,simgrid")
     ap.add_argument("--ref-timeout", type=float, default=600.0, help="seconds allowed to the reference")
     ap.add_argument("--simgrid-timeout", type=float, default=900.0, help="seconds allowed to SimGrid")
@@ -172,7 +198,7 @@ def main():
     if args.worker:
         return worker(*args.worker)
     if args.quick:
-        args.cases, args.ref_timeout, args.simgrid_timeout = "ring:64,a2a:32,mem:100000", 60.0, 60.0
+        args.cases, args.ref_timeout, args.simgrid_timeout = "ring:64,a2a:32,perm:8:ecmp,perm:8:spray,mem:100000", 60.0, 60.0
     peers = args.peers.split(",")
     if "simgrid" in peers:
         sys.path.insert(0, HERE)
@@ -187,7 +213,7 @@ def main():
     for case in args.cases.split(","):
         res = {}
         for impl in peers:
-            if case.startswith("mem:") and impl != "fabric":
+            if (case.startswith("mem:") and impl != "fabric") or (case.endswith(":spray") and impl == "simgrid"):
                 continue
             res[impl] = run_one(impl, case, limits[impl])
             print(f"  {case:<12} {impl:<10} {fmt_time(res[impl])}", file=sys.stderr, flush=True)

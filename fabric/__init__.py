@@ -21,10 +21,11 @@ except ImportError as exc:  # pragma: no cover - only without a build
 
 from .engine import Flow, FlowArrays, Result, simulate_links
 from .errors import FabricError, UnroutableError, ValidationError
+from .network import ROUTINGS, Network, simulate
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "FabricError", "Flow", "FlowArrays", "Result", "UnroutableError", "ValidationError",
-    "simulate_links", "__version__",
+    "FabricError", "Flow", "FlowArrays", "Network", "ROUTINGS", "Result", "UnroutableError", "ValidationError",
+    "simulate", "simulate_links", "__version__",
 ]

@@ -1,0 +1,91 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Routing kernels over a compiled network (see fabric.network for the layout).
+
+Node v's out-links are ``adj_link[adj_ptr[v] .. adj_ptr[v+1]-1]``, leading to
+``adj_dst[...]`` (same order).  ``forwards[v]`` says whether v may appear in
+the middle of a path (switches do; accelerators only in direct networks).
+"""
+
+import numpy as np
+from libc.stdint cimport int32_t, int64_t, uint64_t
+
+
+def bfs_to(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, signed char[::1] forwards, int32_t target):
+    """Hop distance from every node to ``target`` (-1: unreachable), where
+    paths may only pass through forwarding nodes."""
+    cdef Py_ssize_t n = adj_ptr.shape[0] - 1, head = 0, tail = 1
+    dist_arr = np.full(n, -1, dtype=np.int32)
+    cdef int32_t[::1] dist = dist_arr
+    cdef int32_t[::1] queue = np.empty(n, dtype=np.int32)
+    cdef int32_t u, v
+    cdef int64_t k
+    dist[target] = 0
+    queue[0] = target
+    with nogil:
+        while head < tail:
+            u = queue[head]
+            head += 1
+            if u != target and not forwards[u]:
+                continue
+            for k in range(adj_ptr[u], adj_ptr[u + 1]):
+                v = adj_dst[k]
+                if dist[v] < 0:
+                    dist[v] = dist[u] + 1
+                    queue[tail] = v
+                    tail += 1
+    return dist_arr
+
+
+cdef inline uint64_t mix(uint64_t x) noexcept nogil:
+    # splitmix64 finalizer: a well-spread, deterministic hash
+    x ^= x >> 30
+    x *= 0xbf58476d1ce4e5b9ULL
+    x ^= x >> 27
+    x *= 0x94d049bb133111ebULL
+    x ^= x >> 31
+    return x
+
+
+def ecmp_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_link, signed char[::1] forwards,
+               int32_t[::1] dist, int32_t target, int32_t[::1] srcs, int64_t[::1] flow_ids,
+               uint64_t seed, bint hashed):
+    """One shortest path per source to ``target``.
+
+    At every hop the next link is chosen among the equal-cost ones by a hash
+    of (seed, src, dst, flow id, node) when ``hashed``, else the first (by
+    neighbour id): deterministic shortest-path routing.  Returns (lengths,
+    links) with the paths concatenated.
+    """
+    cdef Py_ssize_t m = srcs.shape[0], f
+    cdef int64_t total = 0, k, pos = 0
+    cdef int32_t u, v, choice, count
+    cdef uint64_t h
+    lengths = np.empty(m, dtype=np.int64)
+    cdef int64_t[::1] lens = lengths
+    for f in range(m):
+        lens[f] = dist[srcs[f]]
+        total += lens[f]
+    links_arr = np.empty(total, dtype=np.int32)
+    cdef int32_t[::1] links = links_arr
+    with nogil:
+        for f in range(m):
+            u = srcs[f]
+            h = mix(seed ^ mix(<uint64_t> srcs[f] * 0x9e3779b97f4a7c15ULL ^ <uint64_t> target)
+                    ^ mix(<uint64_t> flow_ids[f] + 0x632be59bd9b4e019ULL))
+            while u != target:
+                count = 0
+                for k in range(adj_ptr[u], adj_ptr[u + 1]):
+                    v = adj_dst[k]
+                    if dist[v] == dist[u] - 1 and (forwards[v] or v == target):
+                        count += 1
+                choice = <int32_t> (mix(h ^ <uint64_t> u) % <uint64_t> count) if hashed else 0
+                for k in range(adj_ptr[u], adj_ptr[u + 1]):
+                    v = adj_dst[k]
+                    if dist[v] == dist[u] - 1 and (forwards[v] or v == target):
+                        if choice == 0:
+                            links[pos] = adj_link[k]
+                            pos += 1
+                            u = v
+                            break
+                        choice -= 1
+    return lengths, links_arr

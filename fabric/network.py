@@ -1,0 +1,343 @@
+"""A topology graph compiled to arrays, and the routes flows take over it.
+
+Layout (the one place it is written down):
+
+* nodes ``0 .. N-1`` in the graph's node order; ``nodes[i]`` is the name and
+  ``node_id[name]`` the id;
+* undirected edge ``e`` (in ``G.edges`` order) is two directed links:
+  ``2e`` from its first to its second endpoint, ``2e + 1`` back; both carry
+  the edge's ``capacity`` (bytes/s) and ``latency`` (s);
+* the scale-out adjacency of node v: links ``adj_link[adj_ptr[v] ..
+  adj_ptr[v+1]-1]`` to nodes ``adj_dst[...]``, sorted by neighbour id.
+  Scale-up links (``layer="scaleup"``) are left out of it: flows between pods
+  use NICs and the fabric, flows inside a pod take the scale-up switch
+  (``intra_pod="scaleup"``, the default) or the fabric (``"fabric"``).
+
+Only switches forward (paths never bounce through an accelerator), except in
+direct networks without fabric switches (tori), where accelerators are the
+routers.  Routing runs one BFS per destination in compiled code and walks
+the shortest-path DAG per flow: no NetworkX call per flow.
+"""
+
+import numpy as np
+
+import topologies
+
+from . import _routing
+from .engine import Flow, FlowArrays, simulate_links
+from .errors import FabricError, UnroutableError
+
+__all__ = ["Network", "simulate", "ROUTINGS"]
+
+#: routing policies by name
+ROUTINGS = ("shortest", "ecmp", "spray")
+
+
+class Network:
+    """A topology compiled once for many simulations.
+
+    Parameters
+    ----------
+    G : networkx.Graph
+        A graph following the contract (checked with ``topologies.validate``).
+    routing : {"ecmp", "shortest", "spray"}
+        ``shortest``: one deterministic shortest path (first neighbour by id at
+        each hop).  ``ecmp``: per-flow hashing over all equal-cost shortest
+        paths, the hash over (seed, src, dst, flow id) as in switches, so
+        flows collide as they do in real fabrics.  ``spray``: each flow split
+        evenly over all (or ``max_paths``) equal-cost paths.
+    seed : int
+        ECMP hash seed; the same seed gives the same choices.
+    spray : bool
+        Same as ``routing="spray"`` (ECMP with packet spraying).
+    max_paths : int, optional
+        Spraying uses at most this many paths (the first ones in neighbour-id
+        order); default all of them.
+    intra_pod : {"scaleup", "fabric"}
+        Route flows between accelerators of one pod over the pod's scale-up
+        switch, or force them onto the scale-out fabric.
+
+    Examples
+    --------
+    >>> import topologies
+    >>> net = Network(topologies.fat_tree(4), routing="ecmp", seed=1)
+    >>> net.n_nodes, net.n_links
+    (36, 96)
+    >>> len(net.equal_cost_paths("acc0", "acc15"))   # (k/2)^2 across blocks
+    4
+    >>> [net.link_name(l) for l in net.path("acc0", "acc1")]
+    [('acc0', 'leaf0.0'), ('leaf0.0', 'acc1')]
+    """
+
+    def __init__(self, G, routing="ecmp", *, seed=0, spray=False, max_paths=None, intra_pod="scaleup"):
+        topologies.validate(G)
+        if routing not in ROUTINGS:
+            raise FabricError(f"routing={routing!r}: expected one of {', '.join(ROUTINGS)}")
+        if intra_pod not in ("scaleup", "fabric"):
+            raise FabricError(f"intra_pod={intra_pod!r}: expected 'scaleup' or 'fabric'")
+        if max_paths is not None and (not isinstance(max_paths, int) or max_paths < 1):
+            raise FabricError(f"max_paths={max_paths!r}: expected a positive integer")
+        self.graph = G
+        self.routing = "spray" if spray else routing
+        self.seed = int(seed)
+        self.max_paths = max_paths
+        self.intra_pod = intra_pod
+        self.nodes = list(G.nodes)
+        self.node_id = {n: i for i, n in enumerate(self.nodes)}
+        N = len(self.nodes)
+        kinds = [G.nodes[n]["kind"] for n in self.nodes]
+        tiers = [G.nodes[n].get("tier") for n in self.nodes]
+        self.kind = np.array(kinds, dtype=object)
+        self.pod = np.array([G.nodes[n]["pod"] if k == "accelerator" else -1 for n, k in zip(self.nodes, kinds)],
+                            dtype=np.int64)
+        self.accelerators = np.array([self.node_id[a] for a in topologies.accelerators(G)], dtype=np.int32)
+
+        edges = list(G.edges(data=True))
+        E = len(edges)
+        u = np.array([self.node_id[a] for a, _, _ in edges], dtype=np.int32)
+        v = np.array([self.node_id[b] for _, b, _ in edges], dtype=np.int32)
+        self.link_src = np.empty(2 * E, np.int32)
+        self.link_dst = np.empty(2 * E, np.int32)
+        self.link_src[0::2], self.link_dst[0::2] = u, v
+        self.link_src[1::2], self.link_dst[1::2] = v, u
+        self.capacity = np.repeat([float(d["capacity"]) for *_, d in edges], 2)
+        self.latency = np.repeat([float(d["latency"]) for *_, d in edges], 2)
+        self.layer = np.repeat(np.array([d.get("layer", "") for *_, d in edges], dtype=object), 2)
+        self.scaleup = self.layer == "scaleup"
+        self._link_of = {(int(a), int(b)): l for l, (a, b) in enumerate(zip(self.link_src, self.link_dst))}
+
+        fabric_switch = np.array([k == "switch" and t != "scaleup" for k, t in zip(kinds, tiers)])
+        direct = not fabric_switch.any()
+        self.forwards = (fabric_switch | (direct & (self.kind == "accelerator"))).astype(np.int8)
+        # scale-out adjacency, sorted by (node, neighbour)
+        keep = np.flatnonzero(~self.scaleup)
+        order = keep[np.lexsort((self.link_dst[keep], self.link_src[keep]))]
+        self.adj_link = np.ascontiguousarray(order, dtype=np.int32)
+        self.adj_dst = np.ascontiguousarray(self.link_dst[order], dtype=np.int32)
+        self.adj_ptr = np.zeros(N + 1, np.int64)
+        np.cumsum(np.bincount(self.link_src[order], minlength=N), out=self.adj_ptr[1:])
+        # the scale-up switch of every pod that has one
+        self._scaleup_of = {}
+        for n, t in zip(self.nodes, tiers):
+            if t == "scaleup":
+                self._scaleup_of[G.nodes[n]["pod"]] = self.node_id[n]
+        self._dist_cache = {}
+
+    # ------------------------------------------------------------ basics
+
+    @property
+    def n_nodes(self):
+        return len(self.nodes)
+
+    @property
+    def n_links(self):
+        return len(self.link_src)
+
+    def link_name(self, link):
+        """(from node, to node) of a directed link."""
+        return self.nodes[self.link_src[link]], self.nodes[self.link_dst[link]]
+
+    def link(self, u, v):
+        """The directed link id from node u to node v."""
+        try:
+            return self._link_of[(self.node_id[u], self.node_id[v])]
+        except KeyError:
+            raise FabricError(f"link ({u!r}, {v!r}): no such link") from None
+
+    def _id(self, node, field):
+        try:
+            return self.node_id[node]
+        except (KeyError, TypeError):
+            raise FabricError(f"{field}={node!r}: unknown node") from None
+
+    # ------------------------------------------------------------ routing
+
+    def _dist(self, dst):
+        d = self._dist_cache.get(dst)
+        if d is None:
+            if len(self._dist_cache) * self.n_nodes > 16_000_000:  # about 64 MB of int32
+                self._dist_cache.clear()
+            d = self._dist_cache[dst] = _routing.bfs_to(self.adj_ptr, self.adj_dst, self.forwards, dst)
+        return d
+
+    def _intra_pod(self, s, d):
+        """The scale-up path between two accelerators of one pod, or None."""
+        if self.intra_pod != "scaleup" or s == d or self.pod[s] < 0 or self.pod[s] != self.pod[d]:
+            return None
+        sw = self._scaleup_of.get(int(self.pod[s]))
+        if sw is None:
+            return None
+        return [self._link_of[(s, sw)], self._link_of[(sw, d)]]
+
+    def _unroutable(self, s, d):
+        return UnroutableError(f"no path from {self.nodes[s]!r} to {self.nodes[d]!r}")
+
+    def equal_cost_paths(self, src, dst, limit=None):
+        """All shortest scale-out paths (lists of link ids), in neighbour-id order.
+
+        Within a pod (with ``intra_pod="scaleup"``) the one scale-up path.
+        """
+        s, d = self._id(src, "src"), self._id(dst, "dst")
+        up = self._intra_pod(s, d)
+        if up is not None:
+            return [up]
+        return self._enumerate(s, d, limit)
+
+    def _enumerate(self, s, d, limit):
+        if s == d:
+            return [[]]
+        dist = self._dist(d)
+        if dist[s] < 0:
+            raise self._unroutable(s, d)
+        out, stack = [], [(s, [])]
+        while stack and (limit is None or len(out) < limit):
+            u, links = stack.pop()
+            if u == d:
+                out.append(links)
+                continue
+            nxt = []
+            for k in range(self.adj_ptr[u], self.adj_ptr[u + 1]):
+                v = self.adj_dst[k]
+                if dist[v] == dist[u] - 1 and (self.forwards[v] or v == d):
+                    nxt.append((int(v), links + [int(self.adj_link[k])]))
+            stack.extend(reversed(nxt))  # depth first, lowest neighbour first
+        return out
+
+    def path(self, src, dst, flow_id=0):
+        """The single path a flow takes under ``shortest``/``ecmp`` routing."""
+        s, d = self._id(src, "src"), self._id(dst, "dst")
+        fa = self.route(np.array([s]), np.array([d]), np.array([flow_id]), routing="ecmp"
+                        if self.routing == "spray" else self.routing)
+        return fa[3].tolist()
+
+    def route(self, src, dst, flow_ids=None, routing=None):
+        """Paths for many flows at once, by node id.
+
+        Returns (sub_ptr, sub_frac, path_ptr, path_links) in the layout of
+        :class:`fabric.FlowArrays`: one subflow per flow, or several when
+        spraying.
+        """
+        routing = routing or self.routing
+        src = np.asarray(src, dtype=np.int32)
+        dst = np.asarray(dst, dtype=np.int32)
+        F = len(src)
+        flow_ids = np.arange(F, dtype=np.int64) if flow_ids is None else np.asarray(flow_ids, dtype=np.int64)
+        for name, ids in (("src", src), ("dst", dst)):
+            bad = (ids < 0) | (ids >= self.n_nodes)
+            if bad.any():
+                raise FabricError(f"flows[{int(np.flatnonzero(bad)[0])}].{name}: node id out of range")
+        if routing == "spray":
+            return self._route_spray(src, dst)
+        lengths = np.zeros(F, np.int64)
+        pieces = []   # (flow indices, lengths, concatenated links)
+        same_pod = np.zeros(F, bool)
+        if self.intra_pod == "scaleup" and self._scaleup_of:
+            same_pod = (self.pod[src] >= 0) & (self.pod[src] == self.pod[dst]) & (src != dst)
+            same_pod &= np.isin(self.pod[src], list(self._scaleup_of))
+            idx = np.flatnonzero(same_pod)
+            if len(idx):
+                sw = np.array([self._scaleup_of[int(p)] for p in self.pod[src[idx]]], dtype=np.int32)
+                up = np.array([self._link_of[(int(a), int(b))] for a, b in zip(src[idx], sw)], dtype=np.int32)
+                down = np.array([self._link_of[(int(a), int(b))] for a, b in zip(sw, dst[idx])], dtype=np.int32)
+                links = np.empty(2 * len(idx), np.int32)
+                links[0::2], links[1::2] = up, down
+                pieces.append((idx, np.full(len(idx), 2, np.int64), links))
+        fabric = np.flatnonzero(~same_pod & (src != dst))
+        order = fabric[np.argsort(dst[fabric], kind="stable")]
+        bounds = np.flatnonzero(np.diff(dst[order])) + 1
+        for group in np.split(order, bounds) if len(order) else []:
+            d = int(dst[group[0]])
+            dist = self._dist(d)
+            unreachable = dist[src[group]] < 0
+            if unreachable.any():
+                raise self._unroutable(int(src[group[np.flatnonzero(unreachable)[0]]]), d)
+            lens, links = _routing.ecmp_paths(self.adj_ptr, self.adj_dst, self.adj_link, self.forwards, dist, d,
+                                              np.ascontiguousarray(src[group]), np.ascontiguousarray(flow_ids[group]),
+                                              self.seed & 0xFFFFFFFFFFFFFFFF, routing == "ecmp")
+            pieces.append((group, lens, links))
+        for idx, lens, _ in pieces:
+            lengths[idx] = lens
+        path_ptr = np.zeros(F + 1, np.int64)
+        np.cumsum(lengths, out=path_ptr[1:])
+        path_links = np.empty(path_ptr[-1], np.int32)
+        for idx, lens, links in pieces:
+            starts = np.repeat(path_ptr[idx], lens)
+            offsets = np.arange(len(links)) - np.repeat(np.cumsum(lens) - lens, lens)
+            path_links[starts + offsets] = links
+        return np.arange(F + 1, dtype=np.int64), np.ones(F), path_ptr, path_links
+
+    def _route_spray(self, src, dst):
+        sub_counts, path_lens, links = [], [], []
+        cache = {}
+        for s, d in zip(src.tolist(), dst.tolist()):
+            paths = cache.get((s, d))
+            if paths is None:
+                up = self._intra_pod(s, d)
+                paths = cache[(s, d)] = [up] if up is not None else self._enumerate(s, d, self.max_paths)
+            sub_counts.append(len(paths))
+            for p in paths:
+                path_lens.append(len(p))
+                links.extend(p)
+        sub_ptr = np.zeros(len(src) + 1, np.int64)
+        np.cumsum(sub_counts, out=sub_ptr[1:])
+        path_ptr = np.zeros(len(path_lens) + 1, np.int64)
+        np.cumsum(path_lens, out=path_ptr[1:])
+        return sub_ptr, np.ones(len(path_lens)), path_ptr, np.array(links, dtype=np.int32)
+
+    def flow_arrays(self, src, dst, size, *, start=None, weight=None, cap=None, dep_ptr=None, dep_idx=None,
+                    flow_ids=None):
+        """Routed :class:`FlowArrays` from columns of node ids (or names)."""
+        src = self._ids(src, "src")
+        dst = self._ids(dst, "dst")
+        sub_ptr, sub_frac, path_ptr, path_links = self.route(src, dst, flow_ids)
+        fa = FlowArrays.single_path(size, path_ptr, path_links, start=start, weight=weight, cap=cap,
+                                    dep_ptr=dep_ptr, dep_idx=dep_idx, src=src, dst=dst)
+        fa.sub_ptr, fa.sub_frac = sub_ptr, sub_frac
+        fa.path_ptr, fa.path_links = path_ptr, path_links
+        return fa
+
+    def _ids(self, nodes, field):
+        arr = np.asarray(nodes)
+        if arr.dtype.kind in "iu":
+            return arr.astype(np.int32)
+        return np.array([self._id(n, field) for n in arr.tolist()], dtype=np.int32)
+
+
+def simulate(net, flows, *, record_links=False, record_rates=False):
+    """Play flows over a compiled network, routing those without paths.
+
+    ``flows`` is a list of :class:`Flow` (``src``/``dst`` node names; a
+    ``path``/``paths`` of link ids, if given, is used as is) or a routed
+    :class:`FlowArrays` (see :meth:`Network.flow_arrays`).
+
+    Examples
+    --------
+    >>> import topologies
+    >>> net = Network(topologies.fat_tree(4, bandwidth=1e9, latency=0.0))
+    >>> r = simulate(net, [Flow("acc0", "acc15", size=1e9), Flow("acc1", "acc14", size=1e9)])
+    >>> r.finish.tolist()   # disjoint or not, each flow gets its 1 GB/s NIC
+    [1.0, 1.0]
+    """
+    if isinstance(flows, FlowArrays):
+        fa = flows
+    else:
+        flows = list(flows)
+        todo = [i for i, f in enumerate(flows) if f.path is None and f.paths is None]
+        if todo:
+            for i in todo:
+                if flows[i].src is None or flows[i].dst is None:
+                    raise FabricError(f"flows[{i}]: needs src and dst (or an explicit path)")
+            src = np.array([net._id(flows[i].src, f"flows[{i}].src") for i in todo], dtype=np.int32)
+            dst = np.array([net._id(flows[i].dst, f"flows[{i}].dst") for i in todo], dtype=np.int32)
+            sub_ptr, _, path_ptr, path_links = net.route(src, dst, np.array(todo, dtype=np.int64))
+            flows = list(flows)
+            for j, i in enumerate(todo):
+                paths = [path_links[path_ptr[s]:path_ptr[s + 1]].tolist() for s in range(sub_ptr[j], sub_ptr[j + 1])]
+                f = flows[i]
+                flows[i] = Flow(f.src, f.dst, f.size, f.start, f.deps, f.weight, f.cap,
+                                path=paths[0] if len(paths) == 1 else None,
+                                paths=paths if len(paths) > 1 else None)
+        fa = FlowArrays.from_flows(flows, net.node_id)
+    r = simulate_links(net.capacity, net.latency, fa, record_links=record_links, record_rates=record_rates)
+    r.meta["network"] = net
+    return r

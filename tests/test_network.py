@@ -1,0 +1,145 @@
+"""Compiled networks and shortest-path routing (ECMP, spraying, scale-up pods)."""
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import topologies as T
+from fabric import FabricError, Flow, Network, UnroutableError, simulate
+
+
+def hops(net, src, dst):
+    """Shortest scale-out hop count, through switches only (or any node in direct networks)."""
+    G = net.graph
+    H = nx.Graph((u, v) for u, v, d in G.edges(data=True) if d.get("layer") != "scaleup")
+    fwd = {n for n in G if net.forwards[net.node_id[n]]}
+    H = H.subgraph(fwd | {src, dst})
+    return nx.shortest_path_length(H, src, dst)
+
+
+def assert_walk(net, src, dst, path):
+    assert net.link_name(path[0])[0] == src and net.link_name(path[-1])[1] == dst
+    for a, b in zip(path, path[1:]):
+        assert net.link_dst[a] == net.link_src[b]
+    assert len(set(path)) == len(path)
+    for l in path[1:]:   # every intermediate node forwards (or is a pod's scale-up switch)
+        assert net.forwards[net.link_src[l]] or net.layer[l] == "scaleup"
+
+
+@pytest.mark.parametrize("k", [4, 6, 8])
+def test_fat_tree_ecmp_path_counts(k):
+    net = Network(T.fat_tree(k), routing="ecmp")
+    half = k // 2
+    accs = T.accelerators(net.graph)
+    other_block = accs[-1]
+    same_block_other_leaf = accs[half]
+    assert len(net.equal_cost_paths(accs[0], other_block)) == half * half
+    assert len(net.equal_cost_paths(accs[0], same_block_other_leaf)) == half
+    assert len(net.equal_cost_paths(accs[0], accs[1])) == 1
+    for p in net.equal_cost_paths(accs[0], other_block):
+        assert len(p) == 6
+        assert_walk(net, accs[0], other_block, p)
+
+
+@pytest.mark.parametrize("k", [4, 8])
+def test_spray_splits_into_equal_subflows(k):
+    net = Network(T.fat_tree(k), routing="spray")
+    accs = T.accelerators(net.graph)
+    r = simulate(net, [Flow(accs[0], accs[-1], size=1e9), Flow(accs[0], accs[k // 2], size=1e9)])
+    counts = np.diff(r.flows.sub_ptr)
+    assert counts.tolist() == [(k // 2) ** 2, k // 2]
+    assert np.allclose(r.sub_size[: counts[0]], 1e9 / counts[0])
+    paths = {tuple(r.flows.path_links[r.flows.path_ptr[s]:r.flows.path_ptr[s + 1]]) for s in range(counts[0])}
+    assert len(paths) == counts[0]
+
+
+topology_graphs = st.sampled_from([
+    T.fat_tree(4), T.fat_tree(4, oversubscription=2, pod=2), T.fat_tree(6, pod=T.Pod(3)),
+    T.torus((4, 3)), T.torus((3, 3, 2), pod_shape=(3, 1, 2), pod=6),
+    T.dragonfly(2, 3, 2), T.dragonfly(1, 2, 2, groups=3, arrangement="circulant", pod=1),
+])
+
+
+@settings(max_examples=60, deadline=None)
+@given(topology_graphs, st.data(), st.sampled_from(["shortest", "ecmp"]), st.integers(0, 2**32))
+def test_paths_are_shortest_walks(G, data, routing, seed):
+    net = Network(G, routing=routing, seed=seed)
+    accs = T.accelerators(G)
+    src = data.draw(st.sampled_from(accs))
+    dst = data.draw(st.sampled_from(accs))
+    path = net.path(src, dst, flow_id=data.draw(st.integers(0, 10**6)))
+    if src == dst:
+        assert path == []
+        return
+    assert_walk(net, src, dst, path)
+    same_pod = G.nodes[src]["pod"] == G.nodes[dst]["pod"] and any(
+        d.get("tier") == "scaleup" for _, d in G.nodes(data=True))
+    if same_pod:
+        assert [net.layer[l] for l in path] == ["scaleup", "scaleup"]
+    else:
+        assert len(path) == hops(net, src, dst)
+        assert path in net.equal_cost_paths(src, dst)
+
+
+def test_ecmp_is_reproducible_and_seeded():
+    G = T.fat_tree(8)
+    accs = T.accelerators(G)
+    rng = np.random.default_rng(0)
+    src = rng.choice(len(accs), 500)
+    dst = (src + 64) % len(accs)
+    a = Network(G, seed=7)
+    b = Network(G, seed=7)
+    c = Network(G, seed=8)
+    ids = lambda net, x: np.array([net.node_id[accs[i]] for i in x])
+    ra = a.route(ids(a, src), ids(a, dst))[3]
+    assert np.array_equal(ra, b.route(ids(b, src), ids(b, dst))[3])
+    assert not np.array_equal(ra, c.route(ids(c, src), ids(c, dst))[3])
+    # and the choices spread over all (k/2)^2 = 16 core paths
+    cores = {a.link_name(l)[1] for l in ra if a.link_name(l)[1].startswith("core")}
+    assert len(cores) == 16
+
+
+def test_permutation_ecmp_collides_spray_reaches_bisection():
+    k, B, S = 8, 50e9, 1e9
+    G = T.fat_tree(k, bandwidth=B, latency=0.0)
+    accs = T.accelerators(G)
+    perm = np.random.default_rng(42).permutation(len(accs))
+    flows = [Flow(accs[i], accs[perm[i]], size=S) for i in range(len(accs)) if perm[i] != i]
+    ideal = S / B   # full bisection: every flow at its NIC rate
+    ecmp = simulate(Network(G, routing="ecmp", seed=1), flows)
+    spray = simulate(Network(G, routing="spray"), flows)
+    throughput = lambda r: len(flows) * S / r.makespan
+    full = len(flows) * B
+    assert throughput(ecmp) < 0.9 * full              # hash collisions cost real bandwidth
+    assert throughput(spray) == pytest.approx(full, rel=0.01)
+    assert spray.makespan == pytest.approx(ideal, rel=0.01)
+
+
+def test_intra_pod_scaleup_or_forced_fabric():
+    G = T.fat_tree(4, pod=T.Pod(2, bandwidth=450e9))
+    up = Network(G)
+    assert [up.layer[l] for l in up.path("acc0", "acc1")] == ["scaleup", "scaleup"]
+    fab = Network(G, intra_pod="fabric")
+    assert [fab.layer[l] for l in fab.path("acc0", "acc1")] == ["host", "host"]
+    # across pods: NIC and fabric, never the scale-up switch
+    assert "scaleup" not in {up.layer[l] for l in up.path("acc0", "acc2")}
+
+
+def test_unroutable_and_bad_names():
+    G = T.torus(3)
+    G.add_node("island", kind="accelerator", pod=99)
+    net = Network(G)
+    with pytest.raises(UnroutableError, match="no path from 'acc0' to 'island'"):
+        simulate(net, [Flow("acc0", "island", size=1.0)])
+    with pytest.raises(FabricError, match="flows\\[0\\].src='nowhere': unknown node"):
+        simulate(net, [Flow("nowhere", "acc1", size=1.0)])
+    with pytest.raises(FabricError, match="routing='ospf'"):
+        Network(G, routing="ospf")
+
+
+def test_torus_routes_through_accelerators():
+    net = Network(T.torus((5, 5)), routing="ecmp")
+    path = net.path("acc0", "acc12")   # (0,0) -> (2,2): 4 hops
+    assert len(path) == 4
+    assert len(net.equal_cost_paths("acc0", "acc12")) == 6   # C(4,2) minimal paths
