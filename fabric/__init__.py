@@ -21,11 +21,12 @@ except ImportError as exc:  # pragma: no cover - only without a build
 
 from .engine import Flow, FlowArrays, Result, simulate_links
 from .errors import FabricError, UnroutableError, ValidationError
+from .failures import LinkEvent
 from .network import ROUTINGS, Network, simulate
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "FabricError", "Flow", "FlowArrays", "Network", "ROUTINGS", "Result", "UnroutableError", "ValidationError",
+    "FabricError", "Flow", "FlowArrays", "LinkEvent", "Network", "ROUTINGS", "Result", "UnroutableError", "ValidationError",
     "simulate", "simulate_links", "__version__",
 ]

@@ -310,6 +310,7 @@ ctypedef struct State:
     Log ratelog
     bint rec_links
     bint rec_rates
+    double until         # stop before events later than this (inf: run to the end)
     int64_t batch
     int64_t stamp
     int64_t logstamp
@@ -915,6 +916,12 @@ cdef int run(State* s) noexcept nogil:
                 return -1
     while s.ev.n > 0 or s.fin.n > 0:
         t0 = next_time(s)
+        if t0 > s.until:
+            # stop here: bring every sending subflow's bytes up to `until`
+            for f in range(s.S):
+                if s.state[f] == ST_ACTIVE:
+                    drain(s, f, s.until)
+            return 0
         window = t0 + REL_TOL * fabs(t0)
         tb = t0
         s.batch += 1
@@ -961,7 +968,7 @@ def _ptr_from_counts(counts):
 
 
 def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_cap,
-             path_ptr, path_links, bint record_links=False, bint record_rates=False):
+             path_ptr, path_links, bint record_links=False, bint record_rates=False, double until=INFINITY):
     """Run the engine on validated, contiguous arrays (see the module's layout).
 
     Returns a dict of numpy arrays: per flow ``release``, ``first_byte``,
@@ -969,6 +976,10 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     ``link_bytes``, ``link_busy``; counters; and, on request, the link load
     log (``link_log_t``, ``link_log_id``, ``link_log_v``: load in bytes/s from
     that time on) and the rate log (``rate_log_*``: subflow rate from then on).
+    With ``until``, the run stops before the first event later than it, with
+    every sending subflow's ``sub_remaining`` brought up to that time and
+    ``sub_state`` telling where each subflow stands (0 waiting, 1 in latency,
+    2 sending, 3 done).
     """
     cdef Py_ssize_t L = cap.shape[0], F = start.shape[0], S = sub_size.shape[0]
     cdef Py_ssize_t K = path_links.shape[0]
@@ -1110,6 +1121,7 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.ratelog.n = s.ratelog.cap = 0
     s.rec_links = record_links
     s.rec_rates = record_rates
+    s.until = until
     s.batch = s.stamp = s.logstamp = 0
     s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = s.n_widened = 0
     s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
@@ -1125,6 +1137,7 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
         out = {
             "release": arrays["release"], "first_byte": arrays["first"], "finish": arrays["finish"],
             "sub_first": arrays["sfirst"], "sub_finish": arrays["sfin"],
+            "sub_remaining": arrays["rem"], "sub_state": arrays["state"],
             "link_bytes": np.bincount(path_links, weights=np.repeat(sub_size - arrays["rem"], np.diff(path_ptr)),
                                       minlength=L).astype(np.float64),
             "link_busy": arrays["lbusy"],

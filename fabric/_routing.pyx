@@ -12,7 +12,9 @@ from libc.stdint cimport int32_t, int64_t, uint64_t
 
 def bfs_to(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, signed char[::1] forwards, int32_t target):
     """Hop distance from every node to ``target`` (-1: unreachable), where
-    paths may only pass through forwarding nodes."""
+    paths may only pass through forwarding nodes.  Give it the *reverse*
+    adjacency (in-links: adj_dst holds each link's source), so that one-way
+    failures are respected."""
     cdef Py_ssize_t n = adj_ptr.shape[0] - 1, head = 0, tail = 1
     dist_arr = np.full(n, -1, dtype=np.int32)
     cdef int32_t[::1] dist = dist_arr
@@ -78,6 +80,9 @@ def ecmp_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_link
                     v = adj_dst[k]
                     if dist[v] == dist[u] - 1 and (forwards[v] or v == target):
                         count += 1
+                if count == 0:
+                    with gil:
+                        raise RuntimeError("ecmp_paths: distance table does not match the adjacency")
                 choice = <int32_t> (mix(h ^ <uint64_t> u) % <uint64_t> count) if hashed else 0
                 for k in range(adj_ptr[u], adj_ptr[u + 1]):
                     v = adj_dst[k]

@@ -350,6 +350,8 @@ class Result:
         ``max_active`` (most subflows sending at once), ``stalled``.
     flows : FlowArrays
         The normalized input, for checkers and reports.
+    failed : ndarray of bool, optional
+        With timed link failures: flows left without a path (finish nan).
     """
 
     release: np.ndarray
@@ -369,6 +371,7 @@ class Result:
     link_log: Optional[tuple] = None
     rate_log: Optional[tuple] = None
     meta: dict = field(default_factory=dict)
+    failed: Optional[np.ndarray] = None
 
     @property
     def makespan(self):

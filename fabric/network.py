@@ -19,6 +19,8 @@ routers.  Routing runs one BFS per destination in compiled code and walks
 the shortest-path DAG per flow: no NetworkX call per flow.
 """
 
+import copy
+
 import numpy as np
 
 import topologies
@@ -26,11 +28,13 @@ import topologies
 from . import _routing
 from .engine import Flow, FlowArrays, simulate_links
 from .errors import FabricError, UnroutableError
+from .failures import run_with_events
+from .routing import FAMILY_ROUTINGS, dimension_order, dragonfly_routes
 
 __all__ = ["Network", "simulate", "ROUTINGS"]
 
 #: routing policies by name
-ROUTINGS = ("shortest", "ecmp", "spray")
+ROUTINGS = ("shortest", "ecmp", "spray") + tuple(FAMILY_ROUTINGS)
 
 
 class Network:
@@ -40,12 +44,16 @@ class Network:
     ----------
     G : networkx.Graph
         A graph following the contract (checked with ``topologies.validate``).
-    routing : {"ecmp", "shortest", "spray"}
+    routing : {"ecmp", "shortest", "spray", "dimension_order", "minimal", "valiant", "ugal"}
         ``shortest``: one deterministic shortest path (first neighbour by id at
         each hop).  ``ecmp``: per-flow hashing over all equal-cost shortest
         paths, the hash over (seed, src, dst, flow id) as in switches, so
         flows collide as they do in real fabrics.  ``spray``: each flow split
-        evenly over all (or ``max_paths``) equal-cost paths.
+        evenly over all (or ``max_paths``) equal-cost paths.  Tori:
+        ``dimension_order``; dragonflies: ``minimal``, ``valiant``, ``ugal``
+        (see :mod:`fabric.routing`).  Family policies need their family; on a
+        network with failures, a family route that would cross a failed link
+        is replaced by a shortest surviving path.
     seed : int
         ECMP hash seed; the same seed gives the same choices.
     spray : bool
@@ -56,6 +64,8 @@ class Network:
     intra_pod : {"scaleup", "fabric"}
         Route flows between accelerators of one pod over the pod's scale-up
         switch, or force them onto the scale-out fabric.
+    order : sequence of int, optional
+        Dimension order for ``dimension_order`` (default 0, 1, 2, ...).
 
     Examples
     --------
@@ -69,10 +79,14 @@ class Network:
     [('acc0', 'leaf0.0'), ('leaf0.0', 'acc1')]
     """
 
-    def __init__(self, G, routing="ecmp", *, seed=0, spray=False, max_paths=None, intra_pod="scaleup"):
+    def __init__(self, G, routing="ecmp", *, seed=0, spray=False, max_paths=None, intra_pod="scaleup",
+                 order=None):
         topologies.validate(G)
         if routing not in ROUTINGS:
             raise FabricError(f"routing={routing!r}: expected one of {', '.join(ROUTINGS)}")
+        family = FAMILY_ROUTINGS.get(routing)
+        if family is not None and G.graph.get("family") != family:
+            raise FabricError(f"routing={routing!r}: needs a {family} topology, got {G.graph.get('family', 'custom')}")
         if intra_pod not in ("scaleup", "fabric"):
             raise FabricError(f"intra_pod={intra_pod!r}: expected 'scaleup' or 'fabric'")
         if max_paths is not None and (not isinstance(max_paths, int) or max_paths < 1):
@@ -82,9 +96,9 @@ class Network:
         self.seed = int(seed)
         self.max_paths = max_paths
         self.intra_pod = intra_pod
+        self.order = None if order is None else tuple(order)
         self.nodes = list(G.nodes)
         self.node_id = {n: i for i, n in enumerate(self.nodes)}
-        N = len(self.nodes)
         kinds = [G.nodes[n]["kind"] for n in self.nodes]
         tiers = [G.nodes[n].get("tier") for n in self.nodes]
         self.kind = np.array(kinds, dtype=object)
@@ -104,30 +118,100 @@ class Network:
         self.latency = np.repeat([float(d["latency"]) for *_, d in edges], 2)
         self.layer = np.repeat(np.array([d.get("layer", "") for *_, d in edges], dtype=object), 2)
         self.scaleup = self.layer == "scaleup"
+        self.failed = np.zeros(2 * E, bool)
         self._link_of = {(int(a), int(b)): l for l, (a, b) in enumerate(zip(self.link_src, self.link_dst))}
 
         fabric_switch = np.array([k == "switch" and t != "scaleup" for k, t in zip(kinds, tiers)])
         direct = not fabric_switch.any()
         self.forwards = (fabric_switch | (direct & (self.kind == "accelerator"))).astype(np.int8)
-        # scale-out adjacency, sorted by (node, neighbour)
-        keep = np.flatnonzero(~self.scaleup)
-        order = keep[np.lexsort((self.link_dst[keep], self.link_src[keep]))]
-        self.adj_link = np.ascontiguousarray(order, dtype=np.int32)
-        self.adj_dst = np.ascontiguousarray(self.link_dst[order], dtype=np.int32)
-        self.adj_ptr = np.zeros(N + 1, np.int64)
-        np.cumsum(np.bincount(self.link_src[order], minlength=N), out=self.adj_ptr[1:])
         # the scale-up switch of every pod that has one
         self._scaleup_of = {}
         for n, t in zip(self.nodes, tiers):
             if t == "scaleup":
                 self._scaleup_of[G.nodes[n]["pod"]] = self.node_id[n]
+        self._torus = self._dragonfly = None
+        self._compile_adjacency()
+
+    def _compile_adjacency(self):
+        """Scale-out adjacency of the surviving links, sorted by (node, neighbour)."""
+        N = self.n_nodes
+        keep = np.flatnonzero(~self.scaleup & ~self.failed)
+        order = keep[np.lexsort((self.link_dst[keep], self.link_src[keep]))]
+        self.adj_link = np.ascontiguousarray(order, dtype=np.int32)
+        self.adj_dst = np.ascontiguousarray(self.link_dst[order], dtype=np.int32)
+        self.adj_ptr = np.zeros(N + 1, np.int64)
+        np.cumsum(np.bincount(self.link_src[order], minlength=N), out=self.adj_ptr[1:])
+        # in-links, for distances *to* a destination (one-way failures make them differ)
+        rorder = keep[np.lexsort((self.link_src[keep], self.link_dst[keep]))]
+        self.radj_src = np.ascontiguousarray(self.link_src[rorder], dtype=np.int32)
+        self.radj_ptr = np.zeros(N + 1, np.int64)
+        np.cumsum(np.bincount(self.link_dst[rorder], minlength=N), out=self.radj_ptr[1:])
         self._dist_cache = {}
+
+    # ------------------------------------------------------------ failures
+
+    def _link_ids(self, links, field):
+        """Directed link ids from ids or (u, v) name pairs (a pair means both directions)."""
+        out = []
+        for item in links:
+            if isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+                if not 0 <= item < self.n_links:
+                    raise FabricError(f"{field}: link {item} does not exist (0..{self.n_links - 1})")
+                out.append(int(item))
+            else:
+                try:
+                    a, b = item
+                except (TypeError, ValueError):
+                    raise FabricError(f"{field}: {item!r} is neither a link id nor a (u, v) pair") from None
+                l = self.link(a, b)
+                out += [l, l ^ 1]   # 2e and 2e+1 are the two directions of edge e
+        return np.array(sorted(set(out)), dtype=np.int64)
+
+    def without(self, links=(), nodes=()):
+        """A network with links and/or nodes (switches) failed.
+
+        Link ids stay the same (failed links simply carry nothing), so results
+        compare link by link; only the routing adjacency is rebuilt, from the
+        arrays, not from the graph.  Routing avoids the failed parts; a pair
+        left without a path raises :class:`UnroutableError`.
+
+        Examples
+        --------
+        >>> import topologies
+        >>> net = Network(topologies.fat_tree(4))
+        >>> cut = net.without(links=[("spine0.0", "core0")])
+        >>> len(cut.equal_cost_paths("acc0", "acc15"))
+        3
+        """
+        out = copy.copy(self)
+        out.failed = self.failed.copy()
+        out.failed[self._link_ids(links, "links")] = True
+        out.forwards = self.forwards.copy()
+        for n in nodes:
+            i = self._id(n, "nodes")
+            out.failed[(self.link_src == i) | (self.link_dst == i)] = True
+            out.forwards[i] = 0
+        out._compile_adjacency()
+        return out
+
+    def degraded(self, links, factor):
+        """A network whose given links run at ``factor`` times their capacity."""
+        if not (isinstance(factor, (int, float)) and 0 < factor <= 1):
+            raise FabricError(f"factor={factor!r}: must be in (0, 1] (use without() for a dead link)")
+        out = copy.copy(self)
+        out.capacity = self.capacity.copy()
+        out.capacity[self._link_ids(links, "links")] *= factor
+        return out
 
     # ------------------------------------------------------------ basics
 
     @property
     def n_nodes(self):
         return len(self.nodes)
+
+    @property
+    def n_edges(self):
+        return len(self.link_src) // 2
 
     @property
     def n_links(self):
@@ -157,7 +241,7 @@ class Network:
         if d is None:
             if len(self._dist_cache) * self.n_nodes > 16_000_000:  # about 64 MB of int32
                 self._dist_cache.clear()
-            d = self._dist_cache[dst] = _routing.bfs_to(self.adj_ptr, self.adj_dst, self.forwards, dst)
+            d = self._dist_cache[dst] = _routing.bfs_to(self.radj_ptr, self.radj_src, self.forwards, dst)
         return d
 
     def _intra_pod(self, s, d):
@@ -204,7 +288,7 @@ class Network:
         return out
 
     def path(self, src, dst, flow_id=0):
-        """The single path a flow takes under ``shortest``/``ecmp`` routing."""
+        """The path flow ``flow_id`` from src to dst takes (the ECMP choice when spraying)."""
         s, d = self._id(src, "src"), self._id(dst, "dst")
         fa = self.route(np.array([s]), np.array([d]), np.array([flow_id]), routing="ecmp"
                         if self.routing == "spray" else self.routing)
@@ -243,6 +327,16 @@ class Network:
                 links[0::2], links[1::2] = up, down
                 pieces.append((idx, np.full(len(idx), 2, np.int64), links))
         fabric = np.flatnonzero(~same_pod & (src != dst))
+        if routing in FAMILY_ROUTINGS and len(fabric):
+            if routing == "dimension_order":
+                lens, links = dimension_order(self, src[fabric], dst[fabric], self.order)
+            else:
+                lens, links = dragonfly_routes(self, routing, src[fabric], dst[fabric], flow_ids[fabric])
+            ptr = np.concatenate([[0], np.cumsum(lens)])
+            crossed = np.add.reduceat(self.failed[links].astype(np.int64), ptr[:-1]) if len(links) else lens * 0
+            ok = (crossed == 0) | (lens == 0)
+            pieces.append((fabric[ok], lens[ok], links[np.repeat(ok, lens)].astype(np.int32)))
+            fabric = fabric[~ok]   # around failures: shortest surviving paths
         order = fabric[np.argsort(dst[fabric], kind="stable")]
         bounds = np.flatnonzero(np.diff(dst[order])) + 1
         for group in np.split(order, bounds) if len(order) else []:
@@ -253,7 +347,7 @@ class Network:
                 raise self._unroutable(int(src[group[np.flatnonzero(unreachable)[0]]]), d)
             lens, links = _routing.ecmp_paths(self.adj_ptr, self.adj_dst, self.adj_link, self.forwards, dist, d,
                                               np.ascontiguousarray(src[group]), np.ascontiguousarray(flow_ids[group]),
-                                              self.seed & 0xFFFFFFFFFFFFFFFF, routing == "ecmp")
+                                              self.seed & 0xFFFFFFFFFFFFFFFF, routing != "shortest")
             pieces.append((group, lens, links))
         for idx, lens, _ in pieces:
             lengths[idx] = lens
@@ -303,12 +397,15 @@ class Network:
         return np.array([self._id(n, field) for n in arr.tolist()], dtype=np.int32)
 
 
-def simulate(net, flows, *, record_links=False, record_rates=False):
+def simulate(net, flows, *, record_links=False, record_rates=False, events=()):
     """Play flows over a compiled network, routing those without paths.
 
     ``flows`` is a list of :class:`Flow` (``src``/``dst`` node names; a
     ``path``/``paths`` of link ids, if given, is used as is) or a routed
-    :class:`FlowArrays` (see :meth:`Network.flow_arrays`).
+    :class:`FlowArrays` (see :meth:`Network.flow_arrays`).  ``events`` are
+    timed :class:`~fabric.failures.LinkEvent` failures or degradations;
+    flows then reroute (see :mod:`fabric.failures`) and ``Result.failed``
+    marks those left without a path.
 
     Examples
     --------
@@ -338,6 +435,10 @@ def simulate(net, flows, *, record_links=False, record_rates=False):
                                 path=paths[0] if len(paths) == 1 else None,
                                 paths=paths if len(paths) > 1 else None)
         fa = FlowArrays.from_flows(flows, net.node_id)
+    if events:
+        if record_rates:
+            raise FabricError("record_rates: not available with events (rates are per phase)")
+        return run_with_events(net, fa, events, record_links=record_links)
     r = simulate_links(net.capacity, net.latency, fa, record_links=record_links, record_rates=record_rates)
     r.meta["network"] = net
     return r

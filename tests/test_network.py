@@ -143,3 +143,113 @@ def test_torus_routes_through_accelerators():
     path = net.path("acc0", "acc12")   # (0,0) -> (2,2): 4 hops
     assert len(path) == 4
     assert len(net.equal_cost_paths("acc0", "acc12")) == 6   # C(4,2) minimal paths
+
+
+# ------------------------------------------------------------ torus and dragonfly policies
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=3), st.data())
+def test_dimension_order_paths(dims, data):
+    G = T.torus(dims)
+    order = data.draw(st.permutations(range(len(dims))))
+    net = Network(G, routing="dimension_order", order=order)
+    accs = T.accelerators(G)
+    src, dst = data.draw(st.sampled_from(accs)), data.draw(st.sampled_from(accs))
+    path = net.path(src, dst)
+    a, b = G.nodes[src]["coords"], G.nodes[dst]["coords"]
+    distance = sum(min((y - x) % d, (x - y) % d) for x, y, d in zip(a, b, dims))
+    assert len(path) == distance
+    if path:
+        assert_walk(net, src, dst, path)
+    # dimensions are visited in the configured order, never revisited
+    dims_seen = [G.edges[net.link_name(l)]["dim"] for l in path]
+    ranks = [order.index(d) for d in dims_seen]
+    assert ranks == sorted(ranks)
+
+
+def test_dimension_order_half_way_tie_goes_plus():
+    net = Network(T.torus((4,)), routing="dimension_order")
+    assert [net.link_name(l) for l in net.path("acc0", "acc2")] == [("acc0", "acc1"), ("acc1", "acc2")]
+    assert [net.link_name(l) for l in net.path("acc2", "acc0")] == [("acc2", "acc3"), ("acc3", "acc0")]
+
+
+dragonflies = st.sampled_from([T.dragonfly(2, 4, 2), T.dragonfly(1, 3, 2, arrangement="relative"),
+                               T.dragonfly(2, 2, 3, groups=4, arrangement="circulant")])
+
+
+@settings(max_examples=40, deadline=None)
+@given(dragonflies, st.data(), st.sampled_from(["minimal", "valiant", "ugal"]), st.integers(0, 1000))
+def test_dragonfly_paths(G, data, routing, seed):
+    net = Network(G, routing=routing, seed=seed)
+    accs = T.accelerators(G)
+    src, dst = data.draw(st.sampled_from(accs)), data.draw(st.sampled_from(accs))
+    path = net.path(src, dst, flow_id=data.draw(st.integers(0, 99)))
+    if src == dst:
+        return
+    assert_walk(net, src, dst, path)
+    globals_ = sum(net.layer[l] == "global" for l in path)
+    router_hops = len(path) - 2   # all but the two host links
+    if routing == "minimal":
+        assert globals_ <= 1 and router_hops <= 3
+    else:
+        assert globals_ <= 2
+
+
+def adversarial_flows(G):
+    """Every accelerator of group i sends to its peer in group i + 1."""
+    accs = T.accelerators(G)
+    per_group = len(accs) // G.graph["params"]["groups"]
+    return [Flow(a, accs[(i + per_group) % len(accs)], size=1e8) for i, a in enumerate(accs)]
+
+
+def test_ugal_minimal_when_idle_valiant_under_adversarial_traffic():
+    G = T.dragonfly(4, 4, 2, bandwidth=50e9, latency=0.0)
+    ugal = Network(G, routing="ugal", seed=3)
+    # one flow on an idle network: the minimal path
+    assert ugal.path("acc0", "acc40") == Network(G, routing="minimal", seed=3).path("acc0", "acc40")
+    flows = adversarial_flows(G)
+    src = [ugal.node_id[f.src] for f in flows]
+    dst = [ugal.node_id[f.dst] for f in flows]
+    _, _, ptr, links = ugal.route(src, dst)
+    n_global = np.add.reduceat((ugal.layer[links] == "global").astype(int), ptr[:-1])
+    assert (n_global == 2).mean() > 0.5     # most flows spill onto Valiant paths
+    t_min = simulate(Network(G, routing="minimal"), flows).makespan
+    t_ugal = simulate(ugal, flows).makespan
+    assert t_ugal <= 0.6 * t_min   # 16 flows no longer queue on one global link
+
+
+# ------------------------------------------------------------ failures
+
+def test_without_avoids_failed_links_and_nodes():
+    net = Network(T.fat_tree(4))
+    cut = net.without(links=[("spine0.0", "core0")], nodes=["core1"])
+    paths = cut.equal_cost_paths("acc0", "acc15")
+    assert len(paths) == 2   # 4 core paths minus core0 (via that link) and core1
+    names = {n for p in paths for l in p for n in cut.link_name(l)}
+    assert "core1" not in names
+    assert all(not cut.failed[l] for p in paths for l in p)
+    assert net.failed.sum() == 0   # the original is untouched
+
+
+def test_unroutable_after_failures():
+    net = Network(T.fat_tree(4)).without(links=[("acc0", "leaf0.0")])
+    with pytest.raises(UnroutableError, match="no path from 'acc0' to 'acc5'"):
+        simulate(net, [Flow("acc0", "acc5", size=1.0)])
+
+
+def test_family_route_detours_around_failure():
+    net = Network(T.torus((5,)), routing="dimension_order")
+    assert len(net.path("acc0", "acc2")) == 2
+    cut = net.without(links=[("acc1", "acc2")])
+    path = cut.path("acc0", "acc2")
+    assert [cut.link_name(l) for l in path] == [("acc0", "acc4"), ("acc4", "acc3"), ("acc3", "acc2")]
+
+
+def test_degraded_link_halves_a_flow():
+    net = Network(T.fat_tree(4, bandwidth=1e9, latency=0.0), routing="shortest")
+    path = net.path("acc0", "acc1")
+    slow = net.degraded([net.link_name(path[0])], 0.5)
+    assert simulate(net, [Flow("acc0", "acc1", size=1e9)]).makespan == 1.0
+    assert simulate(slow, [Flow("acc0", "acc1", size=1e9)]).makespan == 2.0
+    with pytest.raises(FabricError, match="factor=0"):
+        net.degraded([0], 0)
