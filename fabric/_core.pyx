@@ -961,6 +961,11 @@ cdef int run(State* s) noexcept nogil:
     return 0
 
 
+cdef inline void* _data(cnp.ndarray arr):
+    """The array's buffer (numpy allocates one even for empty arrays)."""
+    return cnp.PyArray_DATA(arr)
+
+
 def _ptr_from_counts(counts):
     ptr = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
@@ -983,129 +988,109 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     """
     cdef Py_ssize_t L = cap.shape[0], F = start.shape[0], S = sub_size.shape[0]
     cdef Py_ssize_t K = path_links.shape[0]
-    cdef double[::1] v_cap = cap, v_lat = lat, v_start = start
-    cdef int64_t[::1] v_dep_ptr = dep_ptr, v_sub_ptr = sub_ptr, v_path_ptr = path_ptr
-    cdef double[::1] v_sub_size = sub_size, v_sub_w = sub_w, v_sub_cap = sub_cap
-    cdef int32_t[::1] v_path_links = path_links
-
     dpt_ptr, dpt_idx = reverse_csr(dep_ptr, dep_idx, F)
     # link -> incidences, sized by how many subflows use each link
     link_ptr = _ptr_from_counts(np.bincount(path_links, minlength=L))
-    owner = np.repeat(np.arange(F, dtype=np.int32), np.diff(sub_ptr))
     plat = np.add.reduceat(np.append(lat[path_links], 0.0), path_ptr[:S]) if K else np.zeros(S)
-    plat = np.where(np.diff(path_ptr) > 0, plat, 0.0)
-
-    arrays = dict(
-        dpt_ptr=dpt_ptr, dpt_idx=dpt_idx, link_ptr=link_ptr, owner=owner,
-        plat=np.ascontiguousarray(plat, dtype=np.float64),
-        slots=np.zeros(K, np.int32), cnt=np.zeros(L, np.int32), sat=np.full(L, np.inf),
-        resid=np.zeros(L), wsum=np.zeros(L), bgmax=np.zeros(L), rmax=np.zeros(L),
-        undo_l=np.zeros(L, np.int32), undo_v=np.zeros(L), umark=np.zeros(L, np.int64), ucnt=np.zeros(L, np.int32),
-        lmark=np.zeros(L, np.int64), lfill_t=np.zeros(L), lfill_item=np.zeros(L, np.int32), lfill_where=np.full(L, -1, np.int32),
-
-        lbusy=np.zeros(L), lsince=np.zeros(L), lload=np.zeros(L), lchg=np.zeros(L, np.int8),
-        chg_list=np.zeros(L, np.int32), queue=np.zeros(L, np.int32), pos=np.zeros(K, np.int32),
-        state=np.zeros(S, np.int8), rem=np.array(sub_size, dtype=np.float64), rate=np.zeros(S),
-        tupd=np.zeros(S), newrate=np.zeros(S), fin_t=np.zeros(S), fin_item=np.zeros(S, np.int32),
-        fin_where=np.full(S, -1, np.int32),
-        smark=np.zeros(S, np.int64), nmark=np.zeros(S, np.int64),
-        sfin=np.full(S, np.nan), sfirst=np.full(S, np.nan), rlist=np.zeros(S, np.int32),
-        newlist=np.zeros(S, np.int32),
-        pending=np.diff(dep_ptr).astype(np.int32), left=np.diff(sub_ptr).astype(np.int32),
-        maxdep=np.full(F, -np.inf), release=np.full(F, np.nan), first=np.full(F, np.nan),
-        finish=np.full(F, np.nan),
+    i8, i32, i64, f64 = np.int8, np.int32, np.int64, np.float64
+    a = dict(
+        # inputs (validated by fabric.engine)
+        cap=(cap, f64), lat=(lat, f64), start=(start, f64), dep_ptr=(dep_ptr, i64), sub_ptr=(sub_ptr, i64),
+        sub_size=(sub_size, f64), sub_w=(sub_w, f64), sub_cap=(sub_cap, f64), path_ptr=(path_ptr, i64),
+        path_links=(path_links, i32),
+        # derived layout
+        dpt_ptr=(dpt_ptr, i64), dpt_idx=(dpt_idx, i32), link_ptr=(link_ptr, i64),
+        owner=(np.repeat(np.arange(F, dtype=i32), np.diff(sub_ptr)), i32),
+        plat=(np.where(np.diff(path_ptr) > 0, plat, 0.0), f64),
+        # link state
+        slots=(np.zeros(K, i32), i32), pos=(np.zeros(K, i32), i32), cnt=(np.zeros(L, i32), i32),
+        ucnt=(np.zeros(L, i32), i32), sat=(np.full(L, np.inf), f64), resid=(np.zeros(L), f64),
+        wsum=(np.zeros(L), f64), bgmax=(np.zeros(L), f64), rmax=(np.zeros(L), f64),
+        undo_l=(np.zeros(L, i32), i32), undo_v=(np.zeros(L), f64), umark=(np.zeros(L, i64), i64),
+        lmark=(np.zeros(L, i64), i64), lbusy=(np.zeros(L), f64), lsince=(np.zeros(L), f64),
+        lload=(np.zeros(L), f64), lchg=(np.zeros(L, i8), i8), chg_list=(np.zeros(L, i32), i32),
+        queue=(np.zeros(L, i32), i32), lfill_t=(np.zeros(L), f64), lfill_item=(np.zeros(L, i32), i32),
+        lfill_where=(np.full(L, -1, i32), i32),
+        # subflow state
+        state=(np.zeros(S, i8), i8), rem=(np.array(sub_size, dtype=f64), f64), rate=(np.zeros(S), f64),
+        tupd=(np.zeros(S), f64), newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
+        fin_item=(np.zeros(S, i32), i32), fin_where=(np.full(S, -1, i32), i32),
+        smark=(np.zeros(S, i64), i64), nmark=(np.zeros(S, i64), i64), sfin=(np.full(S, np.nan), f64),
+        sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S, i32), i32), newlist=(np.zeros(S, i32), i32),
+        # flow state; finish starts at -inf so max() works
+        pending=(np.diff(dep_ptr).astype(i32), i32), left=(np.diff(sub_ptr).astype(i32), i32),
+        maxdep=(np.full(F, -np.inf), f64), release=(np.full(F, np.nan), f64), first=(np.full(F, np.nan), f64),
+        finish=(np.full(F, -np.inf), f64),
     )
+    arrays = {}
+    for name, (arr, dtype) in a.items():
+        # the C code reads these through raw pointers: insist on the exact layout
+        arr = np.asarray(arr)
+        if arr.dtype != dtype or not arr.flags.c_contiguous:
+            raise TypeError(f"fabric._core.simulate: {name} must be C-contiguous {np.dtype(dtype).name}")
+        arrays[name] = arr
     cdef State s
     s.L, s.F, s.S = L, F, S
-    s.cap = &v_cap[0] if L else NULL
-    s.lat = &v_lat[0] if L else NULL
-    s.start = &v_start[0] if F else NULL
-    s.dep_ptr = &v_dep_ptr[0]
-    s.sub_ptr = &v_sub_ptr[0]
-    s.sub_size = &v_sub_size[0] if S else NULL
-    s.sub_w = &v_sub_w[0] if S else NULL
-    s.sub_cap = &v_sub_cap[0] if S else NULL
-    s.path_ptr = &v_path_ptr[0]
-    s.path_links = &v_path_links[0] if K else NULL
-
-    cdef int64_t[::1] m_dpt_ptr = arrays["dpt_ptr"], m_link_ptr = arrays["link_ptr"]
-    cdef int64_t[::1] m_lmark = arrays["lmark"]
-    cdef double[::1] m_lfill_t = arrays["lfill_t"]
-    cdef int32_t[::1] m_lfill_item = arrays["lfill_item"], m_lfill_where = arrays["lfill_where"]
-    cdef double[::1] m_fin_t = arrays["fin_t"]
-    cdef int32_t[::1] m_fin_item = arrays["fin_item"], m_fin_where = arrays["fin_where"]
-    cdef int64_t[::1] m_smark = arrays["smark"], m_nmark = arrays["nmark"]
-    cdef int32_t[::1] m_dpt_idx = arrays["dpt_idx"], m_owner = arrays["owner"]
-    cdef int32_t[::1] m_slots = arrays["slots"], m_cnt = arrays["cnt"], m_ucnt = arrays["ucnt"]
-    cdef int32_t[::1] m_chg = arrays["chg_list"], m_queue = arrays["queue"], m_pos = arrays["pos"]
-    cdef int32_t[::1] m_rlist = arrays["rlist"], m_newlist = arrays["newlist"]
-    cdef int32_t[::1] m_pending = arrays["pending"], m_left = arrays["left"]
-    cdef int8_t[::1] m_lchg = arrays["lchg"], m_state = arrays["state"]
-    cdef double[::1] m_plat = arrays["plat"], m_sat = arrays["sat"], m_resid = arrays["resid"]
-    cdef double[::1] m_wsum = arrays["wsum"], m_lbusy = arrays["lbusy"]
-    cdef double[::1] m_bgmax = arrays["bgmax"], m_rmax = arrays["rmax"], m_undo_v = arrays["undo_v"]
-    cdef int32_t[::1] m_undo_l = arrays["undo_l"]
-    cdef int64_t[::1] m_umark = arrays["umark"]
-    cdef double[::1] m_lsince = arrays["lsince"], m_lload = arrays["lload"], m_rem = arrays["rem"]
-    cdef double[::1] m_rate = arrays["rate"], m_tupd = arrays["tupd"], m_newrate = arrays["newrate"]
-    cdef double[::1] m_sfin = arrays["sfin"], m_sfirst = arrays["sfirst"], m_maxdep = arrays["maxdep"]
-    cdef double[::1] m_release = arrays["release"], m_first = arrays["first"], m_finish = arrays["finish"]
-
-    # Empty arrays have no element 0; give them a harmless dummy pointer.
-    cdef int32_t dummy32 = 0
-    cdef int64_t dummy64 = 0
-    cdef int8_t dummy8 = 0
-    cdef double dummyd = 0
-    s.dpt_ptr = &m_dpt_ptr[0]
-    s.dpt_idx = &m_dpt_idx[0] if m_dpt_idx.shape[0] else &dummy32
-    s.link_ptr = &m_link_ptr[0]
-    s.owner = &m_owner[0] if S else &dummy32
-    s.plat = &m_plat[0] if S else &dummyd
-    s.slots = &m_slots[0] if K else &dummy32
-    s.pos = &m_pos[0] if K else &dummy32
-    s.cnt = &m_cnt[0] if L else &dummy32
-    s.ucnt = &m_ucnt[0] if L else &dummy32
-    s.chg_list = &m_chg[0] if L else &dummy32
-    s.queue = &m_queue[0] if L else &dummy32
-    s.lchg = &m_lchg[0] if L else &dummy8
-    s.lmark = &m_lmark[0] if L else &dummy64
-    s.lfill.t = &m_lfill_t[0] if L else &dummyd
-    s.lfill.item = &m_lfill_item[0] if L else &dummy32
-    s.lfill.where = &m_lfill_where[0] if L else &dummy32
+    s.cap = <double*> _data(arrays["cap"])
+    s.lat = <double*> _data(arrays["lat"])
+    s.start = <double*> _data(arrays["start"])
+    s.dep_ptr = <int64_t*> _data(arrays["dep_ptr"])
+    s.sub_ptr = <int64_t*> _data(arrays["sub_ptr"])
+    s.sub_size = <double*> _data(arrays["sub_size"])
+    s.sub_w = <double*> _data(arrays["sub_w"])
+    s.sub_cap = <double*> _data(arrays["sub_cap"])
+    s.path_ptr = <int64_t*> _data(arrays["path_ptr"])
+    s.path_links = <int32_t*> _data(arrays["path_links"])
+    s.dpt_ptr = <int64_t*> _data(arrays["dpt_ptr"])
+    s.dpt_idx = <int32_t*> _data(arrays["dpt_idx"])
+    s.link_ptr = <int64_t*> _data(arrays["link_ptr"])
+    s.owner = <int32_t*> _data(arrays["owner"])
+    s.plat = <double*> _data(arrays["plat"])
+    s.slots = <int32_t*> _data(arrays["slots"])
+    s.pos = <int32_t*> _data(arrays["pos"])
+    s.cnt = <int32_t*> _data(arrays["cnt"])
+    s.ucnt = <int32_t*> _data(arrays["ucnt"])
+    s.chg_list = <int32_t*> _data(arrays["chg_list"])
+    s.queue = <int32_t*> _data(arrays["queue"])
+    s.lchg = <int8_t*> _data(arrays["lchg"])
+    s.lmark = <int64_t*> _data(arrays["lmark"])
+    s.lfill.t = <double*> _data(arrays["lfill_t"])
+    s.lfill.item = <int32_t*> _data(arrays["lfill_item"])
+    s.lfill.where = <int32_t*> _data(arrays["lfill_where"])
     s.lfill.n = 0
-    s.sat = &m_sat[0] if L else &dummyd
-    s.resid = &m_resid[0] if L else &dummyd
-    s.wsum = &m_wsum[0] if L else &dummyd
-    s.bgmax = &m_bgmax[0] if L else &dummyd
-    s.rmax = &m_rmax[0] if L else &dummyd
-    s.undo_l = &m_undo_l[0] if L else &dummy32
-    s.undo_v = &m_undo_v[0] if L else &dummyd
-    s.umark = &m_umark[0] if L else &dummy64
+    s.sat = <double*> _data(arrays["sat"])
+    s.resid = <double*> _data(arrays["resid"])
+    s.wsum = <double*> _data(arrays["wsum"])
+    s.bgmax = <double*> _data(arrays["bgmax"])
+    s.rmax = <double*> _data(arrays["rmax"])
+    s.undo_l = <int32_t*> _data(arrays["undo_l"])
+    s.undo_v = <double*> _data(arrays["undo_v"])
+    s.umark = <int64_t*> _data(arrays["umark"])
     s.n_undo = 0
-    s.lbusy = &m_lbusy[0] if L else &dummyd
-    s.lsince = &m_lsince[0] if L else &dummyd
-    s.lload = &m_lload[0] if L else &dummyd
-    s.state = &m_state[0] if S else &dummy8
-    s.rem = &m_rem[0] if S else &dummyd
-    s.rate = &m_rate[0] if S else &dummyd
-    s.tupd = &m_tupd[0] if S else &dummyd
-    s.newrate = &m_newrate[0] if S else &dummyd
-    s.fin.t = &m_fin_t[0] if S else &dummyd
-    s.fin.item = &m_fin_item[0] if S else &dummy32
-    s.fin.where = &m_fin_where[0] if S else &dummy32
+    s.lbusy = <double*> _data(arrays["lbusy"])
+    s.lsince = <double*> _data(arrays["lsince"])
+    s.lload = <double*> _data(arrays["lload"])
+    s.state = <int8_t*> _data(arrays["state"])
+    s.rem = <double*> _data(arrays["rem"])
+    s.rate = <double*> _data(arrays["rate"])
+    s.tupd = <double*> _data(arrays["tupd"])
+    s.newrate = <double*> _data(arrays["newrate"])
+    s.fin.t = <double*> _data(arrays["fin_t"])
+    s.fin.item = <int32_t*> _data(arrays["fin_item"])
+    s.fin.where = <int32_t*> _data(arrays["fin_where"])
     s.fin.n = 0
-    s.smark = &m_smark[0] if S else &dummy64
-    s.nmark = &m_nmark[0] if S else &dummy64
-    s.sfin = &m_sfin[0] if S else &dummyd
-    s.sfirst = &m_sfirst[0] if S else &dummyd
-    s.rlist = &m_rlist[0] if S else &dummy32
-    s.newlist = &m_newlist[0] if S else &dummy32
-    s.pending = &m_pending[0] if F else &dummy32
-    s.left = &m_left[0] if F else &dummy32
-    s.maxdep = &m_maxdep[0] if F else &dummyd
-    s.release = &m_release[0] if F else &dummyd
-    s.first = &m_first[0] if F else &dummyd
-    s.finish = &m_finish[0] if F else &dummyd
+    s.smark = <int64_t*> _data(arrays["smark"])
+    s.nmark = <int64_t*> _data(arrays["nmark"])
+    s.sfin = <double*> _data(arrays["sfin"])
+    s.sfirst = <double*> _data(arrays["sfirst"])
+    s.rlist = <int32_t*> _data(arrays["rlist"])
+    s.newlist = <int32_t*> _data(arrays["newlist"])
+    s.pending = <int32_t*> _data(arrays["pending"])
+    s.left = <int32_t*> _data(arrays["left"])
+    s.maxdep = <double*> _data(arrays["maxdep"])
+    s.release = <double*> _data(arrays["release"])
+    s.first = <double*> _data(arrays["first"])
+    s.finish = <double*> _data(arrays["finish"])
     s.n_chg = s.n_r = s.n_new = 0
     s.ev.a = NULL
     s.ev.n = s.ev.cap = 0
@@ -1125,8 +1110,6 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.batch = s.stamp = s.logstamp = 0
     s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = s.n_widened = 0
     s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
-    # finish starts at -inf so max() works; a flow with no subflows cannot occur
-    arrays["finish"][:] = -np.inf
 
     cdef int rc
     try:

@@ -253,3 +253,29 @@ def test_degraded_link_halves_a_flow():
     assert simulate(slow, [Flow("acc0", "acc1", size=1e9)]).makespan == 2.0
     with pytest.raises(FabricError, match="factor=0"):
         net.degraded([0], 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(topology_graphs, st.data(), st.sampled_from(["shortest", "ecmp"]), st.integers(0, 2**32))
+def test_paths_avoid_failed_links_and_are_reproducible(G, data, routing, seed):
+    net = Network(G, routing=routing, seed=seed)
+    fabric_links = [l for l in range(net.n_links) if net.layer[l] not in ("scaleup",)]
+    dead = data.draw(st.lists(st.sampled_from(fabric_links), max_size=4, unique=True))
+    cut = net.without(links=dead)
+    accs = T.accelerators(G)
+    src, dst = data.draw(st.sampled_from(accs)), data.draw(st.sampled_from(accs))
+    flow_id = data.draw(st.integers(0, 10**6))
+    try:
+        path = cut.path(src, dst, flow_id)
+    except UnroutableError:
+        H = nx.DiGraph()
+        H.add_edges_from((cut.link_src[l], cut.link_dst[l]) for l in range(cut.n_links)
+                         if not cut.failed[l] and not cut.scaleup[l] and
+                         (cut.forwards[cut.link_src[l]] or cut.link_src[l] == cut.node_id[src]))
+        assert not (cut.node_id[src] in H and cut.node_id[dst] in H and
+                    nx.has_path(H, cut.node_id[src], cut.node_id[dst]))
+        return
+    if src != dst:
+        assert_walk(cut, src, dst, path)
+    assert not any(cut.failed[l] for l in path)
+    assert path == Network(G, routing=routing, seed=seed).without(links=dead).path(src, dst, flow_id)
