@@ -311,6 +311,8 @@ ctypedef struct State:
     bint rec_links
     bint rec_rates
     double until         # stop before events later than this (inf: run to the end)
+    int64_t skip_local   # local refills still to skip, and the current backoff
+    int64_t backoff
     int64_t batch
     int64_t stamp
     int64_t logstamp
@@ -487,7 +489,7 @@ cdef double arrival_bound(State* s, int32_t l) noexcept nogil:
         if s.nmark[i] == s.batch:
             wnew += s.sub_w[i]
     lam = s.cap[l] / wall
-    for it in range(32):
+    for it in range(4):   # every iterate is a valid bound; more only tighten it
         fixed = 0
         rest = wnew
         for j in range(s.cnt[l]):
@@ -503,6 +505,25 @@ cdef double arrival_bound(State* s, int32_t l) noexcept nogil:
             break
         lam = nxt
     return lam * (1 - SETTLE_TOL)
+
+
+cdef bint lowest_changed_level_needed(State* s) noexcept nogil:
+    """Whether anything can move: a new subflow, or an unsettled one on a link
+    that lost a subflow (otherwise those links just become unsaturated)."""
+    cdef Py_ssize_t c, j
+    cdef int32_t l
+    if s.n_new > 0:
+        return True
+    for c in range(s.n_chg):
+        l = s.chg_list[c]
+        if s.lchg[l] & 1:
+            for j in range(s.cnt[l]):
+                if not settled(s, s.slots[s.link_ptr[l] + j]):
+                    return True
+    for c in range(s.n_chg):
+        if s.lchg[s.chg_list[c]] & 1:
+            s.sat[s.chg_list[c]] = INFINITY
+    return False
 
 
 cdef double lowest_changed_level(State* s) noexcept nogil:
@@ -643,10 +664,10 @@ cdef int refill(State* s, double lam0) noexcept nogil:
     -1 on allocation failure, else 0.
     """
     cdef Py_ssize_t c, j, qh = 0, qt = 0, n_r = 0
-    cdef int32_t l, l2
+    cdef int32_t l, l2, ucnt
     cdef int64_t base, k, stamp
     cdef Py_ssize_t i
-    cdef double thr = lam0 * (1 - SETTLE_TOL)
+    cdef double thr = lam0 * (1 - SETTLE_TOL), resid, wsum, bgmax, lv
     cdef int32_t* slots = s.slots
     cdef int64_t* path_ptr = s.path_ptr
     cdef int32_t* path_links = s.path_links
@@ -658,35 +679,53 @@ cdef int refill(State* s, double lam0) noexcept nogil:
     s.stamp += 1
     stamp = 2 * s.stamp
     s.n_fills += 1
-    # BFS from the changed links through region subflows, marking R first ...
+    # BFS from the changed links through region subflows
     for c in range(s.n_chg):
         l = s.chg_list[c]
         lmark[l] = stamp
         queue[qt] = l
         qt += 1
+    # Membership is decided by the threshold alone, so a link's background
+    # load and region weight are final when it is dequeued: one pass.
     while qh < qt:
         l = queue[qh]
         qh += 1
         base = s.link_ptr[l]
         s.n_incid += s.cnt[l]
+        resid = s.cap[l]
+        wsum = 0
+        bgmax = 0
+        ucnt = 0
         for j in range(s.cnt[l]):
             i = slots[base + j]
-            if mark[i] == stamp or (s.nmark[i] != s.batch and rate[i] < thr * w[i]):
-                continue
-            mark[i] = stamp
-            s.rlist[n_r] = <int32_t> i
-            n_r += 1
-            for k in range(path_ptr[i], path_ptr[i + 1]):
-                l2 = path_links[k]
-                if lmark[l2] != stamp:
-                    lmark[l2] = stamp
-                    queue[qt] = l2
-                    qt += 1
+            if mark[i] != stamp:
+                if s.nmark[i] != s.batch and rate[i] < thr * w[i]:
+                    resid -= rate[i]
+                    if rate[i] > bgmax * w[i]:
+                        bgmax = rate[i] / w[i]
+                    continue
+                mark[i] = stamp
+                s.rlist[n_r] = <int32_t> i
+                n_r += 1
+                for k in range(path_ptr[i], path_ptr[i + 1]):
+                    l2 = path_links[k]
+                    if lmark[l2] != stamp:
+                        lmark[l2] = stamp
+                        queue[qt] = l2
+                        qt += 1
+            wsum += w[i]
+            ucnt += 1
+        s.resid[l] = resid
+        s.wsum[l] = wsum
+        s.ucnt[l] = ucnt
+        s.bgmax[l] = bgmax
+        s.rmax[l] = 0
+        s.sat[l] = INFINITY
+        if ucnt > 0:
+            lv = resid / wsum
+            ih_set(&s.lfill, l, lv if lv > 0 else 0)
     s.n_r = n_r
     s.n_refilled += n_r
-    # ... then weigh every link it reached and fill
-    for c in range(qt):
-        scan_link(s, queue[c], stamp)
     if progressive_fill(s, stamp, qt) < 0:
         return -1
     for c in range(n_r):
@@ -941,7 +980,19 @@ cdef int run(State* s) noexcept nogil:
             if handle(s, &it) < 0:
                 return -1
         if s.n_chg > 0:
-            rc = local_refill(s, LOCAL_ROUNDS)
+            # after local attempts that had to widen, skip a growing number
+            # of them: traffic that couples everything (all-to-all) would
+            # pay for the attempt and then for the closure at every event
+            if s.skip_local > 0:
+                s.skip_local -= 1
+                rc = 2 if lowest_changed_level_needed(s) else 3
+            else:
+                rc = local_refill(s, LOCAL_ROUNDS)
+                if rc == 2:
+                    s.backoff = s.backoff * 2 + 1 if s.backoff < 64 else 64
+                    s.skip_local = s.backoff
+                elif rc == 0:
+                    s.backoff = 0
             if rc == 2:
                 # a failed local attempt put every saturation level back, so
                 # lam0 still sees the levels from before the event
@@ -1108,6 +1159,7 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.rec_rates = record_rates
     s.until = until
     s.batch = s.stamp = s.logstamp = 0
+    s.skip_local = s.backoff = 0
     s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = s.n_widened = 0
     s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
 
