@@ -53,7 +53,10 @@ class Network:
         ``dimension_order``; dragonflies: ``minimal``, ``valiant``, ``ugal``
         (see :mod:`fabric.routing`).  Family policies need their family; on a
         network with failures, a family route that would cross a failed link
-        is replaced by a shortest surviving path.
+        is replaced by a shortest surviving path.  Power users pass a policy
+        object instead: its ``route(net, src, dst, flow_ids)`` gets node-id
+        arrays of the flows that leave their pod and returns ``(lengths,
+        links)``, the paths concatenated (checked to be walks).
     seed : int
         ECMP hash seed; the same seed gives the same choices.
     spray : bool
@@ -82,9 +85,10 @@ class Network:
     def __init__(self, G, routing="ecmp", *, seed=0, spray=False, max_paths=None, intra_pod="scaleup",
                  order=None):
         topologies.validate(G)
-        if routing not in ROUTINGS:
-            raise FabricError(f"routing={routing!r}: expected one of {', '.join(ROUTINGS)}")
-        family = FAMILY_ROUTINGS.get(routing)
+        if not (isinstance(routing, str) and routing in ROUTINGS) and not callable(getattr(routing, "route", None)):
+            raise FabricError(f"routing={routing!r}: expected one of {', '.join(ROUTINGS)}, "
+                              "or a policy object with a route(net, src, dst, flow_ids) method")
+        family = FAMILY_ROUTINGS.get(routing) if isinstance(routing, str) else None
         if family is not None and G.graph.get("family") != family:
             raise FabricError(f"routing={routing!r}: needs a {family} topology, got {G.graph.get('family', 'custom')}")
         if intra_pod not in ("scaleup", "fabric"):
@@ -92,7 +96,7 @@ class Network:
         if max_paths is not None and (not isinstance(max_paths, int) or max_paths < 1):
             raise FabricError(f"max_paths={max_paths!r}: expected a positive integer")
         self.graph = G
-        self.routing = "spray" if spray else routing
+        self.routing = "spray" if spray else routing   # a name, or a policy object
         self.seed = int(seed)
         self.max_paths = max_paths
         self.intra_pod = intra_pod
@@ -327,8 +331,13 @@ class Network:
                 links[0::2], links[1::2] = up, down
                 pieces.append((idx, np.full(len(idx), 2, np.int64), links))
         fabric = np.flatnonzero(~same_pod & (src != dst))
-        if routing in FAMILY_ROUTINGS and len(fabric):
-            if routing == "dimension_order":
+        custom = not isinstance(routing, str)
+        if (custom or routing in FAMILY_ROUTINGS) and len(fabric):
+            if custom:
+                lens, links = routing.route(self, src[fabric], dst[fabric], flow_ids[fabric])
+                lens, links = np.asarray(lens, np.int64), np.asarray(links, np.int64)
+                self._check_policy_paths(src[fabric], dst[fabric], lens, links)
+            elif routing == "dimension_order":
                 lens, links = dimension_order(self, src[fabric], dst[fabric], self.order)
             else:
                 lens, links = dragonfly_routes(self, routing, src[fabric], dst[fabric], flow_ids[fabric])
@@ -359,6 +368,19 @@ class Network:
             offsets = np.arange(len(links)) - np.repeat(np.cumsum(lens) - lens, lens)
             path_links[starts + offsets] = links
         return np.arange(F + 1, dtype=np.int64), np.ones(F), path_ptr, path_links
+
+    def _check_policy_paths(self, src, dst, lens, links):
+        """A policy object's paths must be walks from src to dst over real links."""
+        ptr = np.concatenate([[0], np.cumsum(lens)])
+        if len(lens) != len(src) or ptr[-1] != len(links) or np.any((links < 0) | (links >= self.n_links)):
+            raise FabricError("routing policy: route() must return (lengths, links) for every flow, with real link ids")
+        for f in range(len(src)):
+            p = links[ptr[f]:ptr[f + 1]]
+            ok = len(p) and self.link_src[p[0]] == src[f] and self.link_dst[p[-1]] == dst[f] and \
+                np.all(self.link_dst[p[:-1]] == self.link_src[p[1:]])
+            if not ok:
+                raise FabricError(f"routing policy: path of flow {f} is not a walk from "
+                                  f"{self.nodes[src[f]]!r} to {self.nodes[dst[f]]!r}")
 
     def _route_spray(self, src, dst):
         sub_counts, path_lens, links = [], [], []

@@ -279,3 +279,29 @@ def test_paths_avoid_failed_links_and_are_reproducible(G, data, routing, seed):
         assert_walk(cut, src, dst, path)
     assert not any(cut.failed[l] for l in path)
     assert path == Network(G, routing=routing, seed=seed).without(links=dead).path(src, dst, flow_id)
+
+
+class ViaCoreZero:
+    """A power user's policy: every cross-block flow goes through core0."""
+
+    def route(self, net, src, dst, flow_ids):
+        lens, links = [], []
+        for s, d in zip(src, dst):
+            paths = [p for p in net.equal_cost_paths(net.nodes[s], net.nodes[d])
+                     if any(net.link_name(l)[1] == "core0" for l in p)] or net.equal_cost_paths(net.nodes[s], net.nodes[d])
+            lens.append(len(paths[0]))
+            links += paths[0]
+        return lens, links
+
+
+def test_policy_object():
+    net = Network(T.fat_tree(4), routing=ViaCoreZero())
+    assert "core0" in {net.link_name(l)[1] for l in net.path("acc0", "acc15")}
+    r = simulate(net, [Flow("acc0", "acc15", size=1e9), Flow("acc1", "acc14", size=1e9)])
+    assert r.finish[0] == r.finish[1] > 2 * 1e9 / 50e9   # both squeezed through core0
+
+    class Broken:
+        def route(self, net, src, dst, flow_ids):
+            return [1] * len(src), [0] * len(src)
+    with pytest.raises(FabricError, match="not a walk"):
+        Network(T.fat_tree(4), routing=Broken()).path("acc0", "acc15")
