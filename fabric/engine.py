@@ -350,8 +350,9 @@ class Result:
         ``max_active`` (most subflows sending at once), ``stalled``.
     flows : FlowArrays
         The normalized input, for checkers and reports.
-    failed : ndarray of bool, optional
-        With timed link failures: flows left without a path (finish nan).
+    failed : ndarray of bool (F,)
+        Flows left without a path by timed link failures (finish nan);
+        all False otherwise.
     """
 
     release: np.ndarray
@@ -450,4 +451,5 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
         counters=out["counters"], flows=fa, sub_size=p.sub_size, sub_weight=p.sub_w, sub_cap=p.sub_cap,
         link_log=(out["link_log_t"], out["link_log_id"], out["link_log_v"]) if record_links else None,
         rate_log=(out["rate_log_t"], out["rate_log_id"], out["rate_log_v"]) if record_rates else None,
+        failed=np.zeros(len(out["finish"]), bool),
     )

@@ -129,9 +129,8 @@ def run_with_events(net, fa, events, *, record_links=False):
         release=release, first_byte=first, finish=finish, sub_first=sub_first, sub_finish=sub_finish,
         link_bytes=link_bytes, link_busy=link_busy, capacity=net.capacity, latency=net.latency,
         counters=counters, flows=of, sub_size=orig.sub_size, sub_weight=orig.sub_w, sub_cap=orig.sub_cap,
-        link_log=tuple(np.concatenate(x) for x in zip(*logs)) if record_links else None,
+        link_log=tuple(np.concatenate(x) for x in zip(*logs)) if record_links else None, failed=failed,
     )
-    result.failed = failed
     result.meta.update(network=current, events=events)
     return result
 
