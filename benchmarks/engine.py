@@ -169,8 +169,8 @@ def run_one(impl, case, limit):
     except subprocess.TimeoutExpired:
         return {"error": f"> {limit:.0f} s"}
     if p.returncode:
-        last = (p.stderr.strip().splitlines() or ["failed"])[-1]
-        return {"error": last[:60]}
+        why = "killed (out of memory?)" if p.returncode in (-9, 137) else f"exit {p.returncode}"
+        return {"error": f"failed: {why}"}
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
