@@ -60,6 +60,7 @@ DEF LOCAL_ROUNDS = 16    # verify-and-grow rounds before widening to the lam0 cl
 DEF LOCAL_EXPLODE = 256  # ... or as soon as the region doubles past this many subflows
 DEF LOCAL_SCAN = 128     # ... or scans more than this many incidences per region subflow
 DEF LOCAL_CROWD = 64     # skip the local attempt when a changed link carries more subflows
+DEF NO_STAMP = -(1 << 62)  # a link mark no link ever carries
 
 cdef enum:
     EV_RELEASE = 0
@@ -456,18 +457,26 @@ cdef inline double level_of(State* s, Py_ssize_t i) noexcept nogil:
     return s.rate[i] / s.sub_w[i]
 
 
-cdef bint settled(State* s, Py_ssize_t i) noexcept nogil:
-    """Max-min bottleneck condition for i against unchanged links."""
+cdef inline bint settled_after(State* s, Py_ssize_t i, int64_t lstamp) noexcept nogil:
+    """Bottleneck condition: i is at its cap, or crosses a saturated link on
+    which nobody has a higher level.  Links changed by this batch only count
+    if the local fill touched them (lmark == lstamp: their level is new)."""
     cdef int64_t k
     cdef int32_t l
-    cdef double lv = level_of(s, i)
+    cdef double lv = s.rate[i] / s.sub_w[i]
     if s.rate[i] >= s.sub_cap[i] * (1 - SETTLE_TOL):
         return True
     for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
         l = s.path_links[k]
-        if s.lchg[l] == 0 and s.sat[l] <= lv * (1 + SETTLE_TOL):
+        if ((s.lmark[l] == lstamp or s.lchg[l] == 0) and s.sat[l] <= lv * (1 + SETTLE_TOL)
+                and s.sat[l] >= lv * (1 - SETTLE_TOL)):
             return True
     return False
+
+
+cdef inline bint settled(State* s, Py_ssize_t i) noexcept nogil:
+    """Max-min bottleneck condition for i against unchanged links."""
+    return settled_after(s, i, NO_STAMP)
 
 
 cdef double arrival_bound(State* s, int32_t l) noexcept nogil:
@@ -733,22 +742,6 @@ cdef int refill(State* s, double lam0) noexcept nogil:
         if s.nmark[i] != s.batch and s.newrate[i] < w[i] * lam0 * (1 - 1e-9):
             return 1
     return 0
-
-
-cdef inline bint settled_after(State* s, Py_ssize_t i, int64_t lstamp) noexcept nogil:
-    """Bottleneck condition for a subflow outside the region after a local
-    fill: a link the fill touched counts with its new saturation level."""
-    cdef int64_t k
-    cdef int32_t l
-    cdef double lv = s.rate[i] / s.sub_w[i]
-    if s.rate[i] >= s.sub_cap[i] * (1 - SETTLE_TOL):
-        return True
-    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
-        l = s.path_links[k]
-        if ((s.lmark[l] == lstamp or s.lchg[l] == 0) and s.sat[l] <= lv * (1 + SETTLE_TOL)
-                and s.sat[l] >= lv * (1 - SETTLE_TOL)):
-            return True
-    return False
 
 
 cdef inline void save_sat(State* s, int32_t l) noexcept nogil:

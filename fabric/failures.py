@@ -123,8 +123,8 @@ def run_with_events(net, fa, events, *, record_links=False):
                                                        failed)
     finish = _finish(sub_finish, of.sub_ptr)
     failed |= np.isnan(finish)
-    first = np.array([np.nanmin(sub_first[of.sub_ptr[f]:of.sub_ptr[f + 1]]) if not failed[f] else np.nan
-                      for f in range(F)])
+    first = np.fmin.reduceat(sub_first, of.sub_ptr[:-1]) if S0 else np.zeros(0)
+    first[failed] = np.nan
     result = Result(
         release=release, first_byte=first, finish=finish, sub_first=sub_first, sub_finish=sub_finish,
         link_bytes=link_bytes, link_busy=link_busy, capacity=net.capacity, latency=net.latency,
@@ -137,7 +137,7 @@ def run_with_events(net, fa, events, *, record_links=False):
 
 def _finish(sub_finish, sub_ptr):
     """Per flow: its last subflow's finish, nan while any is unfinished."""
-    return np.array([sub_finish[sub_ptr[f]:sub_ptr[f + 1]].max() for f in range(len(sub_ptr) - 1)])
+    return np.maximum.reduceat(sub_finish, sub_ptr[:-1]) if len(sub_finish) else np.zeros(0)
 
 
 def _reroute(net, of, f):

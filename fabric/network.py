@@ -123,16 +123,19 @@ class Network:
         self.layer = np.repeat(np.array([d.get("layer", "") for *_, d in edges], dtype=object), 2)
         self.scaleup = self.layer == "scaleup"
         self.failed = np.zeros(2 * E, bool)
-        self._link_of = {(int(a), int(b)): l for l, (a, b) in enumerate(zip(self.link_src, self.link_dst))}
+        # (from, to) -> link id, looked up in bulk by binary search over keys
+        keys = self.link_src.astype(np.int64) * len(self.nodes) + self.link_dst
+        self._key_order = np.argsort(keys, kind="stable")
+        self._sorted_keys = keys[self._key_order]
 
         fabric_switch = np.array([k == "switch" and t != "scaleup" for k, t in zip(kinds, tiers)])
         direct = not fabric_switch.any()
         self.forwards = (fabric_switch | (direct & (self.kind == "accelerator"))).astype(np.int8)
-        # the scale-up switch of every pod that has one
-        self._scaleup_of = {}
+        # the scale-up switch of every pod that has one (-1: none)
+        self._pod_switch = np.full(max(int(self.pod.max(initial=-1)), 0) + 1, -1, np.int64)
         for n, t in zip(self.nodes, tiers):
-            if t == "scaleup":
-                self._scaleup_of[G.nodes[n]["pod"]] = self.node_id[n]
+            if t == "scaleup" and 0 <= G.nodes[n]["pod"] < len(self._pod_switch):
+                self._pod_switch[G.nodes[n]["pod"]] = self.node_id[n]
         self._torus = self._dragonfly = None
         self._compile_adjacency()
 
@@ -227,10 +230,19 @@ class Network:
 
     def link(self, u, v):
         """The directed link id from node u to node v."""
-        try:
-            return self._link_of[(self.node_id[u], self.node_id[v])]
-        except KeyError:
-            raise FabricError(f"link ({u!r}, {v!r}): no such link") from None
+        if u not in self.node_id or v not in self.node_id:
+            raise FabricError(f"link ({u!r}, {v!r}): no such link")
+        l = self._links([self.node_id[u]], [self.node_id[v]])[0]
+        if l < 0:
+            raise FabricError(f"link ({u!r}, {v!r}): no such link")
+        return int(l)
+
+    def _links(self, a, b):
+        """Directed link ids from nodes a[i] to b[i] (-1 where there is none)."""
+        keys = np.asarray(a, np.int64) * self.n_nodes + np.asarray(b, np.int64)
+        pos = np.minimum(np.searchsorted(self._sorted_keys, keys), len(self._sorted_keys) - 1)
+        found = self._sorted_keys[pos] == keys if len(self._sorted_keys) else np.zeros(len(keys), bool)
+        return np.where(found, self._key_order[pos] if len(self._sorted_keys) else -1, -1)
 
     def _id(self, node, field):
         try:
@@ -252,10 +264,10 @@ class Network:
         """The scale-up path between two accelerators of one pod, or None."""
         if self.intra_pod != "scaleup" or s == d or self.pod[s] < 0 or self.pod[s] != self.pod[d]:
             return None
-        sw = self._scaleup_of.get(int(self.pod[s]))
-        if sw is None:
+        sw = self._pod_switch[self.pod[s]]
+        if sw < 0:
             return None
-        return [self._link_of[(s, sw)], self._link_of[(sw, d)]]
+        return self._links([s, sw], [sw, d]).tolist()
 
     def _unroutable(self, s, d):
         return UnroutableError(f"no path from {self.nodes[s]!r} to {self.nodes[d]!r}")
@@ -319,16 +331,14 @@ class Network:
         lengths = np.zeros(F, np.int64)
         pieces = []   # (flow indices, lengths, concatenated links)
         same_pod = np.zeros(F, bool)
-        if self.intra_pod == "scaleup" and self._scaleup_of:
-            same_pod = (self.pod[src] >= 0) & (self.pod[src] == self.pod[dst]) & (src != dst)
-            same_pod &= np.isin(self.pod[src], list(self._scaleup_of))
+        if self.intra_pod == "scaleup" and (self._pod_switch >= 0).any():
+            sw = np.where(self.pod[src] >= 0, self._pod_switch[np.maximum(self.pod[src], 0)], -1)
+            same_pod = (sw >= 0) & (self.pod[src] == self.pod[dst]) & (src != dst)
             idx = np.flatnonzero(same_pod)
             if len(idx):
-                sw = np.array([self._scaleup_of[int(p)] for p in self.pod[src[idx]]], dtype=np.int32)
-                up = np.array([self._link_of[(int(a), int(b))] for a, b in zip(src[idx], sw)], dtype=np.int32)
-                down = np.array([self._link_of[(int(a), int(b))] for a, b in zip(sw, dst[idx])], dtype=np.int32)
                 links = np.empty(2 * len(idx), np.int32)
-                links[0::2], links[1::2] = up, down
+                links[0::2] = self._links(src[idx], sw[idx])
+                links[1::2] = self._links(sw[idx], dst[idx])
                 pieces.append((idx, np.full(len(idx), 2, np.int64), links))
         fabric = np.flatnonzero(~same_pod & (src != dst))
         custom = not isinstance(routing, str)

@@ -121,7 +121,7 @@ class _Dragonfly:
 
 
 def _hop(net, a, b):
-    return net._link_of[(a, b)]
+    return int(net._links([a], [b])[0])
 
 
 def _minimal(net, df, rs, rd, h):

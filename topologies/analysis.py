@@ -111,7 +111,7 @@ def _family_bisection(G):
 def _family_diameter(G):
     fam, prm = G.graph.get("family"), G.graph.get("params", {})
     if fam == "fat_tree":
-        return 6 if prm["k"] >= 2 else None
+        return 6   # accelerators in different blocks: leaf, spine, core, spine, leaf
     if fam == "torus":
         return sum(d // 2 for d in prm["dims"])
     if fam == "dragonfly" and prm["groups"] == prm["a"] * prm["h"] + 1:
