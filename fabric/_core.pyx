@@ -10,7 +10,7 @@ Data layout (the one place it is written down)
 L directed links, F logical flows, S subflows (S >= F), K incidences.
 
 * Link l: ``cap[l]`` bytes/s, ``lat[l]`` seconds.
-* Flow f: ``start[f]``; its dependencies are ``dep_idx[dep_ptr[f] .. dep_ptr[f+1]-1]``
+* Flow f: ``start[f]``, ``delay[f]``; its dependencies are ``dep_idx[dep_ptr[f] .. dep_ptr[f+1]-1]``
   and the flows that depend on it ``dpt_idx[dpt_ptr[f] .. dpt_ptr[f+1]-1]``;
   its subflows are ``sub_ptr[f] .. sub_ptr[f+1]-1``.
 * Subflow s: ``sub_size[s]`` bytes, ``sub_w[s]`` weight, ``sub_cap[s]`` rate
@@ -20,7 +20,7 @@ L directed links, F logical flows, S subflows (S >= F), K incidences.
   link l = path_links[k]: ``slots[link_ptr[l] .. link_ptr[l] + cnt[l] - 1]``
   holds incidences, and ``pos[k]`` is k's place there (O(1) removal).
 
-Model: a flow is released at max(start, finish of its dependencies); each
+Model: a flow is released at max(start, finish of its dependencies + delay); each
 subflow then waits its path latency and drains its bytes at its max-min rate.
 
 Rate recomputation (why it is exact and local)
@@ -246,6 +246,7 @@ ctypedef struct State:
     double* cap
     double* lat
     double* start
+    double* delay
     int64_t* dep_ptr
     int64_t* dpt_ptr
     int32_t* dpt_idx
@@ -397,7 +398,9 @@ cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
             s.maxdep[d] = s.finish[f]
         s.pending[d] -= 1
         if s.pending[d] == 0:
-            rel = s.start[d] if s.start[d] > s.maxdep[d] else s.maxdep[d]
+            rel = s.maxdep[d] + s.delay[d]
+            if s.start[d] > rel:
+                rel = s.start[d]
             if heap_push(&s.ev, rel, <int64_t> d * 3 + EV_RELEASE, 0) < 0:
                 return -1
     return 0
@@ -1016,7 +1019,7 @@ def _ptr_from_counts(counts):
     return ptr
 
 
-def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_cap,
+def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_cap,
              path_ptr, path_links, bint record_links=False, bint record_rates=False, double until=INFINITY):
     """Run the engine on validated, contiguous arrays (see the module's layout).
 
@@ -1039,7 +1042,7 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     i8, i32, i64, f64 = np.int8, np.int32, np.int64, np.float64
     a = dict(
         # inputs (validated by fabric.engine)
-        cap=(cap, f64), lat=(lat, f64), start=(start, f64), dep_ptr=(dep_ptr, i64), sub_ptr=(sub_ptr, i64),
+        cap=(cap, f64), lat=(lat, f64), start=(start, f64), delay=(delay, f64), dep_ptr=(dep_ptr, i64), sub_ptr=(sub_ptr, i64),
         sub_size=(sub_size, f64), sub_w=(sub_w, f64), sub_cap=(sub_cap, f64), path_ptr=(path_ptr, i64),
         path_links=(path_links, i32),
         # derived layout
@@ -1078,6 +1081,7 @@ def simulate(cap, lat, start, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_ca
     s.cap = <double*> _data(arrays["cap"])
     s.lat = <double*> _data(arrays["lat"])
     s.start = <double*> _data(arrays["start"])
+    s.delay = <double*> _data(arrays["delay"])
     s.dep_ptr = <int64_t*> _data(arrays["dep_ptr"])
     s.sub_ptr = <int64_t*> _data(arrays["sub_ptr"])
     s.sub_size = <double*> _data(arrays["sub_size"])

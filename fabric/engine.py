@@ -37,6 +37,10 @@ class Flow:
         Earliest release time, seconds.
     deps : sequence of int
         Indices of flows that must finish before this one is released.
+    delay : float
+        Seconds between the last dependency's finish and the release (the
+        compute or processing time that separates them); ignored without
+        dependencies.
     weight : float
         Weight in weighted max-min sharing (> 0).
     cap : float
@@ -54,7 +58,7 @@ class Flow:
     Examples
     --------
     >>> Flow(size=1e6, path=[0, 1])
-    Flow(src=None, dst=None, size=1000000.0, start=0.0, deps=(), weight=1.0, cap=inf, path=[0, 1], paths=None, split=None)
+    Flow(src=None, dst=None, size=1000000.0, start=0.0, deps=(), weight=1.0, cap=inf, path=[0, 1], paths=None, split=None, delay=0.0)
     """
 
     src: Optional[Hashable] = None
@@ -67,10 +71,12 @@ class Flow:
     path: Optional[Sequence[int]] = None
     paths: Optional[Sequence[Sequence[int]]] = None
     split: Optional[Sequence[float]] = None
+    delay: float = 0.0
 
     def __post_init__(self):
         self.size = float(self.size)
         self.start = float(self.start)
+        self.delay = float(self.delay)
         self.weight = float(self.weight)
         self.cap = float(self.cap)
         self.deps = tuple(self.deps)
@@ -88,7 +94,9 @@ class FlowArrays:
 
     F flows, S subflows, K path incidences:
 
-    * ``size``, ``start``, ``weight``, ``cap``: float arrays of length F.
+    * ``size``, ``start``, ``weight``, ``cap``: float arrays of length F;
+      ``delay`` (optional, zeros if None): seconds from the last
+      dependency's finish to the release.
     * dependencies of flow f: ``dep_idx[dep_ptr[f] .. dep_ptr[f+1]-1]``.
     * subflows of flow f: ``sub_ptr[f] .. sub_ptr[f+1]-1``; ``sub_frac[s]``
       is subflow s's share of its flow's bytes.
@@ -111,6 +119,7 @@ class FlowArrays:
     path_links: np.ndarray
     src: Optional[np.ndarray] = None
     dst: Optional[np.ndarray] = None
+    delay: Optional[np.ndarray] = None
 
     @property
     def n_flows(self):
@@ -118,7 +127,7 @@ class FlowArrays:
 
     @classmethod
     def single_path(cls, size, path_ptr, path_links, *, start=None, weight=None, cap=None,
-                    dep_ptr=None, dep_idx=None, src=None, dst=None):
+                    dep_ptr=None, dep_idx=None, src=None, dst=None, delay=None):
         """One path per flow; omitted columns take their defaults.
 
         Examples
@@ -142,6 +151,7 @@ class FlowArrays:
             path_links=np.asarray(path_links),
             src=None if src is None else np.asarray(src, dtype=np.int64),
             dst=None if dst is None else np.asarray(dst, dtype=np.int64),
+            delay=None if delay is None else np.asarray(delay, dtype=np.float64),
         )
 
     @classmethod
@@ -192,6 +202,7 @@ class FlowArrays:
             path_links=_int_array("path", links),
             src=np.array([ids.get(f.src, -1) if f.src is not None else -1 for f in flows], dtype=np.int64),
             dst=np.array([ids.get(f.dst, -1) if f.dst is not None else -1 for f in flows], dtype=np.int64),
+            delay=np.array([f.delay for f in flows], dtype=np.float64),
         )
 
 
@@ -255,6 +266,7 @@ def prepare(capacity, latency, flows, node_ids=None):
     F = fa.n_flows
     size = _check_column("flows.size", fa.size, F, low=0, low_ok=True)
     start = _check_column("flows.start", fa.start, F, low=0, low_ok=True)
+    delay = np.zeros(F) if fa.delay is None else _check_column("flows.delay", fa.delay, F, low=0, low_ok=True)
     weight = _check_column("flows.weight", fa.weight, F, low=0, low_ok=False)
     fcap = _check_column("flows.cap", fa.cap, F, low=0, low_ok=False, allow_inf=True)
     dep_idx = np.ascontiguousarray(fa.dep_idx, dtype=np.int64)
@@ -310,7 +322,7 @@ def prepare(capacity, latency, flows, node_ids=None):
         sub_w = np.ascontiguousarray(weight[sub_owner] * share)
         sub_cap = np.ascontiguousarray(fcap[sub_owner] * share)
     fa = FlowArrays(size, start, weight, fcap, dep_ptr, dep_idx32, sub_ptr, share, path_ptr, path_links,
-                    fa.src, fa.dst)
+                    fa.src, fa.dst, delay)
     return _Prepared(cap=cap, lat=lat, fa=fa, sub_size=sub_size, sub_w=sub_w, sub_cap=sub_cap)
 
 
@@ -439,7 +451,7 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
     p = prepare(capacity, latency, flows, node_ids)
     fa = p.fa
     out = _core.simulate(
-        p.cap, p.lat, fa.start, fa.dep_ptr, fa.dep_idx, fa.sub_ptr, p.sub_size, p.sub_w,
+        p.cap, p.lat, fa.start, fa.delay, fa.dep_ptr, fa.dep_idx, fa.sub_ptr, p.sub_size, p.sub_w,
         p.sub_cap, fa.path_ptr, fa.path_links, record_links=record_links, record_rates=record_rates,
     )
     if out["counters"]["stalled"]:

@@ -78,7 +78,7 @@ def run_with_events(net, fa, events, *, record_links=False):
         until = events[k].time if k < len(events) else math.inf
         p = prepare(current.capacity, current.latency, phase_fa)
         pf = p.fa
-        out = _core.simulate(p.cap, p.lat, pf.start, pf.dep_ptr, pf.dep_idx, pf.sub_ptr, p.sub_size, p.sub_w,
+        out = _core.simulate(p.cap, p.lat, pf.start, pf.delay, pf.dep_ptr, pf.dep_idx, pf.sub_ptr, p.sub_size, p.sub_w,
                              p.sub_cap, pf.path_ptr, pf.path_links, record_links=record_links, until=until)
         link_bytes += out["link_bytes"]
         link_busy += out["link_busy"]
@@ -176,19 +176,21 @@ def _next_phase(net, orig, pieces, deps, fin, failed):
     pieces_of = {}
     for i, r in enumerate(ready):
         pieces_of.setdefault(r[0], []).append(i)
-    cols = {k: [] for k in ("size", "start", "weight", "cap", "deps", "subs", "frac", "lens", "links")}
+    cols = {k: [] for k in ("size", "start", "delay", "weight", "cap", "deps", "subs", "frac", "lens", "links")}
     piece_sub, piece_owner = [], []
     for f, subs, rem, start, paths in ready:
         piece_owner.append(f)
         if rem is None:
             wait_on = [i for d in deps[f] if d in pieces_of for i in pieces_of[d]]
-            start = max([of.start[f]] + [fin[d] for d in deps[f] if d not in pieces_of])
+            start = max([of.start[f]] + [fin[d] + of.delay[f] for d in deps[f] if d not in pieces_of])
+            cols["delay"].append(of.delay[f])
             cols["size"].append(of.size[f])
             cols["weight"].append(of.weight[f])
             cols["cap"].append(of.cap[f])
             cols["frac"] += [of.sub_frac[s] for s in subs]
         else:
             wait_on = []
+            cols["delay"].append(0.0)
             cols["size"].append(rem)
             cols["weight"].append(orig.sub_w[subs[0]])
             cols["cap"].append(orig.sub_cap[subs[0]])
@@ -206,6 +208,6 @@ def _next_phase(net, orig, pieces, deps, fin, failed):
         weight=np.array(cols["weight"], float), cap=np.array(cols["cap"], float),
         dep_ptr=ptr([len(d) for d in cols["deps"]]), dep_idx=np.array([i for d in cols["deps"] for i in d], np.int64),
         sub_ptr=ptr(cols["subs"]), sub_frac=np.array(cols["frac"], float), path_ptr=ptr(cols["lens"]),
-        path_links=np.array(cols["links"], np.int64),
+        path_links=np.array(cols["links"], np.int64), delay=np.array(cols["delay"], float),
     )
     return fa, np.array(piece_sub, np.int64), np.array(piece_owner, np.int64)

@@ -88,7 +88,7 @@ def simulate(capacity, latency, flows):
     def release_ready(now):
         for f in range(F):
             if not released[f] and all(not math.isinf(finish[d]) and left[d] == 0 for d in deps[f]):
-                r = max([fa.start[f]] + [finish[d] for d in deps[f]])
+                r = max([fa.start[f]] + [finish[d] + fa.delay[f] for d in deps[f]])
                 if r <= now:
                     released[f] = True
                     release[f] = r
@@ -99,7 +99,7 @@ def simulate(capacity, latency, flows):
         out = []
         for f in range(F):
             if not released[f] and all(left[d] == 0 for d in deps[f]):
-                out.append(max([fa.start[f]] + [finish[d] for d in deps[f]]))
+                out.append(max([fa.start[f]] + [finish[d] + fa.delay[f] for d in deps[f]]))
         return out
 
     def finish_sub(s, when):

@@ -76,6 +76,7 @@ def explicit_flows(draw, n_links, max_flows=8, dags=True, multipath=True, weight
             kw["start"] = draw(st.sampled_from((0.0, 0.0, 0.25, 1.0)))
         if dags and i and draw(st.booleans()):
             kw["deps"] = draw(st.lists(st.integers(0, i - 1), max_size=2, unique=True))
+            kw["delay"] = draw(st.sampled_from((0.0, 0.0, 0.5)))
         if weights:
             kw["weight"] = draw(st.sampled_from((1.0, 1.0, 2.0, 3.0, 0.5)))
         if caps and draw(st.integers(0, 4)) == 0:
@@ -207,7 +208,8 @@ def assert_conserved(result, rtol=1e-9):
             )
     for f in range(fa.n_flows):
         deps = fa.dep_idx[fa.dep_ptr[f]:fa.dep_ptr[f + 1]]
-        earliest = max([fa.start[f]] + [result.finish[d] for d in deps])
+        delay = fa.delay[f] if fa.delay is not None else 0.0
+        earliest = max([fa.start[f]] + [result.finish[d] + delay for d in deps])
         if not math.isclose(result.release[f], earliest, rel_tol=rtol, abs_tol=1e-15):
             raise AssertionError(f"flow {f} released at t={result.release[f]:.9g}, expected {earliest:.9g}")
 

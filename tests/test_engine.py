@@ -58,6 +58,15 @@ def test_dependency_and_later_start():
     assert finish([GB], [0], flows) == [1.0, 6.0]
 
 
+def test_delay_after_dependencies():
+    # compute time between two transfers: released at the later dep's finish + delay, not at start + delay
+    flows = [Flow(size=GB, path=[0]), Flow(size=2 * GB, path=[1]),
+             Flow(size=GB, path=[0], deps=[0, 1], delay=0.25), Flow(size=GB, path=[0], delay=7.0)]
+    r = simulate_links([GB, GB], [0, 0], flows)
+    assert r.release.tolist() == [0.0, 0.0, 2.25, 0.0]   # no deps: delay has nothing to follow
+    assert r.finish[2] == 3.25
+
+
 def test_weighted_sharing():
     r = simulate_links([GB], [0], [Flow(size=GB, path=[0], weight=1), Flow(size=GB, path=[0], weight=3)],
                        record_rates=True)
@@ -182,6 +191,7 @@ def test_all_to_all_star_matches_reference(n, seed, data):
     ([1.0], [0], [Flow(size=1)], "flows[0]: no path"),
     ([1.0], [0], [Flow(src="a", dst="b", size=1, path=[])], "empty, but src"),
     ([1.0], [0], [Flow(size=1, paths=[[0], [0]], split=[1])], "split"),
+    ([1.0], [0], [Flow(size=1, path=[0], delay=-1)], "flows.delay[0]=-1.0"),
 ])
 def test_bad_input_is_named(cap, lat, flows, words):
     with pytest.raises(ValidationError) as exc:
