@@ -23,10 +23,11 @@ from .engine import Flow, FlowArrays, Result, simulate_links
 from .errors import FabricError, UnroutableError, ValidationError
 from .failures import LinkEvent
 from .network import ROUTINGS, Network, simulate
+from .workloads import Traffic, collective
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FabricError", "Flow", "FlowArrays", "LinkEvent", "Network", "ROUTINGS", "Result", "UnroutableError", "ValidationError",
-    "simulate", "simulate_links", "__version__",
+    "Traffic", "collective", "simulate", "simulate_links", "__version__",
 ]

@@ -1,5 +1,7 @@
 """The ``fabric`` command: thin click commands that parse, call the library, print."""
 
+import csv
+import io
 import json
 import sys
 
@@ -7,10 +9,13 @@ import click
 from tabulate import tabulate
 
 import topologies
+from topologies.io import atomic_write
 
 from .errors import FabricError
+from .network import ROUTINGS, Network
 from .spec import load_topology
-from .units import format_bandwidth, format_time
+from .units import format_bandwidth, format_size, format_time, parse_size
+from .workloads.collectives import ALGORITHMS, OPS, collective as run_collective
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -104,6 +109,204 @@ def info(topology, as_json):
         click.echo(json.dumps(s, indent=2))
     else:
         click.echo(tabulate(_summary_rows(s), headers=("topology", ""), tablefmt="simple", disable_numparse=True))
+
+
+# ------------------------------------------------------------ collectives
+
+def _network_options(f):
+    """--topology, --routing and --seed: how every simulating command gets its network."""
+    f = click.option("--seed", default=0, show_default=True, help="ECMP hash / routing seed.")(f)
+    f = click.option("--routing", default="ecmp", show_default=True, type=click.Choice(ROUTINGS),
+                     help="Path selection (family-specific ones need their family).")(f)
+    f = click.option("-t", "--topology", "topology", required=True, metavar="SPEC|FILE",
+                     help="Topology spec string (fat-tree:k=8,...) or a .json/.graphml file.")(f)
+    return f
+
+
+def _network(topology, routing, seed):
+    return Network(load_topology(topology), routing=routing, seed=seed)
+
+
+def _ranks(net, ranks):
+    """--ranks: a count (the first N accelerators) or comma-separated node names."""
+    if ranks is None:
+        return None
+    if ranks.isdigit():
+        n = int(ranks)
+        if not 1 <= n <= len(net.accelerators):
+            raise FabricError(f"ranks={ranks}: the topology has {len(net.accelerators)} accelerators")
+        return [net.nodes[v] for v in net.accelerators[:n]]
+    return [r.strip() for r in ranks.split(",") if r.strip()]
+
+
+def _op(value):
+    op = value.replace("-", "_").lower()
+    op = {"allreduce": "all_reduce", "allgather": "all_gather", "reducescatter": "reduce_scatter",
+          "alltoall": "all_to_all"}.get(op, op)
+    if op not in OPS:
+        raise click.BadParameter(f"{value!r} (expected one of {', '.join(OPS)})")
+    return op
+
+
+_ALGORITHM_NAMES = sorted({a for algs in ALGORITHMS.values() for a in algs})
+_RANKS_HELP = "Participants: a count (the first N accelerators) or comma-separated node names. Default: all."
+
+
+def _emit(rows, fmt, output):
+    """Rows (dicts) as JSON or CSV, to a file or stdout."""
+    if fmt == "json":
+        text = json.dumps(rows, indent=2) + "\n"
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buf.getvalue()
+    if output:
+        atomic_write(output, lambda fh: fh.write(text.encode()))
+    else:
+        click.echo(text, nl=False)
+
+
+def _format_option(f):
+    f = click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True),
+                     help="Write the machine-readable result to this file (format from --json/--csv, "
+                          "else from the extension).")(f)
+    f = click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")(f)
+    f = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(f)
+    return f
+
+
+def _machine_format(as_json, as_csv, output):
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv: choose one")
+    if as_json or as_csv:
+        return "json" if as_json else "csv"
+    if output:
+        return "csv" if output.lower().endswith(".csv") else "json"
+    return None
+
+
+def _collective_row(r):
+    return {"op": r.op, "algorithm": r.algorithm, "ranks": r.n_ranks, "size_bytes": r.size, "time_s": r.time,
+            "algbw_Bps": r.algbw, "busbw_Bps": r.busbw, "flows": r.schedule.n_transfers,
+            "events": r.result.counters["events"] if r.schedule.n_transfers else 0}
+
+
+@main.command(context_settings=CONTEXT)
+@_network_options
+@click.option("--op", "op", default="all_reduce", callback=lambda c, p, v: _op(v),
+              help=f"Operation: {', '.join(OPS)}.")
+@click.option("--algorithm", "-a", type=click.Choice(_ALGORITHM_NAMES), default=None,
+              help="Collective algorithm (default: ring, or direct for all_to_all/sendrecv).")
+@click.option("--size", "-s", default="1GiB", help="Buffer size (nccl-tests convention), e.g. 64MiB, 1GiB.")
+@click.option("--ranks", default=None, help=_RANKS_HELP)
+@click.option("--chunks", default=1, type=click.IntRange(min=1), help="Pipeline as this many pieces.")
+@click.option("--root", default=0, type=click.IntRange(min=0), help="Root rank (broadcast, reduce).")
+@_format_option
+def collective(topology, routing, seed, op, algorithm, size, ranks, chunks, root, as_json, as_csv, output):
+    """Simulate one collective and report its time, algbw and busbw.
+
+    \b
+    Example:
+      fabric collective -t fat-tree:k=8,oversub=2 --op all_reduce -a ring -s 1GiB
+    """
+    net = _network(topology, routing, seed)
+    r = run_collective(net, op, parse_size(size, "size"), ranks=_ranks(net, ranks), algorithm=algorithm,
+                       chunks=chunks, root=root)
+    fmt = _machine_format(as_json, as_csv, output)
+    if fmt:
+        _emit([_collective_row(r)], fmt, output)
+        if output is None:
+            return
+    if fmt is None or output:
+        rows = [("operation", f"{r.op} ({r.algorithm}, {chunks} chunk{'s' * (chunks > 1)})"),
+                ("ranks", r.n_ranks), ("size", format_size(r.size)), ("time", format_time(r.time)),
+                ("algbw", format_bandwidth(r.algbw)), ("busbw", format_bandwidth(r.busbw)),
+                ("flows", r.schedule.n_transfers)]
+        click.echo(tabulate(rows, headers=("collective", ""), disable_numparse=True))
+
+
+_DTYPES = {"int8": 1, "uint8": 1, "half": 2, "bfloat16": 2, "float": 4, "int32": 4, "double": 8, "int64": 8}
+
+
+def _sizes(begin, end, factor, increment):
+    if begin > end:
+        raise FabricError(f"minbytes={begin:g} is larger than maxbytes={end:g}")
+    if increment:
+        out, size = [], begin
+        while size <= end:
+            out.append(size)
+            size += increment
+        return out
+    if factor < 2 and begin < end:
+        raise FabricError(f"stepfactor={factor}: must be >= 2 (or use -i for a fixed increment)")
+    out, size = [begin], begin
+    while factor >= 2 and size * factor <= end:
+        size *= factor
+        out.append(size)
+    return out
+
+
+def _progress(items, label):
+    """A progress bar on a terminal, nothing otherwise."""
+    if not sys.stderr.isatty():
+        return items
+    return click.progressbar(items, label=label, file=sys.stderr)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("op", callback=lambda c, p, v: _op(v), metavar="OP")
+@_network_options
+@click.option("-b", "--minbytes", default="8", help="Smallest size.")
+@click.option("-e", "--maxbytes", default="128M", help="Largest size.")
+@click.option("-f", "--stepfactor", default=2, type=int, help="Multiply the size by this each step.")
+@click.option("-i", "--stepbytes", default=None, help="Add this many bytes each step instead of -f.")
+@click.option("-d", "--datatype", default="float", type=click.Choice(list(_DTYPES)), help="Element type (for count).")
+@click.option("--algorithm", "-a", type=click.Choice(_ALGORITHM_NAMES), default=None,
+              help="Collective algorithm (default: ring, or direct for all_to_all/sendrecv).")
+@click.option("--ranks", default=None, help=_RANKS_HELP)
+@click.option("--chunks", default=1, type=click.IntRange(min=1), help="Pipeline as this many pieces.")
+@click.option("--root", default=0, type=click.IntRange(min=0), help="Root rank (broadcast, reduce).")
+@_format_option
+def nccl(op, topology, routing, seed, minbytes, maxbytes, stepfactor, stepbytes, datatype, algorithm, ranks,
+         chunks, root, as_json, as_csv, output):
+    """An nccl-tests look-alike: sweep message sizes, print time, algbw, busbw.
+
+    OP is all_reduce, all_gather, reduce_scatter, broadcast, reduce,
+    all_to_all or sendrecv (nccl-tests names such as allreduce work too).
+
+    \b
+    Example:
+      fabric nccl all_reduce -b 8 -e 8G -f 2 -t fat-tree:k=8
+    """
+    net = _network(topology, routing, seed)
+    sizes = _sizes(parse_size(minbytes, "minbytes"), parse_size(maxbytes, "maxbytes"), stepfactor,
+                   parse_size(stepbytes, "stepbytes") if stepbytes else None)
+    rank_list = _ranks(net, ranks)
+    rows = []
+    for size in _progress(sizes, f"{op} over {len(sizes)} sizes"):
+        r = run_collective(net, op, size, ranks=rank_list, algorithm=algorithm, chunks=chunks, root=root)
+        rows.append({"size": int(size), "count": int(size // _DTYPES[datatype]), "type": datatype,
+                     "redop": "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none",
+                     "root": root if op in ("broadcast", "reduce") else -1, "time_us": r.time * 1e6,
+                     "algbw_GBps": r.algbw / 1e9, "busbw_GBps": r.busbw / 1e9,
+                     "algorithm": r.algorithm, "ranks": r.n_ranks})
+    fmt = _machine_format(as_json, as_csv, output)
+    if fmt:
+        _emit(rows, fmt, output)
+        if output is None:
+            return
+    click.echo(f"# fabric nccl {op}: {rows[0]['ranks']} ranks, algorithm {rows[0]['algorithm']}, routing {routing}, "
+               f"topology {topology}")
+    click.echo("#")
+    click.echo(f"# {'size':>10} {'count':>12} {'type':>9} {'redop':>6} {'root':>5} {'time':>10} {'algbw':>8} "
+               f"{'busbw':>8}")
+    click.echo(f"# {'(B)':>10} {'(elements)':>12} {'':>9} {'':>6} {'':>5} {'(us)':>10} {'(GB/s)':>8} {'(GB/s)':>8}")
+    for x in rows:
+        click.echo(f"  {x['size']:>10} {x['count']:>12} {x['type']:>9} {x['redop']:>6} {x['root']:>5} "
+                   f"{x['time_us']:>10.2f} {x['algbw_GBps']:>8.2f} {x['busbw_GBps']:>8.2f}")
+    click.echo(f"# Avg bus bandwidth    : {sum(x['busbw_GBps'] for x in rows) / len(rows):.4f}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -411,13 +411,13 @@ class Network:
         return sub_ptr, np.ones(len(path_lens)), path_ptr, np.array(links, dtype=np.int32)
 
     def flow_arrays(self, src, dst, size, *, start=None, weight=None, cap=None, dep_ptr=None, dep_idx=None,
-                    flow_ids=None):
+                    flow_ids=None, delay=None):
         """Routed :class:`FlowArrays` from columns of node ids (or names)."""
         src = self._ids(src, "src")
         dst = self._ids(dst, "dst")
         sub_ptr, sub_frac, path_ptr, path_links = self.route(src, dst, flow_ids)
         fa = FlowArrays.single_path(size, path_ptr, path_links, start=start, weight=weight, cap=cap,
-                                    dep_ptr=dep_ptr, dep_idx=dep_idx, src=src, dst=dst)
+                                    dep_ptr=dep_ptr, dep_idx=dep_idx, src=src, dst=dst, delay=delay)
         fa.sub_ptr, fa.sub_frac = sub_ptr, sub_frac
         fa.path_ptr, fa.path_links = path_ptr, path_links
         return fa
@@ -433,8 +433,9 @@ def simulate(net, flows, *, record_links=False, record_rates=False, events=()):
     """Play flows over a compiled network, routing those without paths.
 
     ``flows`` is a list of :class:`Flow` (``src``/``dst`` node names; a
-    ``path``/``paths`` of link ids, if given, is used as is) or a routed
-    :class:`FlowArrays` (see :meth:`Network.flow_arrays`).  ``events`` are
+    ``path``/``paths`` of link ids, if given, is used as is), a routed
+    :class:`FlowArrays` (see :meth:`Network.flow_arrays`) or a workload's
+    :class:`fabric.workloads.Traffic`.  ``events`` are
     timed :class:`~fabric.failures.LinkEvent` failures or degradations;
     flows then reroute (see :mod:`fabric.failures`) and ``Result.failed``
     marks those left without a path.
@@ -449,6 +450,8 @@ def simulate(net, flows, *, record_links=False, record_rates=False, events=()):
     """
     if isinstance(flows, FlowArrays):
         fa = flows
+    elif hasattr(flows, "flow_arrays"):   # workloads' Traffic: routed here
+        fa = flows.flow_arrays(net)
     else:
         flows = list(flows)
         todo = [i for i, f in enumerate(flows) if f.path is None and f.paths is None]

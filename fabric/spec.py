@@ -5,7 +5,9 @@ arguments (see :mod:`topologies`), with short forms ``bw`` for
 ``bandwidth``, ``lat`` for ``latency`` (also as suffixes: ``core_bw``),
 ``oversub`` for ``oversubscription`` and ``rail`` for ``rail_optimized``.
 ``pod=8`` makes 8-accelerator pods; ``pod_bw`` and ``pod_lat`` set their
-scale-up links.  Bandwidths and latencies take human units.
+scale-up links.  ``storage=4`` attaches four storage nodes at the default
+points (:func:`topologies.default_attach_points`), ``storage_bw`` and
+``storage_lat`` set their links.  Bandwidths and latencies take human units.
 """
 
 import inspect
@@ -21,6 +23,7 @@ __all__ = ["parse_spec", "topology_from_spec", "load_topology"]
 FAMILIES = {"fat-tree": "fat_tree", "fat_tree": "fat_tree", "fattree": "fat_tree",
             "torus": "torus", "dragonfly": "dragonfly"}
 _ALIASES = {"oversub": "oversubscription", "rail": "rail_optimized", "bw": "bandwidth", "lat": "latency"}
+_EXTRA = ("pod_bandwidth", "pod_latency", "storage", "storage_bandwidth", "storage_latency")
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -48,7 +51,7 @@ def _value(key, text):
         return parse_time(text, key)
     if key in ("dims", "pod_shape"):
         return _shape(key, text)
-    if key in ("k", "p", "a", "h", "groups", "pod"):
+    if key in ("k", "p", "a", "h", "groups", "pod", "storage"):
         try:
             return int(text)
         except ValueError:
@@ -79,7 +82,7 @@ def parse_spec(spec):
     if family is None:
         raise FabricError(f"topology={spec!r}: unknown family {name!r} (expected fat-tree, torus or dragonfly)")
     builder = topologies.BUILDERS[family]
-    allowed = set(inspect.signature(builder).parameters) | {"pod_bandwidth", "pod_latency"}
+    allowed = set(inspect.signature(builder).parameters) | set(_EXTRA)
     kwargs = {}
     for item in filter(None, (s.strip() for s in rest.split(","))):
         key, eq, text = item.partition("=")
@@ -104,8 +107,15 @@ def topology_from_spec(spec):
     >>> G = topology_from_spec("dragonfly:p=2,a=4,h=2,arrangement=circulant,pod=2")
     >>> G.graph["params"]["arrangement"], G.graph["params"]["pod"]["size"]
     ('circulant', 2)
+    >>> G = topology_from_spec("fat-tree:k=4,storage=2,storage_bw=100Gbps")
+    >>> G.nodes["storage1"]["kind"], G.edges["storage1", "core2"]["capacity"]
+    ('storage', 12500000000.0)
     """
     family, kwargs = parse_spec(spec)
+    storage = {k[len("storage_"):]: kwargs.pop(k) for k in ("storage_bandwidth", "storage_latency") if k in kwargs}
+    n_storage = kwargs.pop("storage", None)
+    if storage and n_storage is None:
+        raise FabricError(f"topology={spec!r}: storage_bw/storage_lat need storage=COUNT")
     pod_bw, pod_lat = kwargs.pop("pod_bandwidth", None), kwargs.pop("pod_latency", None)
     if "pod" in kwargs:
         pod = {"size": kwargs["pod"]}
@@ -116,7 +126,10 @@ def topology_from_spec(spec):
         kwargs["pod"] = topologies.Pod(**pod)
     elif pod_bw is not None or pod_lat is not None:
         raise FabricError(f"topology={spec!r}: pod_bw/pod_lat need pod=SIZE")
-    return topologies.BUILDERS[family](**kwargs)
+    G = topologies.BUILDERS[family](**kwargs)
+    if n_storage is not None:
+        topologies.attach_storage(G, n_storage, **storage)
+    return G
 
 
 def load_topology(spec_or_path):

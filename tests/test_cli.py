@@ -16,7 +16,7 @@ def run(*args):
 
 
 def test_help_everywhere():
-    for args in ([], ["topo"], ["topo", "info"], ["topo", "build"]):
+    for args in ([], ["topo"], ["topo", "info"], ["topo", "build"], ["collective"], ["nccl"]):
         r = run(*args, "--help")
         assert r.exit_code == 0 and "Usage:" in r.output
 
@@ -75,3 +75,47 @@ def test_console_script_installed():
     p = subprocess.run(["fabric", "topo", "info", "fat-tree:k=3"], capture_output=True, text=True)
     assert p.returncode == 1 and p.stderr.strip() == "Error: k=3: must be even"
     assert "Traceback" not in p.stderr
+
+
+def test_collective_table_and_json():
+    # 16 ranks, 1 GB/s, zero latency: ring all-reduce of 16 MB is 2*15 steps of 1 ms
+    spec = "fat-tree:k=4,bw=8Gbps,lat=0"
+    r = run("collective", "-t", spec, "--op", "allreduce", "-s", "16MB")
+    assert r.exit_code == 0, r.output
+    assert "30 ms" in r.output and "all_reduce (ring" in r.output
+    r = run("collective", "-t", spec, "--op", "all_reduce", "-s", "16MB", "--json")
+    row = json.loads(r.output)[0]
+    assert row["time_s"] == pytest.approx(0.03) and row["busbw_Bps"] == pytest.approx(1e9)
+
+
+def test_nccl_table_sizes_and_csv(tmp_path):
+    spec = "fat-tree:k=4,bw=8Gbps,lat=0"
+    r = run("nccl", "all_reduce", "-b", "1M", "-e", "16M", "-f", "4", "-t", spec)
+    assert r.exit_code == 0, r.output
+    rows = [line.split() for line in r.output.splitlines() if not line.startswith("#")]
+    assert [int(x[0]) for x in rows] == [2**20, 2**22, 2**24]
+    assert [x[2] for x in rows] == ["float"] * 3 and rows[0][1] == str(2**18)
+    assert float(rows[-1][-1]) == pytest.approx(1.0)          # busbw = link speed, GB/s
+    assert "Avg bus bandwidth" in r.output
+    out = tmp_path / "sweep.csv"
+    r = run("nccl", "alltoall", "-b", "1M", "-e", "2M", "-t", spec, "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert out.read_text().splitlines()[0].startswith("size,count,type")
+    r = run("nccl", "broadcast", "-b", "1M", "-e", "3M", "-i", "1M", "-t", spec, "--root", "3", "--json")
+    assert [x["size"] for x in json.loads(r.output)] == [2**20, 2**21, 3 * 2**20]
+    assert json.loads(r.output)[0]["root"] == 3
+
+
+@pytest.mark.parametrize("args,words", [
+    (["collective", "-t", "fat-tree:k=4", "-s", "1XB"], "size='1XB'"),
+    (["collective", "-t", "fat-tree:k=4", "-a", "multi_ring"], "needs a torus"),
+    (["collective", "-t", "fat-tree:k=4", "--ranks", "99"], "has 16 accelerators"),
+    (["collective", "-t", "fat-tree:k=4", "--op", "broadcast", "--root", "20"], "root=20"),
+    (["nccl", "bogus", "-t", "fat-tree:k=4"], "'bogus'"),
+    (["nccl", "all_reduce", "-t", "fat-tree:k=4", "-b", "8M", "-e", "1M"], "larger than maxbytes"),
+    (["nccl", "all_gather", "-t", "fat-tree:k=4", "-a", "tree"], "all_gather supports"),
+])
+def test_collective_errors_are_one_line(args, words):
+    r = run(*args)
+    assert r.exit_code != 0
+    assert words in r.output and "Traceback" not in r.output

@@ -2,7 +2,7 @@
 accelerator pods, following the graph contract of fabric's DESIGN.md.
 
 Every builder returns an undirected :class:`networkx.Graph`; nodes have
-``kind`` (``accelerator``, ``switch``, ``storage``), edges ``capacity``
+``kind`` (``accelerator``, ``switch``, ``storage``, ``host``), edges ``capacity``
 (bytes/s per direction) and ``latency`` (seconds), and ``G.graph`` holds
 ``family`` and ``params`` so that ``rebuild(G)`` gives the same graph.
 
@@ -18,11 +18,13 @@ from ._common import Pod, TopologyError
 from .analysis import KINDS, accelerators, summary, validate
 from .dragonfly import ARRANGEMENTS, dragonfly
 from .fat_tree import fat_tree
+from .storage import attach_storage, default_attach_points
 from .io import load, read_graphml, read_json, save, write_graphml, write_json
 from .torus import torus
 
 __all__ = [
-    "ARRANGEMENTS", "KINDS", "Pod", "TopologyError", "accelerators", "dragonfly", "fat_tree",
+    "ARRANGEMENTS", "KINDS", "Pod", "TopologyError", "accelerators", "attach_storage", "default_attach_points",
+    "dragonfly", "fat_tree",
     "load", "read_graphml", "read_json", "rebuild", "save", "summary", "torus", "validate",
     "write_graphml", "write_json", "BUILDERS",
 ]
@@ -32,7 +34,8 @@ BUILDERS = {"fat_tree": fat_tree, "torus": torus, "dragonfly": dragonfly}
 
 
 def rebuild(G):
-    """Build a fresh graph from ``G.graph``'s family and parameters.
+    """Build a fresh graph from ``G.graph``'s family and parameters
+    (and the storage/hosts attached with :func:`attach_storage`).
 
     Examples
     --------
@@ -45,4 +48,7 @@ def rebuild(G):
     if family not in BUILDERS:
         raise TopologyError(f"family={family!r}: not a built-in family, cannot rebuild")
     params = dict(G.graph["params"])
-    return BUILDERS[family](**params)
+    out = BUILDERS[family](**params)
+    for call in G.graph.get("attached", []):
+        attach_storage(out, **call)
+    return out

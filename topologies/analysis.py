@@ -10,7 +10,7 @@ from ._common import TopologyError
 __all__ = ["accelerators", "validate", "summary", "KINDS"]
 
 #: Node kinds the contract knows; the engine only asks whether a node is a switch.
-KINDS = ("accelerator", "switch", "storage")
+KINDS = ("accelerator", "switch", "storage", "host")
 
 
 def accelerators(G):

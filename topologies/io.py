@@ -28,7 +28,9 @@ def _tuples(x):
     return x
 
 
-def _atomic_write(path, write):
+def atomic_write(path, write):
+    """Write a file all at once or not at all: ``write(fh)`` fills a temporary
+    file in the same folder (binary), which then replaces ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
@@ -54,7 +56,7 @@ def write_json(G, path):
     (1, 1)
     """
     data = nx.node_link_data(G, edges="edges")
-    _atomic_write(path, lambda fh: fh.write(json.dumps(data).encode()))
+    atomic_write(path, lambda fh: fh.write(json.dumps(data).encode()))
 
 
 def read_json(path):
@@ -89,7 +91,7 @@ def write_graphml(G, path):
     H.graph.update(_encode(G.graph))
     H.add_nodes_from((n, _encode(d)) for n, d in G.nodes(data=True))
     H.add_edges_from((u, v, _encode(d)) for u, v, d in G.edges(data=True))
-    _atomic_write(path, lambda fh: nx.write_graphml(H, fh))
+    atomic_write(path, lambda fh: nx.write_graphml(H, fh))
 
 
 def read_graphml(path):

@@ -1,0 +1,699 @@
+"""Collective algorithms as DAGs of point-to-point transfers.
+
+A collective over n ranks is built as a :class:`Schedule`: transfers between
+rank indices 0..n-1, each carrying some *blocks* of the buffer and either
+reducing into the receiver's copy or overwriting it, with dependencies that
+follow the real data flow (a rank forwards a block only after it received
+it) and each rank's send order.  Nothing about the network is hard-wired:
+:meth:`Schedule.traffic` maps ranks to nodes and the network routes them.
+
+Algorithms (``ALGORITHMS[op]`` lists what each operation supports):
+
+``ring``
+    NCCL's ring: rank i sends to i+1.  all_reduce = reduce-scatter then
+    all-gather, 2(n-1) steps of S/n; broadcast/reduce are a chain from/to
+    the root.
+``tree``
+    NCCL's double binary tree for all_reduce: two complementary in-order
+    binary trees (a rank that is a leaf in one is interior in the other),
+    each reducing half of the buffer up to its root and broadcasting it down.
+``halving_doubling``
+    Rabenseifner: reduce-scatter by recursive halving, all-gather by
+    recursive doubling (log2 n steps each).  For other rank counts
+    all_reduce uses the standard fold: the first 2r ranks (r = n - 2^k)
+    pair up, the even one hands its vector to the odd one before and gets
+    the result back after.
+``direct``
+    Everyone sends to everyone at once (all_to_all, all_gather,
+    reduce_scatter, all_reduce = direct reduce-scatter + direct all-gather,
+    broadcast/reduce as a star around the root, send/recv permutations).
+``hierarchical``
+    Two levels for pods: ring reduce-scatter inside each pod (over the
+    scale-up switch), ring all_reduce across pods among ranks with the same
+    local index, ring all-gather inside the pod.
+``multi_ring``
+    Tori: ring reduce-scatter along each dimension in turn, then all-gather
+    back in reverse order.
+
+``chunks=k`` pipelines a collective as k pieces of S/k: each piece is the
+whole algorithm, and a sender sends piece c of a transfer only after piece
+c-1 of the same transfer (one FIFO channel, as in NCCL's slices).
+
+Sizes follow nccl-tests: ``size`` is the whole buffer (the output of
+all_gather, the input of reduce_scatter, each rank's send buffer in
+all_to_all).
+"""
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..engine import _ptr
+from ..errors import FabricError
+from .traffic import Traffic
+
+__all__ = ["ALGORITHMS", "BUSBW_FACTOR", "OPS", "CollectiveResult", "Schedule", "check_dataflow", "collective", "schedule"]
+
+OPS = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "all_to_all", "sendrecv")
+
+#: operation -> algorithms, the default first
+ALGORITHMS = {
+    "all_reduce": ("ring", "tree", "halving_doubling", "direct", "hierarchical", "multi_ring"),
+    "reduce_scatter": ("ring", "halving_doubling", "direct"),
+    "all_gather": ("ring", "halving_doubling", "direct"),
+    "broadcast": ("ring", "direct"),
+    "reduce": ("ring", "direct"),
+    "all_to_all": ("direct",),
+    "sendrecv": ("direct",),
+}
+
+#: nccl-tests' bus-bandwidth factors (busbw = algbw * factor(n))
+BUSBW_FACTOR = {
+    "all_reduce": lambda n: 2 * (n - 1) / n,
+    "reduce_scatter": lambda n: (n - 1) / n,
+    "all_gather": lambda n: (n - 1) / n,
+    "all_to_all": lambda n: (n - 1) / n,
+    "broadcast": lambda n: 1.0,
+    "reduce": lambda n: 1.0,
+    "sendrecv": lambda n: 1.0,
+}
+
+
+@dataclass
+class Schedule:
+    """A collective as transfers between ranks 0..n-1.
+
+    Transfers (length T): ``src``, ``dst`` rank indices; ``nbytes``; the
+    dependencies of transfer t are ``dep_idx[dep_ptr[t] .. dep_ptr[t+1]-1]``;
+    it carries blocks ``block_idx[block_ptr[t] .. block_ptr[t+1]-1]`` and
+    ``reduce[t]`` says whether the receiver adds them to its copy (True) or
+    stores them (False).
+
+    Blocks (length B): ``block_bytes``; ``origin[b]`` is the rank that holds
+    block b at the start, or -1 when every rank holds its own contribution
+    (an input to a reduction); ``target[b]`` is the rank that must hold it
+    at the end, or -1 for every rank.  A block must end as the sum of every
+    rank's contribution (origin -1) or as the origin's data.
+    """
+
+    op: str
+    algorithm: str
+    n_ranks: int
+    size: float
+    chunks: int
+    src: np.ndarray
+    dst: np.ndarray
+    nbytes: np.ndarray
+    reduce: np.ndarray
+    dep_ptr: np.ndarray
+    dep_idx: np.ndarray
+    block_ptr: np.ndarray
+    block_idx: np.ndarray
+    block_bytes: np.ndarray
+    origin: np.ndarray
+    target: np.ndarray
+
+    @property
+    def n_transfers(self):
+        return len(self.src)
+
+    def traffic(self, nodes, *, start=0.0, tag=None):
+        """The transfers as :class:`Traffic` between node ids ``nodes[rank]``."""
+        nodes = np.asarray(nodes, np.int32)
+        return Traffic.from_columns(nodes[self.src], nodes[self.dst], self.nbytes, start=start,
+                                    dep_ptr=self.dep_ptr, dep_idx=self.dep_idx, tag=tag or self.op)
+
+
+class _Builder:
+    """Collects transfers; ``send`` returns the new transfer's index."""
+
+    def __init__(self):
+        self.src, self.dst, self.blocks, self.reduce, self.deps = [], [], [], [], []
+
+    def send(self, s, d, blocks, reduce, deps):
+        self.src.append(s)
+        self.dst.append(d)
+        self.blocks.append(list(blocks))
+        self.reduce.append(reduce)
+        self.deps.append(sorted({x for x in deps if x is not None}))
+        return len(self.src) - 1
+
+
+# ------------------------------------------------------------ building blocks
+
+def _ring(b, members, groups, mode, ready):
+    """A ring among ``members`` (rank ids in ring order).
+
+    ``groups[p]``: the blocks position p owns after a reduce-scatter (mode
+    "rs") or before an all-gather ("ag"); "ar" is both.  ``ready[r]``: the
+    transfers rank r must have finished before it joins.  Returns, per rank,
+    the transfers after which its part is done.
+    """
+    m = len(members)
+    if m == 1:
+        return {members[0]: list(ready.get(members[0], []))}
+    steps = []
+    if mode in ("rs", "ar"):
+        steps += [(lambda p, s=s: (p - s - 1) % m, True) for s in range(m - 1)]
+    if mode in ("ag", "ar"):
+        steps += [(lambda p, s=s: (p - s) % m, False) for s in range(m - 1)]
+    prev = None
+    for i, (group, red) in enumerate(steps):
+        cur = []
+        for p in range(m):
+            nxt = (p + 1) % m
+            if i == 0:
+                deps = ready.get(members[p], []) + ready.get(members[nxt], [])
+            else:
+                deps = [prev[p - 1], prev[p]]   # the block arrived; my previous send is out
+            cur.append(b.send(members[p], members[nxt], groups[group(p)], red, deps))
+        prev = cur
+    return {members[p]: [prev[p - 1], prev[p]] for p in range(m)}
+
+
+def _halving_doubling(b, members, groups, mode, ready):
+    """Recursive halving (rs) and/or doubling (ag) among a power-of-two
+    number of ``members``; ``groups[q]`` is what member q owns in between."""
+    p = len(members)
+    last_in = {q: None for q in range(p)}    # last transfer into member q
+    last_out = {q: None for q in range(p)}   # member q's last send
+    first = True
+
+    def deps(q, partner):   # a pairwise exchange: both sides are done with the previous step
+        if first:
+            return ready.get(members[q], []) + ready.get(members[partner], [])
+        return [last_in[q], last_out[q], last_in[partner], last_out[partner]]
+
+    if mode in ("rs", "ar"):
+        lo, hi = [0] * p, [p] * p
+        d = p // 2
+        while d >= 1:
+            sent = {}
+            for q in range(p):
+                mid = (lo[q] + hi[q]) // 2
+                keep, give = ((mid, hi[q]), (lo[q], mid)) if q & d else ((lo[q], mid), (mid, hi[q]))
+                blocks = [x for g in range(*give) for x in groups[g]]
+                sent[q] = b.send(members[q], members[q ^ d], blocks, True, deps(q, q ^ d))
+                lo[q], hi[q] = keep
+            for q in range(p):
+                last_out[q], last_in[q ^ d] = sent[q], sent[q]
+            first = False
+            d //= 2
+    if mode in ("ag", "ar"):
+        lo, hi = list(range(p)), [q + 1 for q in range(p)]
+        d = 1
+        while d < p:
+            sent = {}
+            for q in range(p):
+                blocks = [x for g in range(lo[q], hi[q]) for x in groups[g]]
+                sent[q] = b.send(members[q], members[q ^ d], blocks, False, deps(q, q ^ d))
+            for q in range(p):
+                last_out[q], last_in[q ^ d] = sent[q], sent[q]
+            lo = [min(lo[q], lo[q ^ d]) for q in range(p)]
+            hi = [max(hi[q], hi[q ^ d]) for q in range(p)]
+            first = False
+            d *= 2
+    return {members[q]: [last_in[q], last_out[q]] for q in range(p)}
+
+
+def _btree(n):
+    """Parent of each rank in an in-order binary tree whose leaves are the
+    even ranks (position x = rank + 1 has children x -/+ lowbit(x)/2)."""
+    parent = [-1] * n
+    stack = [(1 << (n.bit_length() - 1), 1 << (n.bit_length() - 1))]   # (position, its lowbit)
+    while stack:
+        x, low = stack.pop()
+        if low > 1:
+            parent[x - low // 2 - 1] = x - 1
+            stack.append((x - low // 2, low // 2))
+        h = low // 2
+        while h >= 1 and x + h > n:
+            h //= 2
+        if h >= 1:
+            parent[x + h - 1] = x - 1
+            stack.append((x + h, h))
+    return parent
+
+
+def _double_tree(n):
+    """NCCL's two complementary trees: the second mirrored (n even) or
+    shifted by one (n odd), so leaves of one are interior in the other."""
+    a = _btree(n)
+    move = (lambda r: n - 1 - r) if n % 2 == 0 else (lambda r: (r + 1) % n)
+    bt = [-1] * n
+    for r in range(n):
+        bt[move(r)] = -1 if a[r] < 0 else move(a[r])
+    return a, bt
+
+
+def _tree_all_reduce(b, parent, block):
+    n = len(parent)
+    children = [[] for _ in range(n)]
+    for r, p in enumerate(parent):
+        if p >= 0:
+            children[p].append(r)
+    root = parent.index(-1)
+    up, order, stack = {}, [], [root]
+    while stack:   # parents before children; reversed, children first
+        r = stack.pop()
+        order.append(r)
+        stack.extend(children[r])
+    for r in reversed(order):
+        if r != root:
+            up[r] = b.send(r, parent[r], [block], True, [up[c] for c in children[r]])
+    down = {}
+    for r in order:
+        for c in children[r]:
+            deps = [up[x] for x in children[r]] if r == root else [down[r]]
+            down[c] = b.send(r, c, [block], False, deps)
+
+
+# ------------------------------------------------------------ algorithms
+
+def _pow2(n):
+    return n & (n - 1) == 0
+
+
+def _build(op, algorithm, n, *, root, perm, pods, coords, matrix):
+    """One piece: (builder, number of blocks, origin, target, block weights).
+
+    Block weights are relative; the caller scales them to the piece's bytes.
+    """
+    b = _Builder()
+    ranks = list(range(n))
+    every = np.full(n, -1)
+    if op == "all_to_all" or op == "sendrecv":
+        if op == "all_to_all":
+            origin = np.repeat(np.arange(n), n)
+            target = np.tile(np.arange(n), n)
+        else:
+            origin, target = np.arange(n), np.asarray(perm)
+        for blk, (i, j) in enumerate(zip(origin, target)):
+            if i != j and (matrix is None or matrix[i, j] > 0):   # alltoallv sends nothing for 0 bytes
+                b.send(int(i), int(j), [blk], False, [])
+        return b, len(origin), origin, target
+    if op == "broadcast" or op == "reduce":
+        chain = [(root + i) % n for i in range(n)]
+        origin, target = (np.array([root]), np.array([-1])) if op == "broadcast" else (np.array([-1]), np.array([root]))
+        if algorithm == "direct":
+            for r in chain[1:]:
+                (b.send(root, r, [0], False, []) if op == "broadcast" else b.send(r, root, [0], True, []))
+        else:   # ring: a chain from the root, or towards it
+            if op == "reduce":
+                chain = chain[1:] + chain[:1]
+            prev = None
+            for x, y in zip(chain, chain[1:]):
+                prev = b.send(x, y, [0], op == "reduce", [prev])
+        return b, 1, origin, target
+    # reductions and gathers over n blocks (rank r owns block r)
+    owner = np.arange(n)
+    gather = op == "all_gather"
+    origin = owner if gather else np.full(n, -1)
+    target = owner if op == "reduce_scatter" else every
+    mode = {"all_reduce": "ar", "reduce_scatter": "rs", "all_gather": "ag"}[op]
+    if algorithm == "ring":
+        _ring(b, ranks, [[r] for r in ranks], mode, {})
+    elif algorithm == "direct":
+        into = {r: [] for r in ranks}
+        if mode in ("rs", "ar"):
+            for i in ranks:
+                for j in ranks:
+                    if i != j:
+                        into[j].append(b.send(i, j, [j], True, []))
+        if mode in ("ag", "ar"):
+            for i in ranks:
+                for j in ranks:
+                    if i != j:
+                        b.send(i, j, [i], False, into[i] + into[j])
+    elif algorithm == "halving_doubling":
+        if _pow2(n):
+            _halving_doubling(b, ranks, [[r] for r in ranks], mode, {})
+        else:   # all_reduce only (checked by the caller): fold to 2^k ranks and back
+            k = 1 << (n.bit_length() - 1)
+            extra = n - k
+            ready = {2 * i + 1: [b.send(2 * i, 2 * i + 1, range(k), True, [])] for i in range(extra)}
+            active = [2 * i + 1 for i in range(extra)] + list(range(2 * extra, n))
+            done = _halving_doubling(b, active, [[q] for q in range(k)], "ar", ready)
+            for i in range(extra):
+                b.send(2 * i + 1, 2 * i, range(k), False, done[2 * i + 1])
+            origin, target = np.full(k, -1), np.full(k, -1)
+            return b, k, origin, target
+    elif algorithm == "tree":
+        for blk, parent in enumerate(_double_tree(n)):
+            _tree_all_reduce(b, parent, blk)
+        return b, 2, np.full(2, -1), np.full(2, -1)
+    elif algorithm == "hierarchical":
+        groups = {}
+        for r in ranks:
+            groups.setdefault(int(pods[r]), []).append(r)
+        members = list(groups.values())
+        m, P = len(members[0]), len(members)
+        seg = [[l * P + q for q in range(P)] for l in range(m)]   # block (local index l, pod q)
+        ready = {}
+        for pod in members:
+            ready.update(_ring(b, pod, seg, "rs", {}))
+        for l in range(m):
+            ready.update(_ring(b, [pod[l] for pod in members], [[l * P + q] for q in range(P)], "ar", ready))
+        for pod in members:
+            _ring(b, pod, seg, "ag", ready)
+        return b, m * P, np.full(m * P, -1), np.full(m * P, -1)
+    elif algorithm == "multi_ring":
+        coords = np.asarray(coords)
+        dims = coords.max(axis=0) + 1
+        blocks = np.array(np.unravel_index(np.arange(int(np.prod(dims))), dims)).T   # block -> digits
+        rank_of = {tuple(c): r for r, c in enumerate(coords.tolist())}
+        stages = [d for d in range(len(dims)) if dims[d] > 1]
+        ready, plan = {}, []
+        for d in stages:   # the rings of dimension d and what each position owns after it
+            for r in ranks:
+                if coords[r][d] != 0:
+                    continue
+                members = [rank_of[tuple(np.where(np.arange(len(dims)) == d, x, coords[r]))] for x in range(dims[d])]
+                fixed = np.all(blocks[:, :d] == coords[r][:d], axis=1)
+                groups = [np.flatnonzero(fixed & (blocks[:, d] == x)).tolist() for x in range(dims[d])]
+                plan.append((d, members, groups))
+        for _, members, groups in plan:
+            ready.update(_ring(b, members, groups, "rs", ready))
+        for _, members, groups in reversed(plan):
+            ready.update(_ring(b, members, groups, "ag", ready))
+        B = len(blocks)
+        return b, B, np.full(B, -1), np.full(B, -1)
+    return b, n, origin, target
+
+
+def _algorithm(op, algorithm):
+    """The algorithm to use, checked against the operation."""
+    if op not in OPS:
+        raise FabricError(f"op={op!r}: expected one of {', '.join(OPS)}")
+    algorithm = ALGORITHMS[op][0] if algorithm is None else algorithm
+    if algorithm not in ALGORITHMS[op]:
+        raise FabricError(f"algorithm={algorithm!r}: {op} supports {', '.join(ALGORITHMS[op])}")
+    return algorithm
+
+
+def schedule(op, n, size, *, algorithm=None, chunks=1, root=0, perm=None, matrix=None, pods=None, coords=None):
+    """Build the transfer DAG of a collective over ranks 0..n-1.
+
+    Parameters
+    ----------
+    op : str
+        One of :data:`OPS`.
+    n : int
+        Number of ranks (>= 1).
+    size : float
+        Bytes (nccl-tests convention); for all_to_all with ``matrix`` the
+        mean bytes a rank sends (matrix.sum() / n) is used instead.
+    algorithm : str, optional
+        One of ``ALGORITHMS[op]``; the first is the default.
+    chunks : int
+        Pipeline the collective as this many pieces.
+    root : int
+        Root rank of broadcast and reduce.
+    perm : sequence of int, optional
+        sendrecv: rank i sends to ``perm[i]`` (default i + 1 mod n).
+    matrix : array (n, n), optional
+        all_to_all: bytes rank i sends to rank j.
+    pods : sequence of int, optional
+        hierarchical: the pod of each rank (equal numbers of ranks per pod).
+    coords : array (n, D), optional
+        multi_ring: each rank's torus coordinates (every node a rank).
+
+    Examples
+    --------
+    >>> s = schedule("all_reduce", 4, 4e6)          # ring: 2(n-1) steps of n transfers
+    >>> s.n_transfers, float(s.nbytes[0])
+    (24, 1000000.0)
+    >>> check_dataflow(s)
+    []
+    """
+    algorithm = _algorithm(op, algorithm)
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise FabricError(f"ranks: need at least one rank, got {n!r}")
+    n = int(n)
+    if not isinstance(chunks, (int, np.integer)) or isinstance(chunks, bool) or chunks < 1:
+        raise FabricError(f"chunks={chunks!r}: expected a positive integer")
+    if matrix is not None:
+        if op != "all_to_all":
+            raise FabricError("matrix: only all_to_all takes a per-pair size matrix")
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.shape != (n, n) or not np.all(np.isfinite(matrix)) or np.any(matrix < 0):
+            raise FabricError(f"matrix: expected a {n}x{n} array of finite sizes >= 0")
+        size = float(matrix.sum()) / n
+    if not (isinstance(size, (int, float, np.floating, np.integer)) and math.isfinite(size) and size >= 0):
+        raise FabricError(f"size={size!r}: expected a finite number of bytes >= 0")
+    if op in ("broadcast", "reduce") and not 0 <= root < n:
+        raise FabricError(f"root={root!r}: expected a rank in 0..{n - 1}")
+    if op == "sendrecv":
+        perm = [(i + 1) % n for i in range(n)] if perm is None else [int(x) for x in perm]
+        if sorted(perm) != list(range(n)):
+            raise FabricError(f"perm={perm!r}: expected a permutation of 0..{n - 1}")
+    if algorithm == "halving_doubling" and op != "all_reduce" and not _pow2(n):
+        raise FabricError(f"algorithm='halving_doubling': {op} needs a power-of-two number of ranks, got {n}")
+    if algorithm == "hierarchical":
+        if pods is None or len(pods) != n:
+            raise FabricError("algorithm='hierarchical': needs the pod of every rank")
+        counts = np.unique(np.asarray(pods), return_counts=True)[1]
+        if len(set(counts.tolist())) != 1:
+            raise FabricError(f"algorithm='hierarchical': pods hold different numbers of ranks ({sorted(set(counts.tolist()))})")
+    if algorithm == "multi_ring":
+        if coords is None or len(coords) != n:
+            raise FabricError("algorithm='multi_ring': needs a torus whose every node is a rank")
+        c = np.asarray(coords)
+        if len({tuple(x) for x in c.tolist()}) != n or int(np.prod(c.max(axis=0) + 1)) != n:
+            raise FabricError("algorithm='multi_ring': the ranks must be every node of the torus")
+
+    b, J, origin, target = _build(op, algorithm, n, root=root, perm=perm, pods=pods, coords=coords, matrix=matrix)
+    if matrix is not None:
+        weights = matrix.ravel()
+    elif op == "all_to_all":
+        weights = np.full(J, float(size) / n)   # n x n blocks: each rank sends size/n to each
+    elif op == "sendrecv":
+        weights = np.full(J, float(size))       # each rank's whole buffer
+    else:
+        weights = np.full(J, float(size) / J)
+    T = len(b.src)
+    k = int(chunks)
+    src = np.tile(np.array(b.src, np.int32), k)
+    dst = np.tile(np.array(b.dst, np.int32), k)
+    red = np.tile(np.array(b.reduce, bool), k)
+    base_blocks = [np.array(x, np.int64) for x in b.blocks]
+    piece_bytes = np.array([weights[x].sum() for x in base_blocks]) / k
+    blocks, deps = [], []
+    for c in range(k):
+        for t in range(T):
+            blocks.append(base_blocks[t] + c * J)
+            deps.append([d + c * T for d in b.deps[t]] + ([t + (c - 1) * T] if c else []))
+    return Schedule(
+        op=op, algorithm=algorithm, n_ranks=n, size=float(size), chunks=k, src=src, dst=dst,
+        nbytes=np.tile(piece_bytes, k), reduce=red,
+        dep_ptr=_ptr([len(d) for d in deps]), dep_idx=np.array([x for d in deps for x in d], np.int64),
+        block_ptr=_ptr([len(x) for x in blocks]),
+        block_idx=np.concatenate(blocks) if blocks else np.zeros(0, np.int64),
+        block_bytes=np.tile(weights / k, k), origin=np.tile(origin, k), target=np.tile(target, k),
+    )
+
+
+# ------------------------------------------------------------ symbolic replay
+
+def check_dataflow(s, limit=5):
+    """Replay a schedule symbolically; return what is wrong (empty if nothing).
+
+    Every (rank, block) holds a vector counting each rank's contribution.
+    Transfers run in a topological order of the DAG; a reducing transfer adds
+    the sender's vector to the receiver's, a storing one overwrites it.  The
+    replay is timing-independent only if no transfer reads a copy that an
+    unordered transfer writes (or two unordered transfers store into one
+    copy): such races are reported, as are sends of blocks the sender does
+    not hold yet and final holdings that differ from the operation's result.
+    """
+    n, T = s.n_ranks, s.n_transfers
+    problems = []
+    deps = [s.dep_idx[s.dep_ptr[t]:s.dep_ptr[t + 1]].tolist() for t in range(T)]
+    blocks = [s.block_idx[s.block_ptr[t]:s.block_ptr[t + 1]].tolist() for t in range(T)]
+    order, indeg, users = [], [len(d) for d in deps], [[] for _ in range(T)]
+    for t, ds in enumerate(deps):
+        for d in ds:
+            users[d].append(t)
+    ready = [t for t in range(T) if indeg[t] == 0]
+    while ready:
+        t = ready.pop()
+        order.append(t)
+        for u in users[t]:
+            indeg[u] -= 1
+            if indeg[u] == 0:
+                ready.append(u)
+    if len(order) != T:
+        return ["the dependencies have a cycle"]
+    anc = [0] * T   # ancestor sets as bitsets
+    for t in order:
+        for d in deps[t]:
+            anc[t] |= anc[d] | (1 << d)
+    ordered = lambda a, c: (anc[a] >> c) & 1 or (anc[c] >> a) & 1  # noqa: E731
+    writes = {}
+    for t in range(T):
+        for blk in blocks[t]:
+            writes.setdefault((int(s.dst[t]), blk), []).append(t)
+    for t in range(T):
+        for blk in blocks[t]:
+            for g in writes.get((int(s.src[t]), blk), []):
+                if g != t and not ordered(t, g):
+                    problems.append(f"transfer {t} (rank {s.src[t]} -> {s.dst[t]}) reads block {blk} while "
+                                    f"unordered transfer {g} writes it")
+            if not s.reduce[t]:
+                for g in writes[(int(s.dst[t]), blk)]:
+                    if g != t and not ordered(t, g):
+                        problems.append(f"transfers {t} and {g} write block {blk} of rank {s.dst[t]} unordered")
+    if problems:
+        return problems[:limit]
+    B = len(s.block_bytes)
+    state = {}
+    eye = np.eye(n, dtype=np.int64)
+    for blk in range(B):
+        if s.origin[blk] < 0:
+            for r in range(n):
+                state[(r, blk)] = eye[r]
+        else:
+            state[(int(s.origin[blk]), blk)] = eye[s.origin[blk]]
+    for t in order:
+        for blk in blocks[t]:
+            have = state.get((int(s.src[t]), blk))
+            if have is None:
+                problems.append(f"transfer {t}: rank {s.src[t]} sends block {blk} before it holds it")
+                continue
+            key = (int(s.dst[t]), blk)
+            if s.reduce[t]:
+                if key not in state:
+                    problems.append(f"transfer {t}: rank {s.dst[t]} reduces into block {blk} it does not hold")
+                    continue
+                state[key] = state[key] + have
+            else:
+                state[key] = have
+    for blk in range(B):
+        want = np.ones(n, np.int64) if s.origin[blk] < 0 else eye[s.origin[blk]]
+        for r in (range(n) if s.target[blk] < 0 else [int(s.target[blk])]):
+            have = state.get((r, blk))
+            if have is None or not np.array_equal(have, want):
+                problems.append(f"rank {r} ends with block {blk} = {None if have is None else have.tolist()}, "
+                                f"expected {want.tolist()}")
+    return problems[:limit]
+
+
+# ------------------------------------------------------------ running one
+
+@dataclass
+class CollectiveResult:
+    """One collective played over a network.
+
+    Attributes
+    ----------
+    time : float
+        Seconds from the start until the last transfer finished.
+    algbw, busbw : float
+        ``size / time`` and ``algbw * factor`` with the nccl-tests factors
+        (:data:`BUSBW_FACTOR`), bytes/s.
+    rank_finish : ndarray (n,)
+        Per rank, when its last transfer (in or out) finished.
+    schedule : Schedule
+    result : fabric.Result
+        The engine's per-flow results, flows in schedule order.
+    ranks : list
+        Node names of the ranks.
+    """
+
+    op: str
+    algorithm: str
+    size: float
+    time: float
+    algbw: float
+    busbw: float
+    rank_finish: np.ndarray
+    schedule: Schedule
+    result: object
+    ranks: list
+
+    @property
+    def n_ranks(self):
+        return len(self.ranks)
+
+
+def rank_nodes(net, ranks):
+    """Node ids of the ranks: all accelerators in rank order by default."""
+    if ranks is None:
+        return np.asarray(net.accelerators, np.int32)
+    ids = np.array([net._id(r, "ranks") for r in ranks], np.int32)
+    if len(set(ids.tolist())) != len(ids):
+        dup = next(r for i, r in enumerate(ranks) if ids.tolist().index(ids[i]) != i)
+        raise FabricError(f"ranks: {dup!r} appears twice")
+    return ids
+
+
+def topology_context(net, nodes, algorithm):
+    """What topology-aware algorithms need to know about the ranks."""
+    if algorithm == "hierarchical":
+        return {"pods": net.pod[nodes].tolist()}
+    if algorithm == "multi_ring":
+        G = net.graph
+        if G.graph.get("family") != "torus":
+            raise FabricError(f"algorithm='multi_ring': needs a torus, got {G.graph.get('family', 'custom')}")
+        if sorted(nodes.tolist()) != sorted(net.accelerators.tolist()):
+            raise FabricError(f"algorithm='multi_ring': the ranks must be every node of the torus "
+                              f"({len(net.accelerators)}), got {len(nodes)}")
+        return {"coords": [G.nodes[net.nodes[v]]["coords"] for v in nodes]}
+    return {}
+
+
+def collective(net, op, size, *, ranks=None, algorithm=None, chunks=1, root=0, perm=None, matrix=None,
+               start=0.0, record_links=False):
+    """Play one collective over a compiled network.
+
+    Parameters
+    ----------
+    net : fabric.Network
+    op : str
+        all_reduce, reduce_scatter, all_gather, broadcast, reduce,
+        all_to_all or sendrecv.
+    size : float
+        Bytes, nccl-tests convention (see :func:`schedule`).
+    ranks : sequence of node names, optional
+        Participants in rank order; default every accelerator in
+        ``topologies.accelerators`` order.
+    algorithm, chunks, root, perm, matrix
+        See :func:`schedule`.
+    start : float
+        When the collective starts.
+    record_links : bool
+        Keep per-link utilization over time in ``result``.
+
+    Returns
+    -------
+    CollectiveResult
+
+    Examples
+    --------
+    A ring all-reduce on a non-blocking fat-tree takes 2(n-1)(L + S/(nB)):
+
+    >>> import topologies, fabric
+    >>> net = fabric.Network(topologies.fat_tree(4, bandwidth=1e9, latency=0.0))
+    >>> r = fabric.collective(net, "all_reduce", size=16e6, algorithm="ring")
+    >>> round(r.time, 9), round(r.busbw / 1e9, 6)     # 2*15 steps of 1 MB at 1 GB/s
+    (0.03, 1.0)
+    """
+    from ..network import simulate
+
+    nodes = rank_nodes(net, ranks)
+    algorithm = _algorithm(op, algorithm)
+    sched = schedule(op, len(nodes), size, algorithm=algorithm, chunks=chunks, root=root, perm=perm,
+                     matrix=matrix, **topology_context(net, nodes, algorithm))
+    res = simulate(net, sched.traffic(nodes, start=start), record_links=record_links)
+    n = len(nodes)
+    rank_finish = np.full(n, float(start))
+    if sched.n_transfers:
+        np.maximum.at(rank_finish, sched.src, res.finish)
+        np.maximum.at(rank_finish, sched.dst, res.finish)
+    time = (res.makespan - start) if sched.n_transfers else 0.0
+    algbw = sched.size / time if time > 0 else math.inf
+    factor = BUSBW_FACTOR[op](n)
+    return CollectiveResult(op=op, algorithm=sched.algorithm, size=sched.size, time=time, algbw=algbw,
+                            busbw=algbw * factor if factor else 0.0, rank_finish=rank_finish, schedule=sched,
+                            result=res, ranks=[net.nodes[v] for v in nodes])
