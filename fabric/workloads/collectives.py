@@ -126,18 +126,37 @@ class Schedule:
 
 
 class _Builder:
-    """Collects transfers; ``send`` returns the new transfer's index."""
+    """Collects transfers column by column (flat lists: millions of
+    transfers must not mean millions of Python lists)."""
 
     def __init__(self):
-        self.src, self.dst, self.blocks, self.reduce, self.deps = [], [], [], [], []
+        self.src, self.dst, self.reduce = [], [], []
+        self.n_blocks, self.blocks, self.n_deps, self.deps = [], [], [], []
 
     def send(self, s, d, blocks, reduce, deps):
+        """One transfer; returns its index."""
+        deps = sorted({x for x in deps if x is not None})
+        blocks = list(blocks)
         self.src.append(s)
         self.dst.append(d)
-        self.blocks.append(list(blocks))
         self.reduce.append(reduce)
-        self.deps.append(sorted({x for x in deps if x is not None}))
+        self.n_blocks.append(len(blocks))
+        self.blocks.extend(blocks)
+        self.n_deps.append(len(deps))
+        self.deps.extend(deps)
         return len(self.src) - 1
+
+    def send_many(self, src, dst, block_ptr, block_idx, reduce, dep_ptr, dep_idx):
+        """Many transfers given as arrays (CSR blocks and deps); returns their indices."""
+        first = len(self.src)
+        self.src.extend(np.asarray(src).tolist())
+        self.dst.extend(np.asarray(dst).tolist())
+        self.reduce.extend([bool(reduce)] * len(src))
+        self.n_blocks.extend(np.diff(block_ptr).tolist())
+        self.blocks.extend(np.asarray(block_idx).tolist())
+        self.n_deps.extend(np.diff(dep_ptr).tolist())
+        self.deps.extend(np.asarray(dep_idx).tolist())
+        return np.arange(first, len(self.src))
 
 
 # ------------------------------------------------------------ building blocks
@@ -153,23 +172,28 @@ def _ring(b, members, groups, mode, ready):
     m = len(members)
     if m == 1:
         return {members[0]: list(ready.get(members[0], []))}
+    members = np.asarray(members)
+    nxt = np.roll(members, -1)
+    gsize = np.array([len(g) for g in groups])
+    gptr = _ptr(gsize)
+    gidx = np.array([x for g in groups for x in g], np.int64)
+    p = np.arange(m)
     steps = []
     if mode in ("rs", "ar"):
-        steps += [(lambda p, s=s: (p - s - 1) % m, True) for s in range(m - 1)]
+        steps += [((p - s - 1) % m, True) for s in range(m - 1)]
     if mode in ("ag", "ar"):
-        steps += [(lambda p, s=s: (p - s) % m, False) for s in range(m - 1)]
+        steps += [((p - s) % m, False) for s in range(m - 1)]
     prev = None
     for i, (group, red) in enumerate(steps):
-        cur = []
-        for p in range(m):
-            nxt = (p + 1) % m
-            if i == 0:
-                deps = ready.get(members[p], []) + ready.get(members[nxt], [])
-            else:
-                deps = [prev[p - 1], prev[p]]   # the block arrived; my previous send is out
-            cur.append(b.send(members[p], members[nxt], groups[group(p)], red, deps))
-        prev = cur
-    return {members[p]: [prev[p - 1], prev[p]] for p in range(m)}
+        counts = gsize[group]
+        block_idx = gidx[np.repeat(gptr[group] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
+        if i == 0:
+            first = [sorted(set(ready.get(int(members[q]), []) + ready.get(int(nxt[q]), []))) for q in range(m)]
+            dep_ptr, dep_idx = _ptr([len(d) for d in first]), [x for d in first for x in d]
+        else:   # the block arrived from my predecessor; my own previous send is out
+            dep_ptr, dep_idx = np.arange(0, 2 * m + 1, 2), np.column_stack([np.roll(prev, 1), prev]).ravel()
+        prev = b.send_many(members, nxt, _ptr(counts), block_idx, red, dep_ptr, dep_idx)
+    return {int(members[q]): [int(prev[q - 1]), int(prev[q])] for q in range(m)}
 
 
 def _halving_doubling(b, members, groups, mode, ready):
@@ -289,9 +313,9 @@ def _build(op, algorithm, n, *, root, perm, pods, coords, matrix):
             target = np.tile(np.arange(n), n)
         else:
             origin, target = np.arange(n), np.asarray(perm)
-        for blk, (i, j) in enumerate(zip(origin, target)):
-            if i != j and (matrix is None or matrix[i, j] > 0):   # alltoallv sends nothing for 0 bytes
-                b.send(int(i), int(j), [blk], False, [])
+        send = (origin != target) if matrix is None else (origin != target) & (matrix.ravel() > 0)
+        blk = np.flatnonzero(send)   # alltoallv sends nothing for 0 bytes
+        b.send_many(origin[blk], target[blk], np.arange(len(blk) + 1), blk, False, np.zeros(len(blk) + 1, np.int64), [])
         return b, len(origin), origin, target
     if op == "broadcast" or op == "reduce":
         chain = [(root + i) % n for i in range(n)]
@@ -472,24 +496,29 @@ def schedule(op, n, size, *, algorithm=None, chunks=1, root=0, perm=None, matrix
         weights = np.full(J, float(size))       # each rank's whole buffer
     else:
         weights = np.full(J, float(size) / J)
-    T = len(b.src)
-    k = int(chunks)
-    src = np.tile(np.array(b.src, np.int32), k)
-    dst = np.tile(np.array(b.dst, np.int32), k)
-    red = np.tile(np.array(b.reduce, bool), k)
-    base_blocks = [np.array(x, np.int64) for x in b.blocks]
-    piece_bytes = np.array([weights[x].sum() for x in base_blocks]) / k
-    blocks, deps = [], []
-    for c in range(k):
-        for t in range(T):
-            blocks.append(base_blocks[t] + c * J)
-            deps.append([d + c * T for d in b.deps[t]] + ([t + (c - 1) * T] if c else []))
+    T, k = len(b.src), int(chunks)
+    n_blocks, blocks = np.array(b.n_blocks, np.int64), np.array(b.blocks, np.int64)
+    n_deps, deps = np.array(b.n_deps, np.int64), np.array(b.deps, np.int64)
+    block_ptr = _ptr(n_blocks)
+    piece_bytes = np.add.reduceat(weights[blocks], block_ptr[:-1]) / k if T else np.zeros(0)
+    # chunk c: the same transfers on blocks + c*J, depending on each other + c*T and,
+    # FIFO, on the same transfer of chunk c-1 (appended as the last dependency of the row)
+    dep_rows = [(n_deps, deps)]
+    fifo_counts = n_deps + 1
+    fifo_pos = np.arange(len(deps)) + np.repeat(np.arange(T), n_deps)   # room for one more per row
+    for c in range(1, k):
+        idx = np.empty(len(deps) + T, np.int64)
+        idx[fifo_pos] = deps + c * T
+        idx[np.cumsum(fifo_counts) - 1] = np.arange(T) + (c - 1) * T
+        dep_rows.append((fifo_counts, idx))
     return Schedule(
-        op=op, algorithm=algorithm, n_ranks=n, size=float(size), chunks=k, src=src, dst=dst,
-        nbytes=np.tile(piece_bytes, k), reduce=red,
-        dep_ptr=_ptr([len(d) for d in deps]), dep_idx=np.array([x for d in deps for x in d], np.int64),
-        block_ptr=_ptr([len(x) for x in blocks]),
-        block_idx=np.concatenate(blocks) if blocks else np.zeros(0, np.int64),
+        op=op, algorithm=algorithm, n_ranks=n, size=float(size), chunks=k,
+        src=np.tile(np.array(b.src, np.int32), k), dst=np.tile(np.array(b.dst, np.int32), k),
+        nbytes=np.tile(piece_bytes, k), reduce=np.tile(np.array(b.reduce, bool), k),
+        dep_ptr=_ptr(np.concatenate([r[0] for r in dep_rows])),
+        dep_idx=np.concatenate([r[1] for r in dep_rows]).astype(np.int64),
+        block_ptr=_ptr(np.tile(n_blocks, k)),
+        block_idx=np.concatenate([blocks + c * J for c in range(k)]) if k else blocks,
         block_bytes=np.tile(weights / k, k), origin=np.tile(origin, k), target=np.tile(target, k),
     )
 
