@@ -342,20 +342,26 @@ class Network:
                 pieces.append((idx, np.full(len(idx), 2, np.int64), links))
         fabric = np.flatnonzero(~same_pod & (src != dst))
         custom = not isinstance(routing, str)
-        if (custom or routing in FAMILY_ROUTINGS) and len(fabric):
+        family = fabric[:0]   # flows the policy routes; the rest take shortest paths
+        if custom:
+            family, fabric = fabric, fabric[:0]
+        elif routing in FAMILY_ROUTINGS:   # family routes run between accelerators, not storage or hosts
+            acc = (self.kind[src[fabric]] == "accelerator") & (self.kind[dst[fabric]] == "accelerator")
+            family, fabric = fabric[acc], fabric[~acc]
+        if len(family):
             if custom:
-                lens, links = routing.route(self, src[fabric], dst[fabric], flow_ids[fabric])
+                lens, links = routing.route(self, src[family], dst[family], flow_ids[family])
                 lens, links = np.asarray(lens, np.int64), np.asarray(links, np.int64)
-                self._check_policy_paths(src[fabric], dst[fabric], lens, links)
+                self._check_policy_paths(src[family], dst[family], lens, links)
             elif routing == "dimension_order":
-                lens, links = dimension_order(self, src[fabric], dst[fabric], self.order)
+                lens, links = dimension_order(self, src[family], dst[family], self.order)
             else:
-                lens, links = dragonfly_routes(self, routing, src[fabric], dst[fabric], flow_ids[fabric])
+                lens, links = dragonfly_routes(self, routing, src[family], dst[family], flow_ids[family])
             ptr = np.concatenate([[0], np.cumsum(lens)])
             crossed = np.add.reduceat(self.failed[links].astype(np.int64), ptr[:-1]) if len(links) else lens * 0
             ok = (crossed == 0) | (lens == 0)
-            pieces.append((fabric[ok], lens[ok], links[np.repeat(ok, lens)].astype(np.int32)))
-            fabric = fabric[~ok]   # around failures: shortest surviving paths
+            pieces.append((family[ok], lens[ok], links[np.repeat(ok, lens)].astype(np.int32)))
+            fabric = np.concatenate([fabric, family[~ok]])   # around failures: shortest surviving paths
         order = fabric[np.argsort(dst[fabric], kind="stable")]
         bounds = np.flatnonzero(np.diff(dst[order])) + 1
         for group in np.split(order, bounds) if len(order) else []:

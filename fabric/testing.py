@@ -27,11 +27,16 @@ try:
 except ImportError as exc:  # pragma: no cover
     raise ImportError("fabric.testing needs hypothesis: pip install 'fabric[test]'") from exc
 
+import topologies as _topologies
+
 from .engine import Flow
 
 __all__ = [
     "link_networks", "explicit_flows", "link_scenarios",
+    "fat_trees", "tori", "dragonflies", "topologies", "networks", "flow_sets", "collectives",
+    "bad_topology_params", "bad_flows",
     "assert_feasible", "assert_max_min_fair", "assert_conserved", "assert_matches_reference",
+    "assert_collective_dataflow",
 ]
 
 # Capacities and latencies on a coarse grid keep ties (the hard cases) likely.
@@ -90,6 +95,303 @@ def link_scenarios(draw, max_links=6, max_flows=8, **flow_options):
     """(capacity, latency, flows): a whole engine input over explicit paths."""
     cap, lat = draw(link_networks(max_links))
     return cap, lat, draw(explicit_flows(len(cap), max_flows=max_flows, **flow_options))
+
+
+# ------------------------------------------------------------ topologies and networks
+
+BANDWIDTHS = (1e9, 12.5e9, 50e9, 100e9)
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+@st.composite
+def _links(draw, prefix=""):
+    """Builder keywords for one tier's bandwidth/latency (or the defaults)."""
+    out = {}
+    if draw(st.booleans()):
+        out[prefix + "bandwidth"] = draw(st.sampled_from(BANDWIDTHS))
+    if draw(st.booleans()):
+        out[prefix + "latency"] = draw(st.sampled_from(LATENCIES))
+    return out
+
+
+@st.composite
+def _pod(draw, n_accelerators, sizes=None):
+    sizes = [d for d in (sizes or _divisors(n_accelerators)) if d > 1]
+    if not sizes or draw(st.booleans()):
+        return None
+    return _topologies.Pod(draw(st.sampled_from(sizes)), bandwidth=draw(st.sampled_from((100e9, 450e9, 900e9))),
+                           latency=draw(st.sampled_from((0.0, 2.5e-7))))
+
+
+@st.composite
+def fat_trees(draw, k=st.sampled_from((2, 4, 6)), oversubscription=st.sampled_from((1, 1, 2, 3)),
+              max_accelerators=64):
+    """k-ary fat-trees with oversubscription, pods (some rail-optimized) and
+    per-tier link variety; never more than ``max_accelerators``."""
+    k = draw(k)
+    r = draw(oversubscription)
+    while r > 1 and (r * k * k * k // 4 > max_accelerators):
+        r -= 1
+    if k ** 3 // 4 * r > max_accelerators:
+        k = 2
+    hosts = r * k // 2
+    pod = draw(_pod(hosts * k * k // 2, sizes=_divisors(hosts)))
+    rail = pod is not None and (k * k // 2) % pod.size == 0 and draw(st.booleans())
+    kw = draw(_links())
+    for tier in ("host_", "leaf_", "spine_"):
+        if draw(st.integers(0, 3)) == 0:
+            kw.update(draw(_links(tier)))
+    return _topologies.fat_tree(k, oversubscription=r, rail_optimized=rail, pod=pod, **kw)
+
+
+@st.composite
+def tori(draw, dims=None, max_accelerators=64):
+    """1-3 dimensional tori (sizes 1..6), optionally in pods of blocks."""
+    if dims is None:
+        shape = draw(st.lists(st.integers(1, 6), min_size=1, max_size=3).filter(
+            lambda d: int(np.prod(d)) <= max_accelerators))
+    else:
+        shape = draw(dims)
+    shape = tuple(shape)
+    pod_shape, pod = None, None
+    if draw(st.booleans()):
+        pod_shape = tuple(draw(st.sampled_from(_divisors(d))) for d in shape)
+        if int(np.prod(pod_shape)) > 1 and draw(st.booleans()):
+            pod = _topologies.Pod(int(np.prod(pod_shape)), bandwidth=draw(st.sampled_from((100e9, 450e9))))
+    return _topologies.torus(shape, pod_shape=pod_shape, pod=pod, **draw(_links()))
+
+
+@st.composite
+def dragonflies(draw, max_accelerators=64):
+    """Dragonflies (p, a, h, groups, arrangement) with per-layer link variety."""
+    p = draw(st.integers(1, 2))
+    a = draw(st.integers(1, 4))
+    h = draw(st.integers(1, 2))
+    most = min(a * h + 1, max(2, max_accelerators // (p * a)))
+    g = draw(st.integers(2, max(2, most)))
+    while p * a * g > max_accelerators and a > 1:
+        a -= 1
+        g = min(g, a * h + 1)
+    sizes = [s for s in range(2, p * a + 1) if p % s == 0 or s % p == 0 and (p * a * g) % s == 0]
+    pod = draw(_pod(p * a * g, sizes=sizes or [1]))
+    kw = draw(_links())
+    for layer in ("host_", "local_", "global_"):
+        if draw(st.integers(0, 3)) == 0:
+            kw.update(draw(_links(layer)))
+    return _topologies.dragonfly(p, a, h, g, arrangement=draw(st.sampled_from(_topologies.ARRANGEMENTS)),
+                                 pod=pod, **kw)
+
+
+FAMILIES = {"fat_tree": fat_trees, "torus": tori, "dragonfly": dragonflies}
+
+
+def topologies(families=("fat_tree", "torus", "dragonfly"), max_accelerators=64, storage=True):
+    """Valid topology graphs of the given families, at most ``max_accelerators``
+    accelerators, sometimes with storage nodes attached.
+
+    Examples
+    --------
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=10, deadline=None)
+    ... @given(topologies(max_accelerators=16))
+    ... def test_valid(G):
+    ...     assert _topologies.validate(G) is G
+    >>> test_valid()
+    """
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"families: unknown {unknown[0]!r} (expected {', '.join(FAMILIES)})")
+    base = st.one_of([FAMILIES[f](max_accelerators=max_accelerators) for f in families])
+    if not storage:
+        return base
+    return st.tuples(base, st.integers(0, 2), st.sampled_from(BANDWIDTHS)).map(
+        lambda x: _topologies.attach_storage(x[0], x[1], bandwidth=x[2]) if x[1] else x[0])
+
+
+#: routing policies that fit each family (besides the generic ones)
+_FAMILY_ROUTINGS = {"torus": ("dimension_order",), "dragonfly": ("minimal", "valiant", "ugal")}
+
+
+@st.composite
+def networks(draw, graphs=None, routings=("shortest", "ecmp", "spray")):
+    """Compiled :class:`fabric.Network` objects with a routing policy that
+    fits their family (dimension order on tori, minimal/Valiant/UGAL on
+    dragonflies, or any of ``routings``)."""
+    from .network import Network
+
+    G = draw(graphs if graphs is not None else topologies())
+    options = tuple(routings) + _FAMILY_ROUTINGS.get(G.graph.get("family"), ())
+    return Network(G, routing=draw(st.sampled_from(options)), seed=draw(st.integers(0, 2**16)))
+
+
+def _endpoints(net):
+    return [net.nodes[i] for i in range(net.n_nodes) if net.kind[i] in ("accelerator", "storage")]
+
+
+@st.composite
+def flow_sets(draw, net, max_flows=8, dags=True, multipath=True, weights=True, caps=True, starts=True):
+    """Lists of :class:`fabric.Flow` between a network's accelerators and
+    storage nodes (routed by the network, or over several equal-cost paths
+    when ``multipath``): sizes from zero to very large, start times,
+    dependency DAGs (only on earlier flows, so never a cycle) with delays,
+    weights and caps.
+
+    Examples
+    --------
+    >>> import topologies, fabric
+    >>> from hypothesis import given, settings
+    >>> net = fabric.Network(topologies.fat_tree(4))
+    >>> @settings(max_examples=10, deadline=None)
+    ... @given(flow_sets(net))
+    ... def test_feasible(flows):
+    ...     assert_feasible(fabric.simulate(net, flows, record_links=True))
+    >>> test_feasible()
+    """
+    ends = _endpoints(net)
+    n = draw(st.integers(1, max_flows))
+    flows = []
+    for i in range(n):
+        src = draw(st.sampled_from(ends))
+        dst = draw(st.sampled_from(ends))
+        kw = {"size": draw(st.sampled_from(SIZES) | st.floats(1.0, 1e10))}
+        if multipath and src != dst and draw(st.integers(0, 3)) == 0:
+            paths = net.equal_cost_paths(src, dst, limit=3)
+            if len(paths) > 1:
+                kw["paths"] = paths
+        if starts:
+            kw["start"] = draw(st.sampled_from((0.0, 0.0, 1e-4, 0.5)))
+        if dags and i and draw(st.booleans()):
+            kw["deps"] = draw(st.lists(st.integers(0, i - 1), max_size=2, unique=True))
+            kw["delay"] = draw(st.sampled_from((0.0, 0.0, 1e-3)))
+        if weights:
+            kw["weight"] = draw(st.sampled_from((1.0, 1.0, 2.0, 0.5)))
+        if caps and draw(st.integers(0, 4)) == 0:
+            kw["cap"] = draw(st.sampled_from((1e8, 1e9, 1e10)))
+        flows.append(Flow(src, dst, **kw))
+    return flows
+
+
+@st.composite
+def collectives(draw, net, max_size=1e9):
+    """Keyword arguments for :func:`fabric.collective` on ``net`` that the
+    library supports: op, algorithm, ranks (>= 1 accelerators), size,
+    chunks and the op's own options (root, perm).
+
+    Examples
+    --------
+    >>> import topologies, fabric
+    >>> from hypothesis import given, settings
+    >>> net = fabric.Network(topologies.fat_tree(4))
+    >>> @settings(max_examples=10, deadline=None)
+    ... @given(collectives(net))
+    ... def test_runs(kw):
+    ...     assert fabric.collective(net, **kw).time >= 0
+    >>> test_runs()
+    """
+    from .workloads.collectives import ALGORITHMS
+
+    accs = [net.nodes[v] for v in net.accelerators]
+    op = draw(st.sampled_from(list(ALGORITHMS)))
+    options = list(ALGORITHMS[op])
+    if "multi_ring" in options and net.graph.graph.get("family") != "torus":
+        options.remove("multi_ring")
+    algorithm = draw(st.sampled_from(options))
+    if algorithm == "multi_ring":
+        ranks = accs
+    elif algorithm == "hierarchical":   # whole pods, the same number of ranks from each
+        pods = {}
+        for a in accs:
+            pods.setdefault(int(net.pod[net.node_id[a]]), []).append(a)
+        chosen = draw(st.lists(st.sampled_from(sorted(pods)), min_size=1, unique=True))
+        m = min(len(pods[p]) for p in chosen)
+        m = draw(st.integers(1, m))
+        ranks = [a for p in chosen for a in pods[p][:m]]
+    else:
+        ranks = draw(st.lists(st.sampled_from(accs), min_size=1, max_size=len(accs), unique=True))
+        if algorithm == "halving_doubling" and op != "all_reduce":
+            ranks = ranks[:1 << (len(ranks).bit_length() - 1)]
+    kw = {"op": op, "algorithm": algorithm, "ranks": ranks,
+          "size": draw(st.sampled_from((0.0, 1.0, 4096.0, 1e6)) | st.floats(1.0, max_size)),
+          "chunks": draw(st.integers(1, 3))}
+    if op in ("broadcast", "reduce"):
+        kw["root"] = draw(st.integers(0, len(ranks) - 1))
+    if op == "sendrecv":
+        kw["perm"] = draw(st.permutations(range(len(ranks))))
+    return kw
+
+
+# ------------------------------------------------------------ invalid input, for error handling
+
+def bad_topology_params():
+    """(builder name, keyword arguments) that the builders must reject with a
+    :class:`topologies.TopologyError` naming the parameter.
+
+    Examples
+    --------
+    >>> import topologies
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=20, deadline=None)
+    ... @given(bad_topology_params())
+    ... def test_rejected(case):
+    ...     family, kw = case
+    ...     try:
+    ...         topologies.BUILDERS[family](**kw)
+    ...     except topologies.TopologyError:
+    ...         return
+    ...     raise AssertionError(f"{family}({kw}) was accepted")
+    >>> test_rejected()
+    """
+    bad_number = st.sampled_from((0, -1, -2.5, math.nan, math.inf, "8", None))
+    bad_rate = st.sampled_from((0.0, -1e9, math.nan, math.inf, "fast"))
+    bad_latency = st.sampled_from((-1e-6, math.nan, math.inf, "slow"))
+    return st.one_of(
+        st.tuples(st.just("fat_tree"), st.fixed_dictionaries({"k": st.sampled_from((0, 1, 3, 5, -4, 2.5, "4"))})),
+        st.tuples(st.just("fat_tree"), st.fixed_dictionaries({"k": st.just(4), "oversubscription": bad_number})),
+        st.tuples(st.just("fat_tree"), st.fixed_dictionaries({"k": st.just(4), "bandwidth": bad_rate})),
+        st.tuples(st.just("fat_tree"), st.fixed_dictionaries({"k": st.just(4), "spine_latency": bad_latency})),
+        st.tuples(st.just("fat_tree"), st.fixed_dictionaries({"k": st.just(4), "pod": st.sampled_from((0, -2, 3, 5))})),
+        st.tuples(st.just("torus"), st.fixed_dictionaries({"dims": st.sampled_from(((), (0,), (4, -1), "4x4", (2.5,)))})),
+        st.tuples(st.just("torus"), st.fixed_dictionaries({"dims": st.just((4, 4)),
+                                                           "pod_shape": st.sampled_from(((3, 4), (4,), (0, 4)))})),
+        st.tuples(st.just("dragonfly"), st.fixed_dictionaries({"p": bad_number, "a": st.just(2), "h": st.just(1)})),
+        st.tuples(st.just("dragonfly"), st.fixed_dictionaries({"p": st.just(1), "a": st.just(2), "h": st.just(1),
+                                                               "groups": st.sampled_from((1, 4, 0))})),
+        st.tuples(st.just("dragonfly"), st.fixed_dictionaries({"p": st.just(1), "a": st.just(2), "h": st.just(1),
+                                                               "arrangement": st.sampled_from(("random", ""))})),
+    )
+
+
+@st.composite
+def bad_flows(draw, n_links=4):
+    """(capacity, latency, flows) with exactly one defect that
+    :func:`fabric.simulate_links` must reject with a ValidationError: a bad
+    size, start, weight, cap or delay, a link that does not exist, a path
+    crossing a link twice, a dependency cycle or self-dependency, or a bad
+    capacity."""
+    cap = [1e9] * n_links
+    lat = [0.0] * n_links
+    flows = [Flow(size=1e6, path=[0]), Flow(size=1e6, path=[1], deps=[0])]
+    defect = draw(st.sampled_from(("size", "start", "weight", "cap", "delay", "link", "twice", "cycle", "self",
+                                   "capacity")))
+    victim = flows[draw(st.integers(0, 1))]
+    if defect in ("size", "start", "delay"):
+        setattr(victim, defect, draw(st.sampled_from((-1.0, math.nan, math.inf))))
+    elif defect in ("weight", "cap"):
+        setattr(victim, defect, draw(st.sampled_from((0.0, -1.0, math.nan))))
+    elif defect == "link":
+        victim.path = [draw(st.sampled_from((n_links, -1, n_links + 7)))]
+    elif defect == "twice":
+        victim.path = [0, 1, 0]
+    elif defect == "cycle":
+        flows[0].deps = (1,)
+    elif defect == "self":
+        victim.deps = (flows.index(victim),)
+    else:
+        cap[draw(st.integers(0, n_links - 1))] = draw(st.sampled_from((0.0, -1e9, math.nan)))
+    return cap, lat, flows
 
 
 def _sub_paths(result):
@@ -228,3 +530,14 @@ def assert_matches_reference(capacity, latency, flows, rtol=1e-9, result=None):
             f = int(np.flatnonzero(bad)[0])
             raise AssertionError(f"flow {f}: engine {name}={a[f]!r}, reference {name}={b[f]!r}")
     return r
+
+
+def assert_collective_dataflow(schedule):
+    """Every rank ends with the operation's result and no transfer races
+    (see :func:`fabric.workloads.check_dataflow`)."""
+    from .workloads.collectives import check_dataflow
+
+    problems = check_dataflow(schedule)
+    if problems:
+        raise AssertionError(f"{schedule.op}/{schedule.algorithm} on {schedule.n_ranks} ranks: "
+                             + "; ".join(problems))

@@ -1,5 +1,7 @@
 """The k-ary three-tier fat-tree of Al-Fares, Loukissas and Vahdat."""
 
+import math
+import numbers
 from fractions import Fraction
 
 from ._common import (
@@ -19,12 +21,13 @@ __all__ = ["fat_tree"]
 
 
 def _ratio(oversubscription):
-    try:
-        r = Fraction(oversubscription).limit_denominator(1000)
-    except (TypeError, ValueError):
+    # Fraction() would also take strings, and overflows on inf: insist on a finite real
+    if isinstance(oversubscription, bool) or not isinstance(oversubscription, numbers.Real) \
+            or not math.isfinite(oversubscription):
         raise TopologyError(
-            f"oversubscription={oversubscription!r}: expected a number such as 2 (for 2:1)"
-        ) from None
+            f"oversubscription={oversubscription!r}: expected a finite number such as 2 (for 2:1)"
+        )
+    r = Fraction(oversubscription).limit_denominator(1000)
     if r < 1:
         raise TopologyError(f"oversubscription={oversubscription!r}: must be >= 1 (1 is non-blocking)")
     return r

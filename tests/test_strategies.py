@@ -1,0 +1,98 @@
+"""fabric.testing's strategies: valid, within bounds, shrinking; and the engine under them."""
+
+import dataclasses
+
+import pytest
+from hypothesis import find, given, settings, strategies as st
+
+import fabric
+import topologies as T
+from fabric import ValidationError
+from fabric.testing import (
+    assert_collective_dataflow, assert_conserved, assert_feasible, assert_max_min_fair, bad_flows,
+    bad_topology_params, collectives, dragonflies, fat_trees, flow_sets, networks, tori, topologies,
+)
+
+
+@settings(max_examples=60)
+@given(topologies(max_accelerators=32))
+def test_topologies_are_valid_and_bounded(G):
+    assert T.validate(G) is G
+    assert 1 <= len(T.accelerators(G)) <= 32
+    assert G.graph["family"] in ("fat_tree", "torus", "dragonfly")
+    assert T.summary(G)["connected"]
+
+
+@pytest.mark.parametrize("strategy,family", [(fat_trees, "fat_tree"), (tori, "torus"), (dragonflies, "dragonfly")])
+def test_each_family_strategy_builds_its_family(strategy, family):
+    @settings(max_examples=30)
+    @given(strategy(max_accelerators=24))
+    def check(G):
+        assert G.graph["family"] == family
+        assert len(T.accelerators(G)) <= 24
+        assert T.validate(G) is G
+
+    check()
+
+
+def test_family_choice_is_honoured():
+    with pytest.raises(ValueError, match="unknown 'mesh'"):
+        topologies(families=("mesh",))
+
+
+@settings(max_examples=25)
+@given(st.data())
+def test_flow_sets_on_networks_keep_the_invariants(data):
+    net = data.draw(networks(topologies(max_accelerators=16)))
+    flows = data.draw(flow_sets(net, max_flows=6))
+    for i, f in enumerate(flows):
+        assert all(d < i for d in f.deps)          # a DAG by construction
+    r = fabric.simulate(net, flows, record_links=True, record_rates=True)
+    assert_feasible(r)
+    assert_conserved(r)
+    assert_max_min_fair(r)
+
+
+@settings(max_examples=30)
+@given(st.data())
+def test_collectives_strategy_gives_runnable_correct_collectives(data):
+    net = data.draw(networks(topologies(max_accelerators=16, storage=False)))
+    kw = data.draw(collectives(net))
+    r = fabric.collective(net, **kw)
+    assert r.time >= 0 and r.n_ranks == len(kw["ranks"])
+    assert_collective_dataflow(r.schedule)
+
+
+@settings(max_examples=40)
+@given(bad_topology_params())
+def test_bad_topology_params_are_rejected_by_name(case):
+    family, kw = case
+    with pytest.raises(T.TopologyError) as exc:
+        T.BUILDERS[family](**kw)
+    assert any(key in str(exc.value) for key in kw) or "k=" in str(exc.value)
+
+
+@settings(max_examples=40)
+@given(bad_flows())
+def test_bad_flows_are_rejected(case):
+    cap, lat, flows = case
+    with pytest.raises(ValidationError):
+        fabric.simulate_links(cap, lat, flows)
+
+
+def test_a_failing_property_shrinks_to_one_flow():
+    # a deliberately broken checker input (loads recorded 1.5x too high) fails feasibility;
+    # hypothesis shrinks the flow set that shows it down to a single flow
+    net = fabric.Network(T.fat_tree(4))
+
+    def overloaded(flows):
+        r = fabric.simulate(net, flows, record_links=True)
+        t, ids, v = r.link_log
+        try:
+            assert_feasible(dataclasses.replace(r, link_log=(t, ids, v * 1.5)))
+        except AssertionError:
+            return True
+        return False
+
+    smallest = find(flow_sets(net, max_flows=8), overloaded, settings=settings(max_examples=200, database=None))
+    assert len(smallest) == 1 and smallest[0].size > 0
