@@ -77,17 +77,25 @@ def explicit_flows(draw, n_links, max_flows=8, dags=True, multipath=True, weight
                                             max_size=len(kw["paths"])))
         else:
             kw["path"] = draw(path)
-        if starts:
-            kw["start"] = draw(st.sampled_from((0.0, 0.0, 0.25, 1.0)))
-        if dags and i and draw(st.booleans()):
-            kw["deps"] = draw(st.lists(st.integers(0, i - 1), max_size=2, unique=True))
-            kw["delay"] = draw(st.sampled_from((0.0, 0.0, 0.5)))
-        if weights:
-            kw["weight"] = draw(st.sampled_from((1.0, 1.0, 2.0, 3.0, 0.5)))
-        if caps and draw(st.integers(0, 4)) == 0:
-            kw["cap"] = draw(st.sampled_from((1e8, 3e8, 1e9)))
+        kw.update(_flow_options(draw, i, dags, weights, caps, starts))
         flows.append(Flow(**kw))
     return flows
+
+
+def _flow_options(draw, i, dags, weights, caps, starts):
+    """Start, dependencies (on earlier flows only: never a cycle) and delay,
+    weight and cap of flow i: the knobs every flow strategy shares."""
+    kw = {}
+    if starts:
+        kw["start"] = draw(st.sampled_from((0.0, 0.0, 1e-4, 0.25, 1.0)))
+    if dags and i and draw(st.booleans()):
+        kw["deps"] = draw(st.lists(st.integers(0, i - 1), max_size=2, unique=True))
+        kw["delay"] = draw(st.sampled_from((0.0, 0.0, 1e-3, 0.5)))
+    if weights:
+        kw["weight"] = draw(st.sampled_from((1.0, 1.0, 2.0, 3.0, 0.5)))
+    if caps and draw(st.integers(0, 4)) == 0:
+        kw["cap"] = draw(st.sampled_from((1e8, 3e8, 1e9, 1e10)))
+    return kw
 
 
 @st.composite
@@ -261,15 +269,7 @@ def flow_sets(draw, net, max_flows=8, dags=True, multipath=True, weights=True, c
             paths = net.equal_cost_paths(src, dst, limit=3)
             if len(paths) > 1:
                 kw["paths"] = paths
-        if starts:
-            kw["start"] = draw(st.sampled_from((0.0, 0.0, 1e-4, 0.5)))
-        if dags and i and draw(st.booleans()):
-            kw["deps"] = draw(st.lists(st.integers(0, i - 1), max_size=2, unique=True))
-            kw["delay"] = draw(st.sampled_from((0.0, 0.0, 1e-3)))
-        if weights:
-            kw["weight"] = draw(st.sampled_from((1.0, 1.0, 2.0, 0.5)))
-        if caps and draw(st.integers(0, 4)) == 0:
-            kw["cap"] = draw(st.sampled_from((1e8, 1e9, 1e10)))
+        kw.update(_flow_options(draw, i, dags, weights, caps, starts))
         flows.append(Flow(src, dst, **kw))
     return flows
 
