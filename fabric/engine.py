@@ -160,7 +160,6 @@ class FlowArrays:
 
         ``node_ids`` maps node names to ints for ``src``/``dst`` checks.
         """
-        n = len(flows)
         sub_counts, fracs, path_lens, links = [], [], [], []
         dep_counts, deps = [], []
         for i, f in enumerate(flows):

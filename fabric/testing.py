@@ -65,10 +65,10 @@ def explicit_flows(draw, n_links, max_flows=8, dags=True, multipath=True, weight
     Sizes include zero and very large; dependencies only point to earlier
     flows, so they never form a cycle.
     """
-    n = draw(st.integers(1, max_flows))
     path = st.lists(st.integers(0, n_links - 1), min_size=1, max_size=n_links, unique=True)
-    flows = []
-    for i in range(n):
+
+    @st.composite
+    def one(draw):
         kw = {"size": draw(st.sampled_from(SIZES) | st.floats(1.0, 1e10))}
         if multipath and draw(st.integers(0, 3)) == 0:
             kw["paths"] = draw(st.lists(path, min_size=2, max_size=3))
@@ -77,25 +77,36 @@ def explicit_flows(draw, n_links, max_flows=8, dags=True, multipath=True, weight
                                             max_size=len(kw["paths"])))
         else:
             kw["path"] = draw(path)
-        kw.update(_flow_options(draw, i, dags, weights, caps, starts))
+        return kw
+
+    return _flow_list(draw, one(), max_flows, dags, weights, caps, starts)
+
+
+def _flow_list(draw, endpoints, max_flows, dags, weights, caps, starts):
+    """A list of Flows: each flow's own keywords from ``endpoints`` plus the
+    knobs every flow strategy shares (start, dependencies with delay,
+    weight, cap).  Dependencies are drawn as offsets back to earlier flows,
+    so they never form a cycle and any flow can be deleted while shrinking."""
+
+    @st.composite
+    def one(draw):
+        kw = draw(endpoints)
+        if starts:
+            kw["start"] = draw(st.sampled_from((0.0, 0.0, 1e-4, 0.25, 1.0)))
+        if dags and draw(st.booleans()):
+            kw["deps"] = draw(st.lists(st.integers(1, max_flows), min_size=1, max_size=2, unique=True))
+            kw["delay"] = draw(st.sampled_from((0.0, 0.0, 1e-3, 0.5)))
+        if weights:
+            kw["weight"] = draw(st.sampled_from((1.0, 1.0, 2.0, 3.0, 0.5)))
+        if caps and draw(st.integers(0, 4)) == 0:
+            kw["cap"] = draw(st.sampled_from((1e8, 3e8, 1e9, 1e10)))
+        return kw
+
+    flows = []
+    for i, kw in enumerate(draw(st.lists(one(), min_size=1, max_size=max_flows))):
+        kw["deps"] = sorted(i - back for back in kw.get("deps", ()) if back <= i)
         flows.append(Flow(**kw))
     return flows
-
-
-def _flow_options(draw, i, dags, weights, caps, starts):
-    """Start, dependencies (on earlier flows only: never a cycle) and delay,
-    weight and cap of flow i: the knobs every flow strategy shares."""
-    kw = {}
-    if starts:
-        kw["start"] = draw(st.sampled_from((0.0, 0.0, 1e-4, 0.25, 1.0)))
-    if dags and i and draw(st.booleans()):
-        kw["deps"] = draw(st.lists(st.integers(0, i - 1), max_size=2, unique=True))
-        kw["delay"] = draw(st.sampled_from((0.0, 0.0, 1e-3, 0.5)))
-    if weights:
-        kw["weight"] = draw(st.sampled_from((1.0, 1.0, 2.0, 3.0, 0.5)))
-    if caps and draw(st.integers(0, 4)) == 0:
-        kw["cap"] = draw(st.sampled_from((1e8, 3e8, 1e9, 1e10)))
-    return kw
 
 
 @st.composite
@@ -259,19 +270,19 @@ def flow_sets(draw, net, max_flows=8, dags=True, multipath=True, weights=True, c
     >>> test_feasible()
     """
     ends = _endpoints(net)
-    n = draw(st.integers(1, max_flows))
-    flows = []
-    for i in range(n):
+
+    @st.composite
+    def one(draw):
         src = draw(st.sampled_from(ends))
         dst = draw(st.sampled_from(ends))
-        kw = {"size": draw(st.sampled_from(SIZES) | st.floats(1.0, 1e10))}
+        kw = {"src": src, "dst": dst, "size": draw(st.sampled_from(SIZES) | st.floats(1.0, 1e10))}
         if multipath and src != dst and draw(st.integers(0, 3)) == 0:
             paths = net.equal_cost_paths(src, dst, limit=3)
             if len(paths) > 1:
                 kw["paths"] = paths
-        kw.update(_flow_options(draw, i, dags, weights, caps, starts))
-        flows.append(Flow(src, dst, **kw))
-    return flows
+        return kw
+
+    return _flow_list(draw, one(), max_flows, dags, weights, caps, starts)
 
 
 @st.composite

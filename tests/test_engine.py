@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fabric import Flow, FlowArrays, ValidationError, simulate_links
-from fabric import reference
 from fabric.testing import (
     assert_conserved, assert_feasible, assert_matches_reference, assert_max_min_fair, link_scenarios,
 )

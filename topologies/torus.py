@@ -7,7 +7,6 @@ from ._common import (
     DEFAULT_BANDWIDTH,
     DEFAULT_LATENCY,
     TopologyError,
-    Pod,
     add_accelerator,
     add_link,
     attach_pods,

@@ -112,8 +112,7 @@ def data_loading(net, ranks=None, *, sample_bytes, samples, storage=None, steps=
             if hosts is not None:
                 reads = [add(via, r, batch * output_ratio, t0, reads, preprocess_time)]
             last[r] = reads
-    out = Traffic.from_columns(src, dst, size, start=starts, delay=delay, deps=deps, tag=tag)
-    return out
+    return Traffic.from_columns(src, dst, size, start=starts, delay=delay, deps=deps, tag=tag)
 
 
 def checkpoint(net, ranks=None, *, size, storage=None, times=(0.0,), tag="checkpoint"):

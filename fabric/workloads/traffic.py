@@ -5,7 +5,7 @@ Every workload (collectives, data pipelines, background traffic) produces a
 simulation, so a data pipeline overlaps the all-reduce it feeds.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,7 +43,6 @@ class Traffic:
     dep_idx: np.ndarray
     tag: np.ndarray
     tags: tuple = ()
-    meta: dict = field(default_factory=dict)
 
     @property
     def n_flows(self):
@@ -86,12 +85,6 @@ class Traffic:
             dep_ptr=_ptr(cat(dep_counts)), dep_idx=cat(dep_idx).astype(np.int64),
             tag=cat(tag_cols).astype(np.int16), tags=tuple(tags),
         )
-
-    def shifted(self, dt):
-        """The same traffic starting ``dt`` seconds later."""
-        out = Traffic(**{k: getattr(self, k) for k in self.__dataclass_fields__})
-        out.start = self.start + dt
-        return out
 
     def flow_arrays(self, net, flow_ids=None):
         """Route over ``net``: a :class:`fabric.FlowArrays` ready for the engine."""
