@@ -78,6 +78,8 @@ def test_checkpoint_writes_contend_at_storage():
     net = storage_fabric(2)
     r = fabric.simulate(net, checkpoint(net, size=1e8, times=[0.0, 5.0]))   # 16 x 0.1 GB into 2 GB/s
     assert r.makespan == pytest.approx(5.0 + 0.8, rel=1e-12)
+    periodic = checkpoint(net, size=1e8, every=5.0, count=2)                  # at 5 s and 10 s
+    assert fabric.simulate(net, periodic).makespan == pytest.approx(10.8, rel=1e-12)
 
 
 def test_data_loading_slows_an_all_reduce_that_shares_its_links():
@@ -108,5 +110,7 @@ def test_pipeline_errors_are_named():
         checkpoint(net, size=1, storage=["acc0"])
     with pytest.raises(FabricError, match="'storage0' is not a host node"):
         data_loading(net, sample_bytes=1, samples=1, preprocess=["storage0"])
+    with pytest.raises(FabricError, match="every=0"):
+        checkpoint(net, size=1, every=0)
     with pytest.raises(FabricError, match="steps=0"):
         data_loading(net, sample_bytes=1, samples=1, steps=0)

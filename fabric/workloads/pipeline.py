@@ -115,9 +115,10 @@ def data_loading(net, ranks=None, *, sample_bytes, samples, storage=None, steps=
     return Traffic.from_columns(src, dst, size, start=starts, delay=delay, deps=deps, tag=tag)
 
 
-def checkpoint(net, ranks=None, *, size, storage=None, times=(0.0,), tag="checkpoint"):
-    """Every rank writes a ``size``-byte checkpoint shard at each of ``times``,
-    striped over the storage nodes.
+def checkpoint(net, ranks=None, *, size, storage=None, times=(0.0,), every=None, count=1, tag="checkpoint"):
+    """Every rank writes a ``size``-byte checkpoint shard at each of ``times``
+    (or periodically: ``count`` times, ``every`` seconds apart, the first
+    after ``every``), striped over the storage nodes.
 
     Examples
     --------
@@ -128,10 +129,17 @@ def checkpoint(net, ranks=None, *, size, storage=None, times=(0.0,), tag="checkp
     >>> t = checkpoint(net, size=1e8, times=[0.0, 10.0])    # 16 ranks x 0.1 GB into 1 GB/s
     >>> fabric.simulate(net, t).makespan
     11.6
+    >>> checkpoint(net, size=1e8, every=600.0, count=3).start.max().item()    # at 600, 1200, 1800 s
+    1800.0
     """
     writers = rank_nodes(net, ranks)
     stores = nodes_of_kind(net, "storage", storage)
     size = _positive("size", size)
+    if every is not None:
+        every = _positive("every", every, allow_zero=False)
+        if not isinstance(count, (int, np.integer)) or count < 1:
+            raise FabricError(f"count={count!r}: expected an integer >= 1")
+        times = [every * (i + 1) for i in range(count)]
     times = [_positive("times", t) for t in times]
     n, m = len(writers), len(stores)
     src = np.tile(np.repeat(writers, m), len(times))
