@@ -1,6 +1,7 @@
 """fabric.testing's strategies: valid, within bounds, shrinking; and the engine under them."""
 
 import dataclasses
+import random
 
 import pytest
 from hypothesis import find, given, settings, strategies as st
@@ -82,7 +83,9 @@ def test_bad_flows_are_rejected(case):
 
 def test_a_failing_property_shrinks_to_a_handful_of_flows():
     # a deliberately broken checker input (loads recorded 1.5x too high) fails feasibility;
-    # hypothesis shrinks the flow set that shows it (up to 8 flows) to one or two, one of them moving bytes
+    # hypothesis shrinks the flow set that shows it (up to 20 flows) to a handful, one of them
+    # moving bytes.  (Its shrinker does not always delete every irrelevant flow ahead of the
+    # culprit, so "a handful", not "one"; the seed makes the run reproducible.)
     net = fabric.Network(T.fat_tree(4))
 
     def overloaded(flows):
@@ -94,5 +97,7 @@ def test_a_failing_property_shrinks_to_a_handful_of_flows():
             return True
         return False
 
-    smallest = find(flow_sets(net, max_flows=8), overloaded, settings=settings(max_examples=500, database=None))
-    assert len(smallest) <= 2 and any(f.size > 0 and f.src != f.dst for f in smallest)
+    smallest = find(flow_sets(net, max_flows=20), overloaded, random=random.Random(0),
+                    settings=settings(max_examples=500, database=None))
+    assert len(smallest) <= 4 and any(f.size > 0 and f.src != f.dst for f in smallest)
+    assert all(f.size == 0 or f.src == f.dst for f in smallest[:-1])   # the rest are inert
