@@ -1,5 +1,6 @@
 """The ``fabric`` command: thin click commands that parse, call the library, print."""
 
+import contextlib
 import csv
 import io
 import json
@@ -15,7 +16,7 @@ from .errors import FabricError
 from .network import ROUTINGS, Network
 from .spec import load_topology
 from .units import format_bandwidth, format_size, format_time, parse_size
-from .workloads.collectives import ALGORITHMS, OPS, collective as run_collective
+from .workloads.collectives import ALGORITHMS, OPS, collective as run_collective, collective_sizes
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
 
@@ -149,7 +150,17 @@ def _op(value):
 
 
 _ALGORITHM_NAMES = sorted({a for algs in ALGORITHMS.values() for a in algs})
-_RANKS_HELP = "Participants: a count (the first N accelerators) or comma-separated node names. Default: all."
+
+
+def _collective_options(f):
+    """--algorithm, --ranks, --chunks, --root: what every collective command takes."""
+    f = click.option("--root", default=0, type=click.IntRange(min=0), help="Root rank (broadcast, reduce).")(f)
+    f = click.option("--chunks", default=1, type=click.IntRange(min=1), help="Pipeline as this many pieces.")(f)
+    f = click.option("--ranks", default=None, help="Participants: a count (the first N accelerators) or "
+                                                   "comma-separated node names. Default: all.")(f)
+    f = click.option("--algorithm", "-a", type=click.Choice(_ALGORITHM_NAMES), default=None,
+                     help="Collective algorithm (default: ring, or direct for all_to_all/sendrecv).")(f)
+    return f
 
 
 def _emit(rows, fmt, output):
@@ -177,14 +188,20 @@ def _format_option(f):
     return f
 
 
-def _machine_format(as_json, as_csv, output):
+def _machine_output(rows, as_json, as_csv, output):
+    """Write rows as --json/--csv to stdout, or to -o FILE (format from the
+    flag, else the extension).  True when the human table is still wanted:
+    no machine format was asked for, or it went to a file."""
     if as_json and as_csv:
         raise click.UsageError("--json and --csv: choose one")
     if as_json or as_csv:
-        return "json" if as_json else "csv"
-    if output:
-        return "csv" if output.lower().endswith(".csv") else "json"
-    return None
+        fmt = "json" if as_json else "csv"
+    elif output:
+        fmt = "csv" if output.lower().endswith(".csv") else "json"
+    else:
+        return True
+    _emit(rows, fmt, output)
+    return bool(output)
 
 
 def _collective_row(r):
@@ -197,12 +214,8 @@ def _collective_row(r):
 @_network_options
 @click.option("--op", "op", default="all_reduce", callback=lambda c, p, v: _op(v),
               help=f"Operation: {', '.join(OPS)}.")
-@click.option("--algorithm", "-a", type=click.Choice(_ALGORITHM_NAMES), default=None,
-              help="Collective algorithm (default: ring, or direct for all_to_all/sendrecv).")
 @click.option("--size", "-s", default="1GiB", help="Buffer size (nccl-tests convention), e.g. 64MiB, 1GiB.")
-@click.option("--ranks", default=None, help=_RANKS_HELP)
-@click.option("--chunks", default=1, type=click.IntRange(min=1), help="Pipeline as this many pieces.")
-@click.option("--root", default=0, type=click.IntRange(min=0), help="Root rank (broadcast, reduce).")
+@_collective_options
 @_format_option
 def collective(topology, routing, seed, op, algorithm, size, ranks, chunks, root, as_json, as_csv, output):
     """Simulate one collective and report its time, algbw and busbw.
@@ -214,12 +227,7 @@ def collective(topology, routing, seed, op, algorithm, size, ranks, chunks, root
     net = _network(topology, routing, seed)
     r = run_collective(net, op, parse_size(size, "size"), ranks=_ranks(net, ranks), algorithm=algorithm,
                        chunks=chunks, root=root)
-    fmt = _machine_format(as_json, as_csv, output)
-    if fmt:
-        _emit([_collective_row(r)], fmt, output)
-        if output is None:
-            return
-    if fmt is None or output:
+    if _machine_output([_collective_row(r)], as_json, as_csv, output):
         rows = [("operation", f"{r.op} ({r.algorithm}, {chunks} chunk{'s' * (chunks > 1)})"),
                 ("ranks", r.n_ranks), ("size", format_size(r.size)), ("time", format_time(r.time)),
                 ("algbw", format_bandwidth(r.algbw)), ("busbw", format_bandwidth(r.busbw)),
@@ -248,11 +256,14 @@ def _sizes(begin, end, factor, increment):
     return out
 
 
+@contextlib.contextmanager
 def _progress(items, label):
-    """A progress bar on a terminal, nothing otherwise."""
+    """A progress bar over items on a terminal; the items as they are otherwise."""
     if not sys.stderr.isatty():
-        return items
-    return click.progressbar(items, label=label, file=sys.stderr)
+        yield items
+        return
+    with click.progressbar(items, label=label, file=sys.stderr) as bar:
+        yield bar
 
 
 @main.command(context_settings=CONTEXT)
@@ -263,11 +274,7 @@ def _progress(items, label):
 @click.option("-f", "--stepfactor", default=2, type=int, help="Multiply the size by this each step.")
 @click.option("-i", "--stepbytes", default=None, help="Add this many bytes each step instead of -f.")
 @click.option("-d", "--datatype", default="float", type=click.Choice(list(_DTYPES)), help="Element type (for count).")
-@click.option("--algorithm", "-a", type=click.Choice(_ALGORITHM_NAMES), default=None,
-              help="Collective algorithm (default: ring, or direct for all_to_all/sendrecv).")
-@click.option("--ranks", default=None, help=_RANKS_HELP)
-@click.option("--chunks", default=1, type=click.IntRange(min=1), help="Pipeline as this many pieces.")
-@click.option("--root", default=0, type=click.IntRange(min=0), help="Root rank (broadcast, reduce).")
+@_collective_options
 @_format_option
 def nccl(op, topology, routing, seed, minbytes, maxbytes, stepfactor, stepbytes, datatype, algorithm, ranks,
          chunks, root, as_json, as_csv, output):
@@ -283,20 +290,17 @@ def nccl(op, topology, routing, seed, minbytes, maxbytes, stepfactor, stepbytes,
     net = _network(topology, routing, seed)
     sizes = _sizes(parse_size(minbytes, "minbytes"), parse_size(maxbytes, "maxbytes"), stepfactor,
                    parse_size(stepbytes, "stepbytes") if stepbytes else None)
-    rank_list = _ranks(net, ranks)
     rows = []
-    for size in _progress(sizes, f"{op} over {len(sizes)} sizes"):
-        r = run_collective(net, op, size, ranks=rank_list, algorithm=algorithm, chunks=chunks, root=root)
-        rows.append({"size": int(size), "count": int(size // _DTYPES[datatype]), "type": datatype,
-                     "redop": "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none",
-                     "root": root if op in ("broadcast", "reduce") else -1, "time_us": r.time * 1e6,
-                     "algbw_GBps": r.algbw / 1e9, "busbw_GBps": r.busbw / 1e9,
-                     "algorithm": r.algorithm, "ranks": r.n_ranks})
-    fmt = _machine_format(as_json, as_csv, output)
-    if fmt:
-        _emit(rows, fmt, output)
-        if output is None:
-            return
+    with _progress(sizes, f"{op} over {len(sizes)} sizes") as todo:
+        for r in collective_sizes(net, op, todo, ranks=_ranks(net, ranks), algorithm=algorithm, chunks=chunks,
+                                  root=root):
+            rows.append({"size": int(r.size), "count": int(r.size // _DTYPES[datatype]), "type": datatype,
+                         "redop": "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none",
+                         "root": root if op in ("broadcast", "reduce") else -1, "time_us": r.time * 1e6,
+                         "algbw_GBps": r.algbw / 1e9, "busbw_GBps": r.busbw / 1e9,
+                         "algorithm": r.algorithm, "ranks": r.n_ranks})
+    if not _machine_output(rows, as_json, as_csv, output):
+        return
     click.echo(f"# fabric nccl {op}: {rows[0]['ranks']} ranks, algorithm {rows[0]['algorithm']}, routing {routing}, "
                f"topology {topology}")
     click.echo("#")

@@ -30,6 +30,7 @@ except ImportError as exc:  # pragma: no cover
 import topologies as _topologies
 
 from .engine import Flow
+from .routing import FAMILY_ROUTINGS
 
 __all__ = [
     "link_networks", "explicit_flows", "link_scenarios",
@@ -232,8 +233,6 @@ def topologies(families=("fat_tree", "torus", "dragonfly"), max_accelerators=64,
         lambda x: _topologies.attach_storage(x[0], x[1], bandwidth=x[2]) if x[1] else x[0])
 
 
-#: routing policies that fit each family (besides the generic ones)
-_FAMILY_ROUTINGS = {"torus": ("dimension_order",), "dragonfly": ("minimal", "valiant", "ugal")}
 
 
 @st.composite
@@ -244,7 +243,8 @@ def networks(draw, graphs=None, routings=("shortest", "ecmp", "spray")):
     from .network import Network
 
     G = draw(graphs if graphs is not None else topologies())
-    options = tuple(routings) + _FAMILY_ROUTINGS.get(G.graph.get("family"), ())
+    family = G.graph.get("family")
+    options = tuple(routings) + tuple(r for r, needs in FAMILY_ROUTINGS.items() if needs == family)
     return Network(G, routing=draw(st.sampled_from(options)), seed=draw(st.integers(0, 2**16)))
 
 

@@ -91,6 +91,20 @@ def test_busbw_factors_are_nccl_tests(op):
     assert r.rank_finish.max() == pytest.approx(r.time)
 
 
+@pytest.mark.parametrize("op,algorithm,chunks", [("all_reduce", "ring", 1), ("all_reduce", "tree", 3),
+                                                 ("all_to_all", "direct", 1), ("sendrecv", "direct", 2),
+                                                 ("broadcast", "ring", 4), ("all_gather", "halving_doubling", 1)])
+def test_a_size_sweep_routes_once_and_gives_the_same_numbers(op, algorithm, chunks):
+    net = fabric.Network(topologies.fat_tree(4, oversubscription=2), routing="ecmp", seed=3)
+    sizes = [8.0, 3e5, 7.77e7, 1e9]
+    swept = list(fabric.workloads.collective_sizes(net, op, sizes, algorithm=algorithm, chunks=chunks))
+    for size, r in zip(sizes, swept):
+        alone = fabric.collective(net, op, size, algorithm=algorithm, chunks=chunks)
+        assert np.array_equal(r.schedule.nbytes, alone.schedule.nbytes)
+        assert np.array_equal(r.schedule.block_bytes, alone.schedule.block_bytes)
+        assert np.array_equal(r.result.finish, alone.result.finish) and r.busbw == alone.busbw
+
+
 # ------------------------------------------------------------ pipelining
 
 def test_chunked_chain_broadcast_pipelines_as_alpha_beta_predicts():

@@ -56,7 +56,7 @@ def check_int(name, value, minimum=None):
     return value
 
 
-def _check_real(name, value):
+def check_real(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TopologyError(f"{name}={value!r}: expected a number")
     value = float(value)
@@ -66,14 +66,14 @@ def _check_real(name, value):
 
 
 def check_bandwidth(name, value):
-    value = _check_real(name, value)
+    value = check_real(name, value)
     if value <= 0:
         raise TopologyError(f"{name}={value!r}: bandwidth must be > 0 bytes/s")
     return value
 
 
 def check_latency(name, value):
-    value = _check_real(name, value)
+    value = check_real(name, value)
     if value < 0:
         raise TopologyError(f"{name}={value!r}: latency must be >= 0 seconds")
     return value

@@ -1,7 +1,5 @@
 """The k-ary three-tier fat-tree of Al-Fares, Loukissas and Vahdat."""
 
-import math
-import numbers
 from fractions import Fraction
 
 from ._common import (
@@ -13,6 +11,7 @@ from ._common import (
     attach_pods,
     check_int,
     check_pod,
+    check_real,
     layer_links,
     new_graph,
 )
@@ -21,13 +20,8 @@ __all__ = ["fat_tree"]
 
 
 def _ratio(oversubscription):
-    # Fraction() would also take strings, and overflows on inf: insist on a finite real
-    if isinstance(oversubscription, bool) or not isinstance(oversubscription, numbers.Real) \
-            or not math.isfinite(oversubscription):
-        raise TopologyError(
-            f"oversubscription={oversubscription!r}: expected a finite number such as 2 (for 2:1)"
-        )
-    r = Fraction(oversubscription).limit_denominator(1000)
+    # Fraction() would also take strings, and overflows on inf: a finite real first
+    r = Fraction(check_real("oversubscription", oversubscription)).limit_denominator(1000)
     if r < 1:
         raise TopologyError(f"oversubscription={oversubscription!r}: must be >= 1 (1 is non-blocking)")
     return r

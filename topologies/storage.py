@@ -72,7 +72,7 @@ def attach_storage(G, count, *, at=None, bandwidth=DEFAULT_BANDWIDTH, latency=DE
     for p in points:
         if p not in G:
             raise TopologyError(f"at: {p!r} is not a node of the topology")
-    first = sum(1 for _, d in G.nodes(data=True) if d.get("kind") == kind and str(_).startswith(prefix))
+    first = sum(1 for n, d in G.nodes(data=True) if d.get("kind") == kind and str(n).startswith(prefix))
     for i in range(count):
         name = f"{prefix}{first + i}"
         if name in G:

@@ -44,8 +44,9 @@ all_gather, the input of reduce_scatter, each rank's send buffer in
 all_to_all).
 """
 
+import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,7 +54,8 @@ from ..engine import _ptr
 from ..errors import FabricError
 from .traffic import Traffic
 
-__all__ = ["ALGORITHMS", "BUSBW_FACTOR", "OPS", "CollectiveResult", "Schedule", "check_dataflow", "collective", "schedule"]
+__all__ = ["ALGORITHMS", "BUSBW_FACTOR", "OPS", "CollectiveResult", "Schedule", "check_dataflow", "collective",
+           "collective_sizes", "schedule"]
 
 OPS = ("all_reduce", "reduce_scatter", "all_gather", "broadcast", "reduce", "all_to_all", "sendrecv")
 
@@ -117,6 +119,17 @@ class Schedule:
     @property
     def n_transfers(self):
         return len(self.src)
+
+    def resized(self, size):
+        """The same DAG moving ``size`` bytes (bit for bit what :func:`schedule`
+        builds for that size); not for per-pair matrices."""
+        if self.op == "all_to_all" and not np.all(self.block_bytes == self.block_bytes[0]):
+            raise FabricError("resized: an all_to_all built from a matrix has no single size")
+        k = self.chunks
+        J, T = len(self.block_bytes) // k, self.n_transfers // k
+        weights = _block_weights(self.op, self.n_ranks, J, size, None)
+        piece = _piece_bytes(weights, self.block_idx[:self.block_ptr[T]], self.block_ptr[:T + 1], k)
+        return replace(self, size=float(size), nbytes=np.tile(piece, k), block_bytes=np.tile(weights / k, k))
 
     def traffic(self, nodes, *, start=0.0, tag=None):
         """The transfers as :class:`Traffic` between node ids ``nodes[rank]``."""
@@ -299,111 +312,167 @@ def _pow2(n):
     return n & (n - 1) == 0
 
 
-def _build(op, algorithm, n, *, root, perm, pods, coords, matrix):
-    """One piece: (builder, number of blocks, origin, target, block weights).
+# Each builder adds one piece of a collective to the builder ``b`` and returns
+# (number of blocks J, origin, target): see Schedule for what those mean.
 
-    Block weights are relative; the caller scales them to the piece's bytes.
-    """
-    b = _Builder()
-    ranks = list(range(n))
-    every = np.full(n, -1)
-    if op == "all_to_all" or op == "sendrecv":
-        if op == "all_to_all":
-            origin = np.repeat(np.arange(n), n)
-            target = np.tile(np.arange(n), n)
-        else:
-            origin, target = np.arange(n), np.asarray(perm)
-        send = (origin != target) if matrix is None else (origin != target) & (matrix.ravel() > 0)
-        blk = np.flatnonzero(send)   # alltoallv sends nothing for 0 bytes
-        b.send_many(origin[blk], target[blk], np.arange(len(blk) + 1), blk, False, np.zeros(len(blk) + 1, np.int64), [])
-        return b, len(origin), origin, target
-    if op == "broadcast" or op == "reduce":
-        chain = [(root + i) % n for i in range(n)]
-        origin, target = (np.array([root]), np.array([-1])) if op == "broadcast" else (np.array([-1]), np.array([root]))
-        if algorithm == "direct":
-            for r in chain[1:]:
-                (b.send(root, r, [0], False, []) if op == "broadcast" else b.send(r, root, [0], True, []))
-        else:   # ring: a chain from the root, or towards it
-            if op == "reduce":
-                chain = chain[1:] + chain[:1]
-            prev = None
-            for x, y in zip(chain, chain[1:]):
-                prev = b.send(x, y, [0], op == "reduce", [prev])
-        return b, 1, origin, target
-    # reductions and gathers over n blocks (rank r owns block r)
+def _pairwise(b, op, algorithm, n, perm=None, matrix=None, **_):
+    """all_to_all (n x n blocks, block i*n+j goes from i to j) and sendrecv
+    (block i goes from i to perm[i]): every transfer at once."""
+    if op == "all_to_all":
+        origin, target = np.repeat(np.arange(n), n), np.tile(np.arange(n), n)
+    else:
+        origin, target = np.arange(n), np.asarray(perm)
+    send = origin != target
+    if matrix is not None:
+        send &= matrix.ravel() > 0   # alltoallv sends nothing for 0 bytes
+    blk = np.flatnonzero(send)
+    b.send_many(origin[blk], target[blk], np.arange(len(blk) + 1), blk, False, np.zeros(len(blk) + 1, np.int64), [])
+    return len(origin), origin, target
+
+
+def _rooted(b, op, algorithm, n, root=0, **_):
+    """broadcast / reduce of one block: a star around the root (direct) or a
+    chain from it / towards it (ring)."""
+    bcast = op == "broadcast"
+    chain = [(root + i) % n for i in range(n)]
+    if algorithm == "direct":
+        for r in chain[1:]:
+            b.send(root, r, [0], False, []) if bcast else b.send(r, root, [0], True, [])
+    else:
+        if not bcast:
+            chain = chain[1:] + chain[:1]
+        prev = None
+        for x, y in zip(chain, chain[1:]):
+            prev = b.send(x, y, [0], not bcast, [prev])
+    return 1, np.array([root if bcast else -1]), np.array([-1 if bcast else root])
+
+
+_MODES = {"all_reduce": "ar", "reduce_scatter": "rs", "all_gather": "ag"}
+
+
+def _owned_blocks(op, n):
+    """n blocks, rank r owning block r: (n, origin, target) for op."""
     owner = np.arange(n)
-    gather = op == "all_gather"
-    origin = owner if gather else np.full(n, -1)
-    target = owner if op == "reduce_scatter" else every
-    mode = {"all_reduce": "ar", "reduce_scatter": "rs", "all_gather": "ag"}[op]
-    if algorithm == "ring":
-        _ring(b, ranks, [[r] for r in ranks], mode, {})
-    elif algorithm == "direct":
-        into = {r: [] for r in ranks}
-        if mode in ("rs", "ar"):
-            for i in ranks:
-                for j in ranks:
-                    if i != j:
-                        into[j].append(b.send(i, j, [j], True, []))
-        if mode in ("ag", "ar"):
-            for i in ranks:
-                for j in ranks:
-                    if i != j:
-                        b.send(i, j, [i], False, into[i] + into[j])
-    elif algorithm == "halving_doubling":
-        if _pow2(n):
-            _halving_doubling(b, ranks, [[r] for r in ranks], mode, {})
-        else:   # all_reduce only (checked by the caller): fold to 2^k ranks and back
-            k = 1 << (n.bit_length() - 1)
-            extra = n - k
-            ready = {2 * i + 1: [b.send(2 * i, 2 * i + 1, range(k), True, [])] for i in range(extra)}
-            active = [2 * i + 1 for i in range(extra)] + list(range(2 * extra, n))
-            done = _halving_doubling(b, active, [[q] for q in range(k)], "ar", ready)
-            for i in range(extra):
-                b.send(2 * i + 1, 2 * i, range(k), False, done[2 * i + 1])
-            origin, target = np.full(k, -1), np.full(k, -1)
-            return b, k, origin, target
-    elif algorithm == "tree":
-        for blk, parent in enumerate(_double_tree(n)):
-            _tree_all_reduce(b, parent, blk)
-        return b, 2, np.full(2, -1), np.full(2, -1)
-    elif algorithm == "hierarchical":
-        groups = {}
-        for r in ranks:
-            groups.setdefault(int(pods[r]), []).append(r)
-        members = list(groups.values())
-        m, P = len(members[0]), len(members)
-        seg = [[l * P + q for q in range(P)] for l in range(m)]   # block (local index l, pod q)
-        ready = {}
-        for pod in members:
-            ready.update(_ring(b, pod, seg, "rs", {}))
-        for l in range(m):
-            ready.update(_ring(b, [pod[l] for pod in members], [[l * P + q] for q in range(P)], "ar", ready))
-        for pod in members:
-            _ring(b, pod, seg, "ag", ready)
-        return b, m * P, np.full(m * P, -1), np.full(m * P, -1)
-    elif algorithm == "multi_ring":
-        coords = np.asarray(coords)
-        dims = coords.max(axis=0) + 1
-        blocks = np.array(np.unravel_index(np.arange(int(np.prod(dims))), dims)).T   # block -> digits
-        rank_of = {tuple(c): r for r, c in enumerate(coords.tolist())}
-        stages = [d for d in range(len(dims)) if dims[d] > 1]
-        ready, plan = {}, []
-        for d in stages:   # the rings of dimension d and what each position owns after it
-            for r in ranks:
-                if coords[r][d] != 0:
-                    continue
-                members = [rank_of[tuple(np.where(np.arange(len(dims)) == d, x, coords[r]))] for x in range(dims[d])]
-                fixed = np.all(blocks[:, :d] == coords[r][:d], axis=1)
-                groups = [np.flatnonzero(fixed & (blocks[:, d] == x)).tolist() for x in range(dims[d])]
-                plan.append((d, members, groups))
-        for _, members, groups in plan:
-            ready.update(_ring(b, members, groups, "rs", ready))
-        for _, members, groups in reversed(plan):
-            ready.update(_ring(b, members, groups, "ag", ready))
-        B = len(blocks)
-        return b, B, np.full(B, -1), np.full(B, -1)
-    return b, n, origin, target
+    return (n, owner if op == "all_gather" else np.full(n, -1),
+            owner if op == "reduce_scatter" else np.full(n, -1))
+
+
+def _ring_alg(b, op, algorithm, n, **_):
+    _ring(b, list(range(n)), [[r] for r in range(n)], _MODES[op], {})
+    return _owned_blocks(op, n)
+
+
+def _direct(b, op, algorithm, n, **_):
+    """Reduce-scatter: i sends block j to j; all-gather: i sends block i to
+    everyone, once block i is fully reduced (which also orders it after the
+    receiver's read of that block)."""
+    mode = _MODES[op]
+    into = {r: [] for r in range(n)}
+    if mode in ("rs", "ar"):
+        for i in range(n):
+            for j in range(n):
+                if i != j:
+                    into[j].append(b.send(i, j, [j], True, []))
+    if mode in ("ag", "ar"):
+        for i in range(n):
+            for j in range(n):
+                if i != j:
+                    b.send(i, j, [i], False, into[i])
+    return _owned_blocks(op, n)
+
+
+def _halving_doubling_alg(b, op, algorithm, n, **_):
+    if _pow2(n):
+        _halving_doubling(b, list(range(n)), [[r] for r in range(n)], _MODES[op], {})
+        return _owned_blocks(op, n)
+    # all_reduce only (checked by the caller): fold to 2^k ranks and back
+    k = 1 << (n.bit_length() - 1)
+    extra = n - k
+    ready = {2 * i + 1: [b.send(2 * i, 2 * i + 1, range(k), True, [])] for i in range(extra)}
+    active = [2 * i + 1 for i in range(extra)] + list(range(2 * extra, n))
+    done = _halving_doubling(b, active, [[q] for q in range(k)], "ar", ready)
+    for i in range(extra):
+        b.send(2 * i + 1, 2 * i, range(k), False, done[2 * i + 1])
+    return k, np.full(k, -1), np.full(k, -1)
+
+
+def _tree(b, op, algorithm, n, **_):
+    for blk, parent in enumerate(_double_tree(n)):
+        _tree_all_reduce(b, parent, blk)
+    return 2, np.full(2, -1), np.full(2, -1)
+
+
+def _hierarchical(b, op, algorithm, n, pods=None, **_):
+    groups = {}
+    for r in range(n):
+        groups.setdefault(int(pods[r]), []).append(r)
+    members = list(groups.values())
+    m, P = len(members[0]), len(members)
+    seg = [[l * P + q for q in range(P)] for l in range(m)]   # block (local index l, pod q)
+    ready = {}
+    for pod in members:
+        ready.update(_ring(b, pod, seg, "rs", {}))
+    for l in range(m):
+        ready.update(_ring(b, [pod[l] for pod in members], [[l * P + q] for q in range(P)], "ar", ready))
+    for pod in members:
+        _ring(b, pod, seg, "ag", ready)
+    return m * P, np.full(m * P, -1), np.full(m * P, -1)
+
+
+def _multi_ring(b, op, algorithm, n, coords=None, **_):
+    """Block ids are torus coordinates (row-major); after the reduce-scatter
+    along dimensions 0..d, a rank owns the blocks agreeing with its own
+    coordinates there."""
+    coords = np.asarray(coords)
+    dims = coords.max(axis=0) + 1
+    blocks = np.array(np.unravel_index(np.arange(int(np.prod(dims))), dims)).T   # block -> digits
+    rank_of = {tuple(c): r for r, c in enumerate(coords.tolist())}
+    plan = []   # (members in ring order, what each position owns after the ring)
+    for d in (d for d in range(len(dims)) if dims[d] > 1):
+        for r in np.flatnonzero(coords[:, d] == 0):
+            line = np.repeat(coords[r][None, :], dims[d], axis=0)
+            line[:, d] = np.arange(dims[d])
+            fixed = np.all(blocks[:, :d] == coords[r][:d], axis=1)
+            plan.append(([rank_of[tuple(c)] for c in line.tolist()],
+                         [np.flatnonzero(fixed & (blocks[:, d] == x)).tolist() for x in range(dims[d])]))
+    ready = {}
+    for members, groups in plan:
+        ready.update(_ring(b, members, groups, "rs", ready))
+    for members, groups in reversed(plan):
+        ready.update(_ring(b, members, groups, "ag", ready))
+    return len(blocks), np.full(len(blocks), -1), np.full(len(blocks), -1)
+
+
+_BUILDERS = {"ring": _ring_alg, "direct": _direct, "halving_doubling": _halving_doubling_alg, "tree": _tree,
+             "hierarchical": _hierarchical, "multi_ring": _multi_ring}
+
+
+def _build(op, algorithm, n, **options):
+    """One piece of the collective: (builder, blocks J, origin, target)."""
+    b = _Builder()
+    if op in ("all_to_all", "sendrecv"):
+        built = _pairwise(b, op, algorithm, n, **options)
+    elif op in ("broadcast", "reduce"):
+        built = _rooted(b, op, algorithm, n, **options)
+    else:
+        built = _BUILDERS[algorithm](b, op, algorithm, n, **options)
+    return (b,) + built
+
+
+def _piece_bytes(weights, blocks, block_ptr, k):
+    """Bytes of each transfer of one piece: its blocks' weights, over k chunks."""
+    return np.add.reduceat(weights[blocks], block_ptr[:-1]) / k if len(block_ptr) > 1 else np.zeros(0)
+
+
+def _block_weights(op, n, J, size, matrix):
+    """Bytes of each of the J blocks of one piece (before chunking)."""
+    if matrix is not None:
+        return matrix.ravel()
+    if op == "all_to_all":
+        return np.full(J, float(size) / n)   # n x n blocks: each rank sends size/n to each
+    if op == "sendrecv":
+        return np.full(J, float(size))       # each rank's whole buffer
+    return np.full(J, float(size) / J)
 
 
 def _algorithm(op, algorithm):
@@ -414,6 +483,45 @@ def _algorithm(op, algorithm):
     if algorithm not in ALGORITHMS[op]:
         raise FabricError(f"algorithm={algorithm!r}: {op} supports {', '.join(ALGORITHMS[op])}")
     return algorithm
+
+
+def _check_arguments(op, algorithm, n, size, chunks, root, perm, matrix, pods, coords):
+    """Validate schedule()'s arguments; returns normalized (n, size, matrix, perm)."""
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise FabricError(f"ranks: need at least one rank, got {n!r}")
+    n = int(n)
+    if not isinstance(chunks, (int, np.integer)) or isinstance(chunks, bool) or chunks < 1:
+        raise FabricError(f"chunks={chunks!r}: expected a positive integer")
+    if matrix is not None:
+        if op != "all_to_all":
+            raise FabricError("matrix: only all_to_all takes a per-pair size matrix")
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.shape != (n, n) or not np.all(np.isfinite(matrix)) or np.any(matrix < 0):
+            raise FabricError(f"matrix: expected a {n}x{n} array of finite sizes >= 0")
+        size = float(matrix.sum()) / n
+    if not (isinstance(size, (int, float, np.floating, np.integer)) and math.isfinite(size) and size >= 0):
+        raise FabricError(f"size={size!r}: expected a finite number of bytes >= 0")
+    if op in ("broadcast", "reduce") and not 0 <= root < n:
+        raise FabricError(f"root={root!r}: expected a rank in 0..{n - 1}")
+    if op == "sendrecv":
+        perm = [(i + 1) % n for i in range(n)] if perm is None else [int(x) for x in perm]
+        if sorted(perm) != list(range(n)):
+            raise FabricError(f"perm={perm!r}: expected a permutation of 0..{n - 1}")
+    if algorithm == "halving_doubling" and op != "all_reduce" and not _pow2(n):
+        raise FabricError(f"algorithm='halving_doubling': {op} needs a power-of-two number of ranks, got {n}")
+    if algorithm == "hierarchical":
+        if pods is None or len(pods) != n:
+            raise FabricError("algorithm='hierarchical': needs the pod of every rank")
+        counts = np.unique(np.asarray(pods), return_counts=True)[1]
+        if len(set(counts.tolist())) != 1:
+            raise FabricError(f"algorithm='hierarchical': pods hold different numbers of ranks ({sorted(set(counts.tolist()))})")
+    if algorithm == "multi_ring":
+        if coords is None or len(coords) != n:
+            raise FabricError("algorithm='multi_ring': needs a torus whose every node is a rank")
+        c = np.asarray(coords)
+        if len({tuple(x) for x in c.tolist()}) != n or int(np.prod(c.max(axis=0) + 1)) != n:
+            raise FabricError("algorithm='multi_ring': the ranks must be every node of the torus")
+    return n, size, matrix, perm
 
 
 def schedule(op, n, size, *, algorithm=None, chunks=1, root=0, perm=None, matrix=None, pods=None, coords=None):
@@ -452,55 +560,13 @@ def schedule(op, n, size, *, algorithm=None, chunks=1, root=0, perm=None, matrix
     []
     """
     algorithm = _algorithm(op, algorithm)
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise FabricError(f"ranks: need at least one rank, got {n!r}")
-    n = int(n)
-    if not isinstance(chunks, (int, np.integer)) or isinstance(chunks, bool) or chunks < 1:
-        raise FabricError(f"chunks={chunks!r}: expected a positive integer")
-    if matrix is not None:
-        if op != "all_to_all":
-            raise FabricError("matrix: only all_to_all takes a per-pair size matrix")
-        matrix = np.asarray(matrix, dtype=np.float64)
-        if matrix.shape != (n, n) or not np.all(np.isfinite(matrix)) or np.any(matrix < 0):
-            raise FabricError(f"matrix: expected a {n}x{n} array of finite sizes >= 0")
-        size = float(matrix.sum()) / n
-    if not (isinstance(size, (int, float, np.floating, np.integer)) and math.isfinite(size) and size >= 0):
-        raise FabricError(f"size={size!r}: expected a finite number of bytes >= 0")
-    if op in ("broadcast", "reduce") and not 0 <= root < n:
-        raise FabricError(f"root={root!r}: expected a rank in 0..{n - 1}")
-    if op == "sendrecv":
-        perm = [(i + 1) % n for i in range(n)] if perm is None else [int(x) for x in perm]
-        if sorted(perm) != list(range(n)):
-            raise FabricError(f"perm={perm!r}: expected a permutation of 0..{n - 1}")
-    if algorithm == "halving_doubling" and op != "all_reduce" and not _pow2(n):
-        raise FabricError(f"algorithm='halving_doubling': {op} needs a power-of-two number of ranks, got {n}")
-    if algorithm == "hierarchical":
-        if pods is None or len(pods) != n:
-            raise FabricError("algorithm='hierarchical': needs the pod of every rank")
-        counts = np.unique(np.asarray(pods), return_counts=True)[1]
-        if len(set(counts.tolist())) != 1:
-            raise FabricError(f"algorithm='hierarchical': pods hold different numbers of ranks ({sorted(set(counts.tolist()))})")
-    if algorithm == "multi_ring":
-        if coords is None or len(coords) != n:
-            raise FabricError("algorithm='multi_ring': needs a torus whose every node is a rank")
-        c = np.asarray(coords)
-        if len({tuple(x) for x in c.tolist()}) != n or int(np.prod(c.max(axis=0) + 1)) != n:
-            raise FabricError("algorithm='multi_ring': the ranks must be every node of the torus")
-
+    n, size, matrix, perm = _check_arguments(op, algorithm, n, size, chunks, root, perm, matrix, pods, coords)
     b, J, origin, target = _build(op, algorithm, n, root=root, perm=perm, pods=pods, coords=coords, matrix=matrix)
-    if matrix is not None:
-        weights = matrix.ravel()
-    elif op == "all_to_all":
-        weights = np.full(J, float(size) / n)   # n x n blocks: each rank sends size/n to each
-    elif op == "sendrecv":
-        weights = np.full(J, float(size))       # each rank's whole buffer
-    else:
-        weights = np.full(J, float(size) / J)
+    weights = _block_weights(op, n, J, size, matrix)
     T, k = len(b.src), int(chunks)
     n_blocks, blocks = np.array(b.n_blocks, np.int64), np.array(b.blocks, np.int64)
     n_deps, deps = np.array(b.n_deps, np.int64), np.array(b.deps, np.int64)
-    block_ptr = _ptr(n_blocks)
-    piece_bytes = np.add.reduceat(weights[blocks], block_ptr[:-1]) / k if T else np.zeros(0)
+    piece_bytes = _piece_bytes(weights, blocks, _ptr(n_blocks), k)
     # chunk c: the same transfers on blocks + c*J, depending on each other + c*T and,
     # FIFO, on the same transfer of chunk c-1 (appended as the last dependency of the row)
     dep_rows = [(n_deps, deps)]
@@ -651,9 +717,10 @@ def rank_nodes(net, ranks):
     if ranks is None:
         return np.asarray(net.accelerators, np.int32)
     ids = np.array([net._id(r, "ranks") for r in ranks], np.int32)
-    if len(set(ids.tolist())) != len(ids):
-        dup = next(r for i, r in enumerate(ranks) if ids.tolist().index(ids[i]) != i)
-        raise FabricError(f"ranks: {dup!r} appears twice")
+    _, first = np.unique(ids, return_index=True)
+    if len(first) != len(ids):
+        dup = np.setdiff1d(np.arange(len(ids)), first)[0]
+        raise FabricError(f"ranks: {list(ranks)[dup]!r} appears twice")
     return ids
 
 
@@ -710,11 +777,45 @@ def collective(net, op, size, *, ranks=None, algorithm=None, chunks=1, root=0, p
     """
     from ..network import simulate
 
+    nodes, sched = _prepare(net, op, size, ranks, algorithm, chunks, root, perm, matrix)
+    return _result(net, nodes, sched, simulate(net, sched.traffic(nodes, start=start), record_links=record_links),
+                   start)
+
+
+def collective_sizes(net, op, sizes, *, ranks=None, algorithm=None, chunks=1, root=0, perm=None):
+    """:func:`collective` for each of ``sizes`` (an nccl-tests sweep): the DAG
+    is built and routed once, only the bytes change.  Yields CollectiveResults.
+
+    Examples
+    --------
+    >>> import topologies, fabric
+    >>> net = fabric.Network(topologies.fat_tree(4, bandwidth=1e9, latency=0.0))
+    >>> [round(r.time, 9) for r in collective_sizes(net, "all_reduce", [16e6, 32e6])]
+    [0.03, 0.06]
+    """
+    from ..network import simulate
+
+    sizes = iter(sizes)
+    first = next(sizes, None)
+    if first is None:
+        return
+    nodes, base = _prepare(net, op, first, ranks, algorithm, chunks, root, perm, None)
+    routed = base.traffic(nodes).flow_arrays(net)
+    for size in itertools.chain([first], sizes):
+        sched = base.resized(size)
+        yield _result(net, nodes, sched, simulate(net, replace(routed, size=sched.nbytes)), 0.0)
+
+
+def _prepare(net, op, size, ranks, algorithm, chunks, root, perm, matrix):
+    """Rank node ids and the schedule of a collective on net."""
     nodes = rank_nodes(net, ranks)
     algorithm = _algorithm(op, algorithm)
-    sched = schedule(op, len(nodes), size, algorithm=algorithm, chunks=chunks, root=root, perm=perm,
-                     matrix=matrix, **topology_context(net, nodes, algorithm))
-    res = simulate(net, sched.traffic(nodes, start=start), record_links=record_links)
+    return nodes, schedule(op, len(nodes), size, algorithm=algorithm, chunks=chunks, root=root, perm=perm,
+                           matrix=matrix, **topology_context(net, nodes, algorithm))
+
+
+def _result(net, nodes, sched, res, start):
+    """A CollectiveResult from the engine's result of a schedule."""
     n = len(nodes)
     rank_finish = np.full(n, float(start))
     if sched.n_transfers:
@@ -722,7 +823,7 @@ def collective(net, op, size, *, ranks=None, algorithm=None, chunks=1, root=0, p
         np.maximum.at(rank_finish, sched.dst, res.finish)
     time = (res.makespan - start) if sched.n_transfers else 0.0
     algbw = sched.size / time if time > 0 else math.inf
-    factor = BUSBW_FACTOR[op](n)
-    return CollectiveResult(op=op, algorithm=sched.algorithm, size=sched.size, time=time, algbw=algbw,
+    factor = BUSBW_FACTOR[sched.op](n)
+    return CollectiveResult(op=sched.op, algorithm=sched.algorithm, size=sched.size, time=time, algbw=algbw,
                             busbw=algbw * factor if factor else 0.0, rank_finish=rank_finish, schedule=sched,
                             result=res, ranks=[net.nodes[v] for v in nodes])

@@ -95,12 +95,11 @@ def data_loading(net, ranks=None, *, sample_bytes, samples, storage=None, steps=
     hosts = None if preprocess is None else nodes_of_kind(net, "host", preprocess, "preprocess")
     preprocess_time = _positive("preprocess_time", preprocess_time)
     output_ratio = _positive("output_ratio", output_ratio)
-    src, dst, size, starts, delay, deps = [], [], [], [], [], []
+    rows = []   # (src, dst, bytes, start, deps, delay)
 
     def add(s, d, nbytes, t0, after=(), wait=0.0):
-        src.append(s), dst.append(d), size.append(nbytes), starts.append(t0), deps.append(list(after))
-        delay.append(wait)
-        return len(src) - 1
+        rows.append((s, d, nbytes, t0, list(after), wait))
+        return len(rows) - 1
 
     last = {int(r): [] for r in readers}   # a rank's previous batch (back-to-back prefetch)
     for k in range(steps):
@@ -112,6 +111,7 @@ def data_loading(net, ranks=None, *, sample_bytes, samples, storage=None, steps=
             if hosts is not None:
                 reads = [add(via, r, batch * output_ratio, t0, reads, preprocess_time)]
             last[r] = reads
+    src, dst, size, starts, deps, delay = zip(*rows) if rows else ([],) * 6
     return Traffic.from_columns(src, dst, size, start=starts, delay=delay, deps=deps, tag=tag)
 
 

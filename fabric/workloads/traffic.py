@@ -72,8 +72,8 @@ class Traffic:
             return cls.from_columns([], [], [])
         tags, tag_cols, offset, dep_idx, dep_counts = [], [], 0, [], []
         for p in parts:
-            remap = np.array([tags.index(t) if t in tags else (tags.append(t) or len(tags) - 1) for t in p.tags],
-                             np.int16)
+            tags += [t for t in p.tags if t not in tags]
+            remap = np.array([tags.index(t) for t in p.tags], np.int16)
             tag_cols.append(remap[p.tag] if len(p.tag) else p.tag)
             dep_idx.append(p.dep_idx + offset)
             dep_counts.append(np.diff(p.dep_ptr))
