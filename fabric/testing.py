@@ -140,8 +140,9 @@ def _links(draw, prefix=""):
 
 
 @st.composite
-def _pod(draw, n_accelerators, sizes=None):
-    sizes = [d for d in (sizes or _divisors(n_accelerators)) if d > 1]
+def _pod(draw, sizes):
+    """No pod, or a Pod of one of the given sizes (> 1)."""
+    sizes = [d for d in sizes if d > 1]
     if not sizes or draw(st.booleans()):
         return None
     return _topologies.Pod(draw(st.sampled_from(sizes)), bandwidth=draw(st.sampled_from((100e9, 450e9, 900e9))),
@@ -160,7 +161,7 @@ def fat_trees(draw, k=st.sampled_from((2, 4, 6)), oversubscription=st.sampled_fr
     if k ** 3 // 4 * r > max_accelerators:
         k = 2
     hosts = r * k // 2
-    pod = draw(_pod(hosts * k * k // 2, sizes=_divisors(hosts)))
+    pod = draw(_pod(_divisors(hosts)))
     rail = pod is not None and (k * k // 2) % pod.size == 0 and draw(st.booleans())
     kw = draw(_links())
     for tier in ("host_", "leaf_", "spine_"):
@@ -197,8 +198,7 @@ def dragonflies(draw, max_accelerators=64):
     while p * a * g > max_accelerators and a > 1:
         a -= 1
         g = min(g, a * h + 1)
-    sizes = [s for s in range(2, p * a + 1) if p % s == 0 or s % p == 0 and (p * a * g) % s == 0]
-    pod = draw(_pod(p * a * g, sizes=sizes or [1]))
+    pod = draw(_pod([s for s in range(2, p * a + 1) if p % s == 0 or (s % p == 0 and (p * a * g) % s == 0)]))
     kw = draw(_links())
     for layer in ("host_", "local_", "global_"):
         if draw(st.integers(0, 3)) == 3:
