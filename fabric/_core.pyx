@@ -68,6 +68,9 @@ cdef enum:
     EV_FINISH = 2
 
 cdef enum:
+    PAUSED = 4    # run() returned to let Python report progress
+
+cdef enum:
     ST_WAIT = 0
     ST_LATENCY = 1
     ST_ACTIVE = 2
@@ -313,6 +316,11 @@ ctypedef struct State:
     bint rec_links
     bint rec_rates
     double until         # stop before events later than this (inf: run to the end)
+    double now           # time of the last batch processed
+    int64_t pause_every  # return to Python every this many batches (0: never)
+    int64_t next_pause
+    bint started
+    int64_t n_done       # logical flows finished
     int64_t skip_local   # local refills still to skip, and the current backoff
     int64_t backoff
     int64_t batch
@@ -392,6 +400,7 @@ cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
         s.finish[f] = t
     if s.left[f] > 0:
         return 0
+    s.n_done += 1
     for k in range(s.dpt_ptr[f], s.dpt_ptr[f + 1]):
         d = s.dpt_idx[k]
         if s.finish[f] > s.maxdep[d]:
@@ -945,11 +954,16 @@ cdef int run(State* s) noexcept nogil:
     cdef Py_ssize_t c, f
     cdef double lam0
     cdef int rc
-    for f in range(s.F):
-        if s.pending[f] == 0:
-            if heap_push(&s.ev, s.start[f], <int64_t> f * 3 + EV_RELEASE, 0) < 0:
-                return -1
+    if not s.started:
+        s.started = 1
+        for f in range(s.F):
+            if s.pending[f] == 0:
+                if heap_push(&s.ev, s.start[f], <int64_t> f * 3 + EV_RELEASE, 0) < 0:
+                    return -1
     while s.ev.n > 0 or s.fin.n > 0:
+        if s.pause_every > 0 and s.batch >= s.next_pause:
+            s.next_pause = s.batch + s.pause_every
+            return PAUSED
         t0 = next_time(s)
         if t0 > s.until:
             # stop here: bring every sending subflow's bytes up to `until`
@@ -1005,6 +1019,7 @@ cdef int run(State* s) noexcept nogil:
                 return -1
             for c in range(s.n_chg):
                 s.lchg[s.chg_list[c]] = 0
+        s.now = tb
     return 0
 
 
@@ -1020,7 +1035,8 @@ def _ptr_from_counts(counts):
 
 
 def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_cap,
-             path_ptr, path_links, bint record_links=False, bint record_rates=False, double until=INFINITY):
+             path_ptr, path_links, bint record_links=False, bint record_rates=False, double until=INFINITY,
+             progress=None, int64_t progress_every=2000):
     """Run the engine on validated, contiguous arrays (see the module's layout).
 
     Returns a dict of numpy arrays: per flow ``release``, ``first_byte``,
@@ -1032,6 +1048,11 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     every sending subflow's ``sub_remaining`` brought up to that time and
     ``sub_state`` telling where each subflow stands (0 waiting, 1 in latency,
     2 sending, 3 done).
+
+    ``progress(now, events, flows_done)`` is called every ``progress_every``
+    batches of simultaneous events.  When it returns False, or Ctrl-C
+    (KeyboardInterrupt) arrives meanwhile, the run stops as with ``until``
+    at the time reached, and ``counters["stopped"]`` is 1.
     """
     cdef Py_ssize_t L = cap.shape[0], F = start.shape[0], S = sub_size.shape[0]
     cdef Py_ssize_t K = path_links.shape[0]
@@ -1155,28 +1176,51 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.rec_links = record_links
     s.rec_rates = record_rates
     s.until = until
+    s.now = 0.0
+    s.pause_every = progress_every if progress is not None else 0
+    s.next_pause = s.pause_every
+    s.started = 0
+    s.n_done = 0
     s.batch = s.stamp = s.logstamp = 0
     s.skip_local = s.backoff = 0
     s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = s.n_widened = 0
     s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
 
     cdef int rc
+    cdef bint stopped = 0
+    cdef Py_ssize_t i
     try:
-        with nogil:
-            rc = run(&s)
+        while True:
+            try:
+                with nogil:
+                    rc = run(&s)
+                if rc != PAUSED:
+                    break
+                if progress(s.now, s.n_events, s.n_done) is False:
+                    stopped = 1
+            except KeyboardInterrupt:
+                stopped = 1
+            if stopped:
+                # as with `until`: bytes of every sending subflow up to now
+                for i in range(S):
+                    if s.state[i] == ST_ACTIVE:
+                        drain(&s, i, s.now)
+                rc = 0
+                break
         if rc < 0:
             raise MemoryError("fabric engine: out of memory")
         out = {
             "release": arrays["release"], "first_byte": arrays["first"], "finish": arrays["finish"],
             "sub_first": arrays["sfirst"], "sub_finish": arrays["sfin"],
-            "sub_remaining": arrays["rem"], "sub_state": arrays["state"],
+            "sub_remaining": arrays["rem"], "sub_state": arrays["state"], "flow_done": arrays["left"] == 0,
             "link_bytes": np.bincount(path_links, weights=np.repeat(sub_size - arrays["rem"], np.diff(path_ptr)),
                                       minlength=L).astype(np.float64),
             "link_busy": arrays["lbusy"],
             "counters": {
                 "events": s.n_events, "batches": s.batch, "fills": s.n_fills,
                 "refilled_subflows": s.n_refilled, "incidences": s.n_incid,
-                "fallbacks": s.n_fallbacks, "widened": s.n_widened, "max_active": s.max_active, "stalled": s.n_stalled, "rate_changes": s.n_changed,
+                "fallbacks": s.n_fallbacks, "widened": s.n_widened, "max_active": s.max_active,
+                "stalled": s.n_stalled, "rate_changes": s.n_changed, "stopped": int(stopped),
             },
         }
         if record_links:

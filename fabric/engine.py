@@ -387,7 +387,13 @@ class Result:
 
     @property
     def makespan(self):
-        return float(self.finish.max()) if len(self.finish) else 0.0
+        """Latest finish (of the finished flows, in a partial run)."""
+        return float(np.nanmax(self.finish)) if np.isfinite(self.finish).any() else 0.0
+
+    @property
+    def partial(self):
+        """True when the run was stopped early (Ctrl-C or a progress callback)."""
+        return bool(self.counters.get("stopped", 0))
 
     @property
     def events(self):
@@ -418,7 +424,8 @@ class Result:
         return t, ids, v / self.capacity[ids]
 
 
-def simulate_links(capacity, latency, flows, *, record_links=False, record_rates=False, node_ids=None):
+def simulate_links(capacity, latency, flows, *, record_links=False, record_rates=False, node_ids=None,
+                   progress=None):
     """Play flows over explicit directed-link paths; the engine on its own.
 
     Parameters
@@ -432,6 +439,10 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
     record_rates : bool
         Keep every subflow rate change (``Result.rate_log``: times, subflow
         ids, rates), for invariant checkers.
+    progress : callable, optional
+        ``progress(now, events, flows_done)``, called every few thousand
+        event batches.  Returning False, or Ctrl-C, stops the run where it
+        is: ``Result.partial`` is True and unfinished flows finish at nan.
 
     Examples
     --------
@@ -452,7 +463,10 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
     out = _core.simulate(
         p.cap, p.lat, fa.start, fa.delay, fa.dep_ptr, fa.dep_idx, fa.sub_ptr, p.sub_size, p.sub_w,
         p.sub_cap, fa.path_ptr, fa.path_links, record_links=record_links, record_rates=record_rates,
+        progress=progress,
     )
+    if out["counters"]["stopped"]:
+        out["finish"][~out["flow_done"]] = np.nan
     if out["counters"]["stalled"]:
         raise RuntimeError("fabric engine: a subflow got rate 0 (numerical breakdown); please report this input")
     return Result(

@@ -51,9 +51,10 @@ def _apply(net, event):
     return net.without(links=event.links) if event.factor == 0 else net.degraded(event.links, event.factor)
 
 
-def run_with_events(net, fa, events, *, record_links=False):
+def run_with_events(net, fa, events, *, record_links=False, progress=None):
     """Play routed flows ``fa`` on ``net`` with timed link events; a Result
-    whose ``failed`` marks flows left without a path (their finish is nan)."""
+    whose ``failed`` marks flows left without a path (their finish is nan).
+    ``progress`` is passed to every phase (see :func:`fabric.simulate_links`)."""
     events = sorted(events, key=lambda e: e.time)
     orig = prepare(net.capacity, net.latency, fa)
     of = orig.fa
@@ -79,7 +80,8 @@ def run_with_events(net, fa, events, *, record_links=False):
         p = prepare(current.capacity, current.latency, phase_fa)
         pf = p.fa
         out = _core.simulate(p.cap, p.lat, pf.start, pf.delay, pf.dep_ptr, pf.dep_idx, pf.sub_ptr, p.sub_size, p.sub_w,
-                             p.sub_cap, pf.path_ptr, pf.path_links, record_links=record_links, until=until)
+                             p.sub_cap, pf.path_ptr, pf.path_links, record_links=record_links, until=until,
+                             progress=progress)
         link_bytes += out["link_bytes"]
         link_busy += out["link_busy"]
         for key, v in out["counters"].items():
@@ -95,7 +97,7 @@ def run_with_events(net, fa, events, *, record_links=False):
         for piece, f in enumerate(piece_owner):
             if np.isnan(release[f]):
                 release[f] = out["release"][piece]
-        if k == len(events):
+        if k == len(events) or out["counters"]["stopped"]:
             break
         T = until
         current = _apply(current, events[k])
@@ -122,7 +124,8 @@ def run_with_events(net, fa, events, *, record_links=False):
         phase_fa, piece_sub, piece_owner = _next_phase(current, orig, pieces, deps, _finish(sub_finish, of.sub_ptr),
                                                        failed)
     finish = _finish(sub_finish, of.sub_ptr)
-    failed |= np.isnan(finish)
+    if not counters["stopped"]:
+        failed |= np.isnan(finish)
     first = np.fmin.reduceat(sub_first, of.sub_ptr[:-1]) if S0 else np.zeros(0)
     first[failed] = np.nan
     result = Result(
