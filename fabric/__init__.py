@@ -23,11 +23,12 @@ from .engine import Flow, FlowArrays, Result, simulate_links
 from .errors import FabricError, UnroutableError, ValidationError
 from .failures import LinkEvent
 from .network import ROUTINGS, Network, simulate
-from .workloads import Traffic, collective
+from .run import JobsResult, run_jobs
+from .workloads import Job, Traffic, collective, place
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FabricError", "Flow", "FlowArrays", "LinkEvent", "Network", "ROUTINGS", "Result", "UnroutableError", "ValidationError",
-    "Traffic", "collective", "simulate", "simulate_links", "__version__",
+    "Job", "JobsResult", "Traffic", "collective", "place", "run_jobs", "simulate", "simulate_links", "__version__",
 ]

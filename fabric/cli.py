@@ -14,6 +14,7 @@ from topologies.io import atomic_write
 
 from .errors import FabricError
 from .network import ROUTINGS, Network
+from .scenario import ScenarioError, load_scenario
 from .spec import load_topology
 from .units import format_bandwidth, format_size, format_time, parse_size
 from .workloads.collectives import ALGORITHMS, OPS, collective as run_collective, collective_sizes
@@ -21,16 +22,30 @@ from .workloads.collectives import ALGORITHMS, OPS, collective as run_collective
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 
+#: exit codes besides 0 (success), 1 (any other error) and 2 (command-line usage, missing files)
+EXIT_SCENARIO = 3      # the scenario file is invalid: TOML syntax, unknown key, wrong type or value
+EXIT_INFEASIBLE = 4    # the scenario does not fit its fabric: placement, node names, unroutable pairs
+EXIT_INTERRUPTED = 130  # Ctrl-C; a partial result was still written
+
+
+class _Failure(click.ClickException):
+    def __init__(self, message, exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class _Group(click.Group):
-    """Turns library errors into one-line messages and exit code 1."""
+    """Turns library errors into one-line messages and exit codes."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except ScenarioError as exc:
+            raise _Failure(str(exc), EXIT_SCENARIO) from None
         except (FabricError, topologies.TopologyError) as exc:
-            raise click.ClickException(str(exc)) from None
+            raise _Failure(str(exc)) from None
         except OSError as exc:
-            raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+            raise _Failure(f"{exc.filename or ''}: {exc.strerror or exc}") from None
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -311,6 +326,175 @@ def nccl(op, topology, routing, seed, minbytes, maxbytes, stepfactor, stepbytes,
         click.echo(f"  {x['size']:>10} {x['count']:>12} {x['type']:>9} {x['redop']:>6} {x['root']:>5} "
                    f"{x['time_us']:>10.2f} {x['algbw_GBps']:>8.2f} {x['busbw_GBps']:>8.2f}")
     click.echo(f"# Avg bus bandwidth    : {sum(x['busbw_GBps'] for x in rows) / len(rows):.4f}")
+
+
+# ------------------------------------------------------------ scenarios
+
+class _RunProgress:
+    """Progress of run_jobs: a bar per run on a terminal (or with --progress,
+    a line per update); Ctrl-C is left to the engine, which stops cleanly."""
+
+    def __init__(self, show, lines):
+        self.show, self.lines = show, lines
+        self.stage, self.bar, self.done = None, None, 0
+
+    def __call__(self, stage, now, events, done, total):
+        if not self.show:
+            return True
+        if self.lines:
+            click.echo(f"progress: {stage}: {format_time(now)} simulated, {events} events, {done}/{total} flows",
+                       err=True)
+            return True
+        if stage != self.stage:
+            self.close()
+            self.stage, self.done = stage, 0
+            self.bar = click.progressbar(length=total, label=f"{stage} run", file=sys.stderr, show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.bar.label = f"{stage} run ({format_time(now)} simulated, {events} events)"
+        self.done = done
+        return True
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+_JOB_TABLE = [("job", "job", str), ("accs", "accelerators", str), ("placement", "placement", str),
+              ("iters", "iterations_done", str), ("JCT", "jct_s", format_time),
+              ("JCT alone", "isolated_jct_s", format_time), ("slowdown", "slowdown", lambda v: f"{v:.3f}x"),
+              ("comm", "comm_s", format_time), ("comm slowdown", "comm_slowdown", lambda v: f"{v:.3f}x"),
+              ("busbw", "busbw_Bps", format_bandwidth)]
+
+
+def _fmt_cell(fmt, v):
+    return "-" if v is None or (isinstance(v, float) and v != v) else fmt(v)
+
+
+def _print_summary(summary, top):
+    topo = summary["topology"]
+    click.echo(f"{summary['name']}: {topo['family']}, {topo['accelerators']} accelerators, routing {topo['routing']}; "
+               f"{summary['engine']['flows']} flows, {summary['engine']['events']} events, "
+               f"makespan {format_time(summary['makespan_s'])}" + (" (PARTIAL: stopped early)" if summary["partial"]
+                                                                   else ""))
+    click.echo()
+    rows = [[_fmt_cell(f, j[k]) for _, k, f in _JOB_TABLE] for j in summary["jobs"]]
+    click.echo(tabulate(rows, headers=[h for h, _, _ in _JOB_TABLE], disable_numparse=True))
+    if summary["hot_links"]:
+        click.echo()
+        rows = [[f"{h['from']} -> {h['to']}", h["layer"], f"{100 * h['mean']:.1f}%",
+                 _fmt_cell(lambda v: f"{100 * v:.1f}%", h.get("peak")), _fmt_cell(format_time, h.get("hot_s")),
+                 ", ".join(h.get("users", []))] for h in summary["hot_links"][:top]]
+        click.echo(tabulate(rows, headers=["hottest links", "layer", "mean", "peak", ">= 90%", "used by"],
+                            disable_numparse=True))
+
+
+def _write(path, fmt, summary):
+    if fmt == "json":
+        text = json.dumps(summary, indent=1) + "\n"
+    else:
+        buf = io.StringIO()
+        cols = [k for k in summary["jobs"][0] if not isinstance(summary["jobs"][0][k], list)]
+        writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(summary["jobs"])
+        text = buf.getvalue()
+    if path is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
+@click.option("--routing", type=click.Choice(ROUTINGS), default=None, help="Override the scenario's routing.")
+@click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
+@click.option("--top", type=click.IntRange(min=1), default=None, help="Hot links to report (default: the scenario's, 10).")
+@click.option("--isolated/--no-isolated", default=True, help="Also run every job alone (needed for slowdowns).")
+@click.option("--progress", "progress_lines", is_flag=True,
+              help="Print progress lines to stderr even when it is not a terminal.")
+@_format_option
+def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv, output):
+    """Run a scenario: jobs sharing a fabric, each job's slowdown, hot links.
+
+    Prints a table per job (JCT, JCT alone, slowdown, busbw) and the hottest
+    links.  --json/--csv print the machine-readable result (JSON: the full
+    summary, documented by fabric/schemas/run.schema.json; CSV: one row per
+    job); -o FILE writes it; the scenario's [output] table writes files too.
+    Ctrl-C stops the run and still reports what was simulated, marked partial
+    (exit code 130).  Exit codes: 3 invalid scenario file, 4 the scenario does
+    not fit its fabric (placement, node names), 1 other errors.
+
+    \b
+    Example:
+      fabric run examples/two_jobs_fat_tree.toml
+      fabric run examples/dragonfly_adversarial.toml --routing ugal --json -o ugal.json
+    """
+    from .run import run_jobs
+    from .summary import summarize
+
+    scn = load_scenario(scenario)
+    net = scn.network(routing, seed)
+    try:
+        jobs, placements, traffic, events = scn.build(net, seed)
+    except ScenarioError:
+        raise
+    except FabricError as exc:
+        raise _Failure(str(exc), EXIT_INFEASIBLE) from None
+    top = top or scn.output["top"]
+    watcher = _RunProgress(progress_lines or sys.stderr.isatty(), progress_lines)
+    try:
+        jr = run_jobs(net, jobs, placements=placements, traffic=traffic, events=events, seed=scn.seed,
+                      isolated=isolated, progress=watcher)
+    except KeyboardInterrupt:
+        raise _Failure("interrupted before the simulation started; nothing to report", EXIT_INTERRUPTED) from None
+    finally:
+        watcher.close()
+    summary = summarize(jr, name=scn.name, top=top)
+    summary["scenario"] = scenario
+    for fmt in ("json", "csv"):
+        if scn.output[fmt]:
+            _write(scn.resolve(scn.output[fmt]), fmt, summary)
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv: choose one")
+    fmt = "json" if as_json else "csv" if as_csv else (
+        ("csv" if output.lower().endswith(".csv") else "json") if output else None)
+    if fmt:
+        _write(output, fmt, summary)
+    if fmt is None or output:
+        _print_summary(summary, top)
+    if jr.partial:
+        raise _Failure("interrupted: the result above is partial", EXIT_INTERRUPTED)
+
+
+@main.command(context_settings=CONTEXT)
+@click.argument("result", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default="report.html", show_default=True,
+              type=click.Path(dir_okay=False, writable=True), help="The HTML file to write.")
+def report(result, output):
+    """Write a self-contained HTML report of a run's JSON result.
+
+    Tables of jobs, hot links, tiers and FCT slowdown, and plots: the
+    topology coloured by link utilization, a utilization heatmap of the
+    hottest links over time, each job's timeline and the FCT-slowdown CDF.
+    Needs matplotlib (pip install 'fabric[report]').
+
+    \b
+    Example:
+      fabric run examples/two_jobs_fat_tree.toml -o result.json
+      fabric report result.json -o report.html
+    """
+    from .report import render
+
+    try:
+        with open(result, encoding="utf-8") as fh:
+            summary = json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise _Failure(f"{result}: not valid JSON ({exc})") from None
+    page = render(summary)
+    atomic_write(output, lambda fh: fh.write(page.encode()))
+    click.echo(f"wrote {output}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,7 +26,7 @@ import numpy as np
 import topologies
 
 from . import _routing
-from .engine import Flow, FlowArrays, simulate_links
+from .engine import Flow, FlowArrays, _ptr, simulate_links
 from .errors import FabricError, UnroutableError
 from .failures import run_with_events
 from .routing import FAMILY_ROUTINGS, dimension_order, dragonfly_routes
@@ -418,21 +418,50 @@ class Network:
 
     def flow_arrays(self, src, dst, size, *, start=None, weight=None, cap=None, dep_ptr=None, dep_idx=None,
                     flow_ids=None, delay=None):
-        """Routed :class:`FlowArrays` from columns of node ids (or names)."""
+        """Routed :class:`FlowArrays` from columns of node ids (or names).
+
+        Flows with equal (src, dst, ``flow_ids``) are one connection used
+        again (a training iteration's transfers) and are routed once.
+        """
         src = self._ids(src, "src")
         dst = self._ids(dst, "dst")
-        sub_ptr, sub_frac, path_ptr, path_links = self.route(src, dst, flow_ids)
+        sub_ptr, sub_frac, path_ptr, path_links = self._route_connections(src, dst, flow_ids)
         fa = FlowArrays.single_path(size, path_ptr, path_links, start=start, weight=weight, cap=cap,
                                     dep_ptr=dep_ptr, dep_idx=dep_idx, src=src, dst=dst, delay=delay)
         fa.sub_ptr, fa.sub_frac = sub_ptr, sub_frac
         fa.path_ptr, fa.path_links = path_ptr, path_links
         return fa
 
+    def _route_connections(self, src, dst, flow_ids):
+        """:meth:`route`, once per distinct (src, dst, flow id)."""
+        if flow_ids is None or len(src) < 2:
+            return self.route(src, dst, flow_ids)
+        flow_ids = np.asarray(flow_ids, np.int64)
+        _, first, pick = np.unique(flow_ids, return_index=True, return_inverse=True)
+        pick = pick.ravel()
+        lone = np.flatnonzero((src[first[pick]] != src) | (dst[first[pick]] != dst))   # label reused elsewhere
+        if len(first) + len(lone) >= len(src):
+            return self.route(src, dst, flow_ids)
+        pick[lone] = len(first) + np.arange(len(lone))
+        todo = np.concatenate([first, lone])
+        sub_ptr, sub_frac, path_ptr, path_links = self.route(src[todo], dst[todo], flow_ids[todo])
+        subs = _ranges(sub_ptr[pick], np.diff(sub_ptr)[pick])
+        lens = np.diff(path_ptr)[subs]
+        return (_ptr(np.diff(sub_ptr)[pick]), sub_frac[subs], _ptr(lens),
+                path_links[_ranges(path_ptr[subs], lens)])
+
     def _ids(self, nodes, field):
         arr = np.asarray(nodes)
         if arr.dtype.kind in "iu":
             return arr.astype(np.int32)
         return np.array([self._id(n, field) for n in arr.tolist()], dtype=np.int32)
+
+
+def _ranges(starts, counts):
+    """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1."""
+    counts = np.asarray(counts, np.int64)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(np.asarray(starts, np.int64), counts) + offsets
 
 
 def simulate(net, flows, *, record_links=False, record_rates=False, events=(), progress=None):

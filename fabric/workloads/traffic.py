@@ -6,6 +6,7 @@ simulation, so a data pipeline overlaps the all-reduce it feeds.
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -23,7 +24,10 @@ class Traffic:
     * dependencies of flow f: ``dep_idx[dep_ptr[f] .. dep_ptr[f+1]-1]``
       (indices into this Traffic);
     * ``tag``: one small int per flow naming its origin in ``tags``
-      (e.g. ``tags[tag[f]] == "all_reduce"``), for metrics and reports.
+      (e.g. ``tags[tag[f]] == "all_reduce"``), for metrics and reports;
+    * ``flow_id`` (optional, int64): the label routing hashes on.  Flows
+      with the same (src, dst, flow_id) are one connection used again (the
+      same transfer in every training iteration) and take one path.
 
     Examples
     --------
@@ -43,6 +47,7 @@ class Traffic:
     dep_idx: np.ndarray
     tag: np.ndarray
     tags: tuple = ()
+    flow_id: Optional[np.ndarray] = None
 
     @property
     def n_flows(self):
@@ -70,8 +75,11 @@ class Traffic:
         parts = list(parts)
         if not parts:
             return cls.from_columns([], [], [])
-        tags, tag_cols, offset, dep_idx, dep_counts = [], [], 0, [], []
+        tags, tag_cols, offset, dep_idx, dep_counts, fids = [], [], 0, [], [], []
+        labelled = any(p.flow_id is not None for p in parts)
         for p in parts:
+            if labelled:   # unlabelled parts get labels no labelled part uses
+                fids.append(p.flow_id if p.flow_id is not None else np.arange(p.n_flows) + offset + (1 << 48))
             tags += [t for t in p.tags if t not in tags]
             remap = np.array([tags.index(t) for t in p.tags], np.int16)
             tag_cols.append(remap[p.tag] if len(p.tag) else p.tag)
@@ -84,12 +92,14 @@ class Traffic:
             start=cat([p.start for p in parts]), delay=cat([p.delay for p in parts]),
             dep_ptr=_ptr(cat(dep_counts)), dep_idx=cat(dep_idx).astype(np.int64),
             tag=cat(tag_cols).astype(np.int16), tags=tuple(tags),
+            flow_id=cat(fids).astype(np.int64) if labelled else None,
         )
 
     def flow_arrays(self, net, flow_ids=None):
         """Route over ``net``: a :class:`fabric.FlowArrays` ready for the engine."""
         return net.flow_arrays(self.src, self.dst, self.size, start=self.start, delay=self.delay,
-                               dep_ptr=self.dep_ptr, dep_idx=self.dep_idx, flow_ids=flow_ids)
+                               dep_ptr=self.dep_ptr, dep_idx=self.dep_idx,
+                               flow_ids=self.flow_id if flow_ids is None else flow_ids)
 
     def flows_of(self, tag):
         """Indices of the flows carrying ``tag``."""

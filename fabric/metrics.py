@@ -1,0 +1,173 @@
+"""Bandwidth and congestion metrics from an engine :class:`~fabric.Result`.
+
+Utilization of a directed link is its load (the sum of the rates of the
+subflows crossing it) over its capacity.  Over a window [0, T] (T: the
+run's makespan by default):
+
+* *mean* (time-weighted) utilization = bytes carried / (capacity * T);
+* *peak* utilization and *time above 90 %* come from the recorded step
+  functions (``simulate(..., record_links=True)``);
+* the *FCT slowdown* of a flow is its completion time (finish - release)
+  over its completion time alone on an idle network (path latency plus
+  size over the path's bottleneck, and its cap; for a sprayed flow the
+  slowest subflow).  Zero-byte flows (compute markers) have none.
+"""
+
+import numpy as np
+
+__all__ = ["fct_slowdown", "fct_stats", "hot_links", "link_stats", "tier_summary", "utilization_matrix"]
+
+#: utilization counted as "hot" by :func:`link_stats`
+HOT = 0.9
+
+
+def _steps(result, horizon):
+    """Per change of the link log: (link, start, duration, utilization), grouped by link."""
+    t, ids, util = result.link_utilization_all()
+    order = np.argsort(ids, kind="stable")   # the log is in time order; keep it within a link
+    t, ids, util = t[order], ids[order], util[order]
+    end = np.append(t[1:], horizon)
+    last = np.append(ids[1:] != ids[:-1], True)
+    end[last] = horizon
+    return ids, t, np.clip(end, None, horizon) - np.minimum(t, horizon), util
+
+
+def link_stats(result, horizon=None):
+    """Per directed link: ``bytes``, ``mean`` utilization over [0, horizon],
+    and, when the run recorded links, ``peak`` and ``hot_s`` (seconds at or
+    above 90 %).  Arrays of length L in a dict.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> r = fabric.simulate_links([1e9, 2e9], [0.0, 0.0], [fabric.Flow(size=1e9, path=[0, 1])],
+    ...                           record_links=True)
+    >>> s = link_stats(r, horizon=2.0)
+    >>> s["mean"].tolist(), s["peak"].tolist(), s["hot_s"].tolist()
+    ([0.5, 0.25], [1.0, 0.5], [1.0, 0.0])
+    """
+    T = result.makespan if horizon is None else float(horizon)
+    L = len(result.capacity)
+    out = {"bytes": result.link_bytes, "mean": result.link_bytes / (result.capacity * T) if T > 0 else np.zeros(L)}
+    if result.link_log is not None:
+        ids, _, dur, util = _steps(result, T)
+        peak = np.zeros(L)
+        np.maximum.at(peak, ids, util)
+        out["peak"] = peak
+        out["hot_s"] = np.bincount(ids, weights=dur * (util >= HOT * (1 - 1e-9)), minlength=L)
+    return out
+
+
+def _tags_by_link(result, links, tag, tags):
+    """For each of ``links``: the sorted names (tag prefixes before ':') of flows crossing it."""
+    fa = result.flows
+    n_sub = np.diff(fa.sub_ptr)
+    sub_owner = np.repeat(np.arange(fa.n_flows), n_sub)
+    inc_owner = np.repeat(sub_owner, np.diff(fa.path_ptr))
+    wanted = np.isin(fa.path_links, links)
+    pairs = np.unique(np.stack([fa.path_links[wanted], tag[inc_owner[wanted]]]), axis=1)
+    names = {int(l): set() for l in links}
+    for l, g in pairs.T.tolist():
+        names[l].add(tags[g].split(":")[0])
+    return {l: sorted(v) for l, v in names.items()}
+
+
+def hot_links(result, net, top=10, tag=None, tags=()):
+    """The ``top`` links by mean utilization, as dicts (name, layer, bytes,
+    mean, peak, hot_s, and ``users``: who crosses them, from the flows'
+    ``tag``/``tags`` as in :class:`fabric.Traffic`, job names for jobs)."""
+    stats = link_stats(result)
+    order = np.argsort(-stats["mean"], kind="stable")[:top]
+    order = order[stats["bytes"][order] > 0]
+    users = _tags_by_link(result, order, tag, tags) if tag is not None else {}
+    rows = []
+    for l in order.tolist():
+        a, b = net.link_name(l)
+        row = {"link": l, "from": str(a), "to": str(b), "layer": str(net.layer[l]), "bytes": float(stats["bytes"][l]),
+               "mean": float(stats["mean"][l])}
+        if "peak" in stats:
+            row.update(peak=float(stats["peak"][l]), hot_s=float(stats["hot_s"][l]))
+        if users:
+            row["users"] = users[l]
+        rows.append(row)
+    return rows
+
+
+def tier_summary(result, net):
+    """Per link layer (host, leaf-spine, spine-core, local, global, torus,
+    scaleup, storage...): links, bytes, mean and peak utilization."""
+    stats = link_stats(result)
+    rows = []
+    for layer in dict.fromkeys(net.layer.tolist()):
+        sel = net.layer == layer
+        row = {"layer": str(layer) or "other", "links": int(sel.sum()), "bytes": float(stats["bytes"][sel].sum()),
+               "mean": float(stats["mean"][sel].mean()), "max_mean": float(stats["mean"][sel].max())}
+        if "peak" in stats:
+            row.update(peak=float(stats["peak"][sel].max()), hot_s=float(stats["hot_s"][sel].max()))
+        rows.append(row)
+    return rows
+
+
+def fct_slowdown(result):
+    """Per flow: FCT over its idle-network FCT (nan for zero-byte flows and
+    unfinished ones).
+
+    Examples
+    --------
+    >>> import fabric
+    >>> r = fabric.simulate_links([1e9], [0.0], [fabric.Flow(size=1e9, path=[0]), fabric.Flow(size=1e9, path=[0])])
+    >>> fct_slowdown(r).tolist()
+    [2.0, 2.0]
+    """
+    fa = result.flows
+    lens = np.diff(fa.path_ptr)
+    bottleneck = np.full(len(lens), np.inf)
+    has = lens > 0
+    if has.any():
+        bottleneck[has] = np.minimum.reduceat(result.capacity[fa.path_links], fa.path_ptr[:-1][has])
+        lat = np.add.reduceat(result.latency[fa.path_links], fa.path_ptr[:-1][has])
+    sub_ideal = np.zeros(len(lens))
+    if has.any():
+        sub_ideal[has] = lat + result.sub_size[has] / np.minimum(bottleneck[has], result.sub_cap[has])
+    ideal = np.zeros(fa.n_flows)
+    nonempty = np.diff(fa.sub_ptr) > 0
+    if nonempty.any():
+        ideal[nonempty] = np.maximum.reduceat(sub_ideal, fa.sub_ptr[:-1][nonempty])
+    fct = result.finish - result.release
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((fa.size > 0) & (ideal > 0), fct / ideal, np.nan)
+
+
+def fct_stats(result, tag=None, tags=(), group=lambda t: t.split(":")[0]):
+    """FCT-slowdown percentiles (p50, p99, max, flows) overall and per group
+    of tags (job name by default)."""
+    sd = fct_slowdown(result)
+    labels = {"all": np.isfinite(sd)}
+    if tag is not None:
+        names = np.array([group(t) for t in tags], dtype=object)
+        for name in dict.fromkeys(names.tolist()):
+            labels[name] = np.isfinite(sd) & np.isin(tag, np.flatnonzero(names == name))
+    out = {}
+    for name, sel in labels.items():
+        x = sd[sel]
+        if len(x):
+            out[name] = {"flows": int(len(x)), "p50": float(np.percentile(x, 50)), "p99": float(np.percentile(x, 99)),
+                         "max": float(x.max())}
+    return out
+
+
+def utilization_matrix(result, links, bins=100, horizon=None):
+    """Mean utilization of each of ``links`` in ``bins`` equal time bins over
+    [0, horizon]: (bin edges, matrix links x bins).  Needs recorded links."""
+    T = result.makespan if horizon is None else float(horizon)
+    edges = np.linspace(0.0, T, bins + 1)
+    ids, t, dur, util = _steps(result, T)
+    out = np.zeros((len(links), bins))
+    for row, l in enumerate(np.asarray(links).tolist()):
+        sel = ids == l
+        if not sel.any() or T <= 0:
+            continue
+        knots = np.append(t[sel], T)
+        integral = np.concatenate([[0.0], np.cumsum(util[sel] * dur[sel])])
+        out[row] = np.diff(np.interp(edges, knots, integral, left=0.0)) / np.diff(edges)
+    return edges, out

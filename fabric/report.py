@@ -1,0 +1,225 @@
+"""``fabric report``: one self-contained HTML page from a run's JSON summary.
+
+Plots are drawn with matplotlib (the ``report`` extra) and inlined as SVG,
+so the page needs no network and no scripts to view.
+"""
+
+import html
+import io
+
+import numpy as np
+
+from .errors import FabricError
+from .summary import FORMAT
+from .units import format_bandwidth, format_time
+
+__all__ = ["render"]
+
+_LEVEL = {"accelerator": 0.0, "storage": 0.0, "host": 0.0, "scaleup": 0.5, "leaf": 1.0, "router": 1.0, "spine": 2.0,
+          "core": 3.0}
+_MAX_DRAWN_ENDPOINTS = 1024   # beyond this, the drawing shows switches only
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise FabricError("fabric report needs matplotlib: pip install 'fabric[report]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _svg(fig):
+    plt = _pyplot()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _positions(nodes):
+    """x, y per node: coordinates on a torus, tiers stacked otherwise."""
+    coords = [n["coords"] for n in nodes]
+    if all(c is not None for c in coords):
+        c = np.array(coords, dtype=float)
+        x = c[:, 0] + (c[:, 0].max() + 2) * (c[:, 2] if c.shape[1] > 2 else 0)
+        y = c[:, 1] if c.shape[1] > 1 else np.zeros(len(c))
+        return dict(zip((n["id"] for n in nodes), zip(x, y)))
+    level = [_LEVEL.get(n["tier"] or n["kind"], 0.0) for n in nodes]
+    pos = {}
+    for lv in sorted(set(level)):
+        members = [n["id"] for n, l in zip(nodes, level) if l == lv]
+        xs = np.linspace(0, 1, len(members) + 2)[1:-1]
+        pos.update({m: (x, lv) for m, x in zip(members, xs)})
+    return pos
+
+
+def _topology_plot(graph):
+    plt = _pyplot()
+    from matplotlib.collections import LineCollection
+
+    nodes = graph["nodes"]
+    endpoints = [n for n in nodes if n["kind"] != "switch"]
+    if len(endpoints) > _MAX_DRAWN_ENDPOINTS:
+        nodes = [n for n in nodes if n["kind"] == "switch"]
+    pos = _positions(nodes)
+    edges = [e for e in graph["edges"] if e["u"] in pos and e["v"] in pos]
+    fig, ax = plt.subplots(figsize=(11, 5))
+    if edges:
+        util = np.array([e["util"] for e in edges])
+        segs = [(pos[e["u"]], pos[e["v"]]) for e in edges]
+        lc = LineCollection(segs, cmap="inferno_r", linewidths=0.6 + 2.0 * np.minimum(util, 1))
+        lc.set_array(util)
+        lc.set_clim(0, max(1e-9, float(util.max())))
+        ax.add_collection(lc)
+        fig.colorbar(lc, ax=ax, label="mean utilization (busier direction)")
+    xy = np.array([pos[n["id"]] for n in nodes])
+    kinds = [n["kind"] for n in nodes]
+    colors = {"accelerator": "#4c72b0", "switch": "#555555", "storage": "#55a868", "host": "#c44e52"}
+    for kind, color in colors.items():
+        sel = [i for i, k in enumerate(kinds) if k == kind]
+        if sel:
+            ax.scatter(xy[sel, 0], xy[sel, 1], s=8 if len(nodes) > 300 else 20, color=color, label=kind, zorder=3)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_axis_off()
+    note = "" if len(nodes) == len(graph["nodes"]) else f" (switches only: {len(endpoints)} endpoints not drawn)"
+    ax.set_title("Topology, links coloured by mean utilization" + note)
+    return _svg(fig)
+
+
+def _heatmap_plot(hm):
+    plt = _pyplot()
+    util = np.array(hm["util"], dtype=float)
+    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.28 * max(len(hm["links"]), 1)))
+    if util.size:
+        t = np.array(hm["t"]) * 1e3
+        im = ax.imshow(util, aspect="auto", cmap="inferno", vmin=0, vmax=1, interpolation="nearest",
+                       extent=(t[0], t[-1], len(hm["links"]), 0))
+        ax.set_yticks(np.arange(len(hm["links"])) + 0.5, hm["links"], fontsize=7)
+        fig.colorbar(im, ax=ax, label="utilization")
+    ax.set_xlabel("time (ms)")
+    ax.set_title("Utilization over time of the hottest links")
+    return _svg(fig)
+
+
+def _gaps(intervals, start, end):
+    """Parts of [start, end] covered by none of the intervals."""
+    out, t = [], start
+    for s, e in sorted((s, e) for s, e in intervals if s is not None and e is not None):
+        if s > t:
+            out.append((t, s))
+        t = max(t, e)
+    if end is not None and end > t:
+        out.append((t, end))
+    return out
+
+
+def _timeline_plot(timeline):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(11, 0.8 + 0.5 * len(timeline)))
+    for row, job in enumerate(timeline):
+        y = (row - 0.4, 0.8)
+        spans = {"compute": job["compute"], "communication": job["comm"]}
+        spans["stalled"] = _gaps(job["compute"] + job["comm"], job["start"], job["end"])
+        for (kind, iv), color in zip(spans.items(), ("#4c72b0", "#dd8452", "#bbbbbb")):
+            iv = [(s * 1e3, (e - s) * 1e3) for s, e in iv if s is not None and e is not None]
+            ax.broken_barh(iv, y, color=color, label=kind if row == 0 else None)
+    ax.set_yticks(range(len(timeline)), [f"{j['job']} ({j['rank']})" for j in timeline])
+    ax.invert_yaxis()
+    ax.set_xlabel("time (ms)")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("Per-job timeline of rank 0: compute, gradient sync, stalled")
+    return _svg(fig)
+
+
+def _fct_plot(cdf):
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, c in cdf.items():
+        ax.step(c["slowdown"], c["p"], where="post", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("FCT slowdown (FCT / FCT on an idle network)")
+    ax.set_ylabel("fraction of flows")
+    ax.grid(alpha=0.3)
+    if cdf:
+        ax.legend(fontsize=8)
+    ax.set_title("Flow completion-time slowdown (CDF)")
+    return _svg(fig)
+
+
+def _cell(v, kind):
+    if v is None:
+        return "-"
+    if kind == "time":
+        return format_time(v)
+    if kind == "bw":
+        return format_bandwidth(v)
+    if kind == "ratio":
+        return f"{v:.3f}x"
+    if kind == "pct":
+        return f"{100 * v:.1f}%"
+    return html.escape(str(v))
+
+
+def _table(rows, columns):
+    head = "".join(f"<th>{html.escape(title)}</th>" for title, _, _ in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(key), kind)}</td>" for _, key, kind in columns) + "</tr>"
+                   for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+JOB_COLUMNS = [("job", "job", ""), ("accelerators", "accelerators", ""), ("placement", "placement", ""),
+               ("iterations", "iterations_done", ""), ("JCT", "jct_s", "time"),
+               ("JCT alone", "isolated_jct_s", "time"), ("slowdown", "slowdown", "ratio"),
+               ("iteration", "iteration_s", "time"), ("comm", "comm_s", "time"),
+               ("comm slowdown", "comm_slowdown", "ratio"), ("busbw", "busbw_Bps", "bw"),
+               ("busbw alone", "isolated_busbw_Bps", "bw")]
+LINK_COLUMNS = [("from", "from", ""), ("to", "to", ""), ("layer", "layer", ""), ("mean", "mean", "pct"),
+                ("peak", "peak", "pct"), ("time >= 90%", "hot_s", "time"), ("users", "users", "")]
+TIER_COLUMNS = [("layer", "layer", ""), ("links", "links", ""), ("mean", "mean", "pct"),
+                ("busiest mean", "max_mean", "pct"), ("peak", "peak", "pct")]
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.partial{background:#fff3cd;padding:0.6em}
+figure{margin:1em 0}svg{max-width:100%;height:auto}"""
+
+
+def render(summary):
+    """The report page (a string) for a summary dict (:func:`fabric.summary.summarize`)."""
+    if not isinstance(summary, dict) or summary.get("format") != FORMAT:
+        raise FabricError(f"result: not a fabric run result (expected format {FORMAT!r}; "
+                          "write one with 'fabric run SCENARIO --json -o result.json')")
+    plots = summary.get("plots")
+    if not plots:
+        raise FabricError("result: has no plot data (it was written without plots)")
+    links = [dict(h, users=", ".join(h.get("users", []))) for h in summary["hot_links"]]
+    fct = [dict(v, name=k) for k, v in summary["fct_slowdown"].items()]
+    topo = summary["topology"]
+    title = html.escape(summary.get("name") or "fabric run")
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p>{html.escape(topo['family'])}: {topo['accelerators']} accelerators, {topo['nodes']} nodes, "
+        f"{topo['links']} directed links; routing {html.escape(topo['routing'])}; "
+        f"{summary['engine']['flows']} flows, {summary['engine']['events']} events; "
+        f"makespan {format_time(summary['makespan_s'])}.</p>",
+    ]
+    if summary["partial"]:
+        parts.append("<p class='partial'><b>Partial result:</b> the run was stopped before the end; "
+                     "unfinished jobs show their progress so far.</p>")
+    parts += [
+        "<h2>Jobs</h2>", _table(summary["jobs"], JOB_COLUMNS),
+        "<h2>Hottest links</h2>", _table(links, LINK_COLUMNS),
+        "<h2>Per tier</h2>", _table(summary["tiers"], TIER_COLUMNS),
+        "<h2>Flow completion-time slowdown</h2>",
+        _table(fct, [("flows of", "name", ""), ("flows", "flows", ""), ("p50", "p50", "ratio"),
+                     ("p99", "p99", "ratio"), ("max", "max", "ratio")]),
+        "<h2>Plots</h2>",
+    ]
+    for caption, svg in (("topology", _topology_plot(plots["graph"])), ("heatmap", _heatmap_plot(plots["heatmap"])),
+                         ("timeline", _timeline_plot(plots["timeline"])), ("fct-cdf", _fct_plot(plots["fct_cdf"]))):
+        parts.append(f"<figure id='{caption}'>{svg}</figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,211 @@
+"""Training jobs sharing a fabric: one shared run, one isolated run per job,
+and each job's slowdown.
+
+A job's slowdown is its completion time in the shared run over its
+completion time alone on the same placement (its own data loading included,
+the other jobs, pipelines and background traffic left out).
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from . import metrics
+from .network import simulate
+from .workloads.collectives import BUSBW_FACTOR
+from .workloads.jobs import build_job, place
+from .workloads.traffic import Traffic
+
+__all__ = ["JobStats", "JobsResult", "run_jobs"]
+
+
+@dataclass
+class JobStats:
+    """One job's times in one run (seconds; nan where the run stopped early).
+
+    ``iteration_times[i]``: from the end of iteration i-1 (or the job's
+    start) to the end of iteration i on its slowest rank.  ``comm_times[i]``:
+    how long gradient sync was in flight during iteration i (the union of
+    its buckets' spans, first transfer released to last finished).
+    ``algbw``/``busbw``: mean over the gradient all-reduces of bucket bytes
+    over span (nccl-tests definitions).
+    """
+
+    jct: float
+    iteration_times: np.ndarray
+    comm_times: np.ndarray
+    algbw: float
+    busbw: float
+
+    @property
+    def iterations_done(self):
+        return int(np.isfinite(self.iteration_times).sum())
+
+
+def _union_length(starts, ends):
+    if not len(starts):
+        return 0.0
+    order = np.argsort(starts)
+    total, cur_s, cur_e = 0.0, starts[order[0]], ends[order[0]]
+    for s, e in zip(starts[order[1:]], ends[order[1:]]):
+        if s > cur_e:
+            total += cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    return total + cur_e - cur_s
+
+
+def _job_stats(jf, res, offset):
+    job = jf.job
+    fin, rel = res.finish, res.release
+    ends = np.array([fin[ids + offset].max() for ids in jf.iteration_end])   # nan if a rank is unfinished
+    iteration_times = np.diff(np.concatenate([[job.start], ends]))
+    comm, bws = [], []
+    per_bucket = job.grad_size / job.buckets
+    for buckets in jf.syncs:
+        spans = [(rel[ids + offset].min(), fin[ids + offset].max()) for ids in buckets]
+        spans = np.array(spans, dtype=float).reshape(-1, 2)
+        comm.append(_union_length(spans[:, 0], spans[:, 1]) if np.isfinite(spans).all() else math.nan)
+        bws += [per_bucket / (e - s) for s, e in spans if np.isfinite(e) and e > s]
+    algbw = float(np.mean(bws)) if bws else math.nan
+    return JobStats(jct=float(ends[-1] - job.start), iteration_times=iteration_times, comm_times=np.array(comm),
+                    algbw=algbw, busbw=algbw * BUSBW_FACTOR["all_reduce"](job.dp))
+
+
+@dataclass
+class JobsResult:
+    """What :func:`run_jobs` found.
+
+    Attributes
+    ----------
+    jobs : list of Job
+    flows : list of workloads.jobs.JobFlows
+        Each job's flow DAG; job i's flows sit at ``offsets[i]`` onwards in
+        the shared run.
+    shared : list of JobStats
+        Per job, in the shared run.
+    isolated : list of JobStats or None
+        Per job, alone (None where not run).
+    result : fabric.Result
+        The shared run (``result.partial`` if it was stopped).
+    traffic : Traffic
+        The shared run's flows (tags name the job or workload).
+    """
+
+    net: object
+    jobs: list
+    flows: list
+    offsets: list
+    shared: list
+    isolated: list
+    result: object
+    traffic: Traffic
+    partial: bool = False
+    meta: dict = field(default_factory=dict)
+
+    def slowdown(self, i):
+        """Job i's JCT shared / alone (nan when unknown)."""
+        iso = self.isolated[i]
+        return self.shared[i].jct / iso.jct if iso is not None and iso.jct > 0 else math.nan
+
+    def table(self):
+        """One dict per job: the headline numbers."""
+        rows = []
+        for i, job in enumerate(self.jobs):
+            s, iso = self.shared[i], self.isolated[i]
+            nan = math.nan
+            rows.append({
+                "job": job.name, "accelerators": job.accelerators,
+                "placement": job.placement if isinstance(job.placement, str) else "list",
+                "iterations": job.iterations, "iterations_done": s.iterations_done,
+                "jct_s": s.jct, "isolated_jct_s": iso.jct if iso else nan, "slowdown": self.slowdown(i),
+                "iteration_s": float(np.mean(s.iteration_times)),
+                "isolated_iteration_s": float(np.mean(iso.iteration_times)) if iso else nan,
+                "comm_s": float(np.sum(s.comm_times)) if len(s.comm_times) else 0.0,
+                "isolated_comm_s": float(np.sum(iso.comm_times)) if iso and len(iso.comm_times) else
+                (0.0 if iso else nan),
+                "algbw_Bps": s.algbw, "busbw_Bps": s.busbw, "isolated_busbw_Bps": iso.busbw if iso else nan,
+            })
+            r = rows[-1]
+            r["iteration_slowdown"] = r["iteration_s"] / r["isolated_iteration_s"] if r["isolated_iteration_s"] else nan
+            r["comm_slowdown"] = r["comm_s"] / r["isolated_comm_s"] if r["isolated_comm_s"] else nan
+        return rows
+
+    def hot_links(self, top=10):
+        return metrics.hot_links(self.result, self.net, top, self.traffic.tag, self.traffic.tags)
+
+    def fct(self):
+        return metrics.fct_stats(self.result, self.traffic.tag, self.traffic.tags)
+
+
+def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isolated=True, record_links=True,
+             progress=None):
+    """Play jobs (and other traffic) together on ``net``, then each job alone.
+
+    Parameters
+    ----------
+    net : fabric.Network
+    jobs : list of Job
+    traffic : list of Traffic
+        Pipelines and background traffic sharing the fabric (not in the
+        isolated runs).
+    events : list of fabric.LinkEvent
+        Timed failures, in every run.
+    seed : int
+        Seed of random placements.
+    placements : list of node-id arrays, optional
+        Ranks of every job (default: :func:`place`).
+    isolated : bool
+        Run every job alone too (needed for slowdowns).
+    progress : callable, optional
+        ``progress(stage, now, events, flows_done, flows)`` during every run
+        (stage ``"shared"`` or a job name); returning False stops the run and
+        the result is partial.
+
+    Examples
+    --------
+    Two 4-rank jobs whose all-reduces cross one 1 GB/s link between two
+    switches: each runs twice as long as alone.
+
+    >>> import networkx as nx, topologies, fabric
+    >>> G = nx.Graph()
+    >>> for s in "LR":
+    ...     G.add_node(s, kind="switch", tier="leaf")
+    >>> for i in range(8):
+    ...     G.add_node(f"a{i}", kind="accelerator", pod=i)
+    ...     G.add_edge(f"a{i}", "L" if i % 4 < 2 else "R", capacity=1e12, latency=0.0)
+    >>> G.add_edge("L", "R", capacity=1e9, latency=0.0)
+    >>> net = fabric.Network(G)
+    >>> jobs = [fabric.Job(n, 4, iterations=2, grad_size=4e8) for n in "ab"]
+    >>> r = run_jobs(net, jobs)
+    >>> [round(r.slowdown(i), 9) for i in range(2)]
+    [2.0, 2.0]
+    """
+    jobs = list(jobs)
+    placements = place(net, jobs, seed) if placements is None else placements
+    built = [build_job(net, job, ranks, label=i + 1) for i, (job, ranks) in enumerate(zip(jobs, placements))]
+    offsets = np.cumsum([0] + [b.traffic.n_flows for b in built])[:-1].tolist()
+    shared_traffic = Traffic.concat([b.traffic for b in built] + list(traffic))
+
+    def watcher(stage, total):
+        if progress is None:
+            return None
+        return lambda now, n_events, done: progress(stage, now, n_events, done, total)
+
+    res = simulate(net, shared_traffic, record_links=record_links, events=events,
+                   progress=watcher("shared", shared_traffic.n_flows))
+    shared = [_job_stats(b, res, off) for b, off in zip(built, offsets)]
+    alone = [None] * len(jobs)
+    partial = res.partial
+    if isolated and not partial:
+        for i, b in enumerate(built):
+            r = simulate(net, b.traffic, events=events, progress=watcher(b.job.name, b.traffic.n_flows))
+            if r.partial:
+                partial = True
+                break
+            alone[i] = _job_stats(b, r, 0)
+    return JobsResult(net=net, jobs=jobs, flows=built, offsets=offsets, shared=shared, isolated=alone, result=res,
+                      traffic=shared_traffic, partial=partial)

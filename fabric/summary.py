@@ -1,0 +1,111 @@
+"""A run's result as plain data: what ``fabric run --json`` prints, what
+``fabric report`` draws.  The layout is the JSON Schema in
+``fabric/schemas/run.schema.json`` (:data:`SCHEMA_PATH`); numbers are SI
+(seconds, bytes, bytes/s), utilizations are fractions, and a value that is
+unknown (a partial run, no isolated run) is ``null``.
+"""
+
+import math
+import os
+
+import numpy as np
+
+from . import metrics
+
+__all__ = ["FORMAT", "SCHEMA_PATH", "jsonable", "summarize"]
+
+FORMAT = "fabric.run/1"
+SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "run.schema.json")
+
+
+def jsonable(x):
+    """Plain JSON types: tuples to lists, numpy scalars to Python, nan/inf to None."""
+    if isinstance(x, dict):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if x is None or isinstance(x, str):
+        return x
+    return str(x)
+
+
+def _graph(net, res, horizon):
+    """Nodes with their attributes, undirected edges with the busier direction's mean utilization."""
+    G = net.graph
+    mean = metrics.link_stats(res, horizon)["mean"]
+    nodes = []
+    for n in net.nodes:
+        a = G.nodes[n]
+        nodes.append({"id": str(n), "kind": a["kind"], "tier": a.get("tier"), "group": a.get("group", a.get("block")),
+                      "coords": list(a["coords"]) if "coords" in a else None, "pod": a.get("pod")})
+    edges = [{"u": str(net.nodes[net.link_src[2 * e]]), "v": str(net.nodes[net.link_dst[2 * e]]),
+              "layer": str(net.layer[2 * e]), "util": max(mean[2 * e], mean[2 * e + 1])} for e in range(net.n_edges)]
+    return {"nodes": nodes, "edges": edges}
+
+
+def _heatmap(net, res, hot, bins, horizon):
+    if res.link_log is None or not hot or horizon <= 0:
+        return {"links": [], "t": [], "util": []}
+    links = [h["link"] for h in hot]
+    edges, util = metrics.utilization_matrix(res, links, bins, horizon)
+    return {"links": [f"{h['from']} -> {h['to']}" for h in hot], "t": edges, "util": util}
+
+
+def _timeline(jr):
+    """Per job, rank 0: compute intervals and gradient-sync spans."""
+    res, out = jr.result, []
+    for jf, off in zip(jr.flows, jr.offsets):
+        fin, rel = res.finish, res.release
+        compute = [[fin[off + i] - sec, fin[off + i]] for i, sec in jf.compute]
+        comm = [[rel[ids + off].min(), fin[ids + off].max()] for buckets in jf.syncs for ids in buckets]
+        data = [fin[off + i] for i in jf.data]
+        ends = [fin[ids + off].max() for ids in jf.iteration_end]
+        out.append({"job": jf.job.name, "rank": str(jr.net.nodes[jf.ranks[0]]), "start": jf.job.start,
+                    "end": ends[-1] if ends else jf.job.start, "compute": compute, "comm": comm, "data": data,
+                    "iteration_ends": ends})
+    return out
+
+
+def _fct_cdf(res, tag, tags, points=101):
+    sd = metrics.fct_slowdown(res)
+    names = np.array([t.split(":")[0] for t in tags], dtype=object)
+    out = {}
+    for name in dict.fromkeys(names.tolist()):
+        x = sd[np.isfinite(sd) & np.isin(tag, np.flatnonzero(names == name))]
+        if len(x):
+            p = np.linspace(0, 100, points)
+            out[name] = {"slowdown": np.percentile(x, p), "p": p / 100}
+    return out
+
+
+def summarize(jr, *, name=None, top=10, bins=120, plots=True):
+    """The JSON-ready summary of a :class:`fabric.run.JobsResult`."""
+    res, net = jr.result, jr.net
+    G = net.graph
+    jobs = []
+    for row, jf, s, iso in zip(jr.table(), jr.flows, jr.shared, jr.isolated):
+        row = dict(row, ranks=[str(net.nodes[v]) for v in jf.ranks], iteration_times_s=s.iteration_times,
+                   isolated_iteration_times_s=iso.iteration_times if iso else None)
+        jobs.append(row)
+    hot = jr.hot_links(top)
+    horizon = res.makespan
+    out = {
+        "format": FORMAT, "name": name, "partial": jr.partial,
+        "topology": {"family": G.graph.get("family", "custom"), "params": G.graph.get("params", {}),
+                     "nodes": net.n_nodes, "links": net.n_links, "accelerators": len(net.accelerators),
+                     "routing": net.routing if isinstance(net.routing, str) else type(net.routing).__name__},
+        "makespan_s": horizon,
+        "engine": {"flows": res.flows.n_flows, "events": res.counters["events"],
+                   "max_active": res.counters["max_active"]},
+        "jobs": jobs, "hot_links": hot, "tiers": metrics.tier_summary(res, net), "fct_slowdown": jr.fct(),
+    }
+    if plots:
+        out["plots"] = {"graph": _graph(net, res, horizon), "heatmap": _heatmap(net, res, hot, bins, horizon),
+                        "timeline": _timeline(jr), "fct_cdf": _fct_cdf(res, jr.traffic.tag, jr.traffic.tags)}
+    return jsonable(out)

@@ -1,0 +1,504 @@
+"""Training jobs as flow DAGs: placement, compute, gradient sync, pipelines.
+
+A :class:`Job` is data-parallel training, optionally with tensor (TP) and
+pipeline (PP) parallel groups.  Its ranks are laid out ``(stage, dp, tp)``
+with TP innermost, so packed placement keeps a TP group inside a pod.  One
+iteration, for every rank:
+
+1. its batch is read from storage (``sample_bytes * samples``, sharded over
+   the storage nodes), prefetched one iteration ahead: the reads for
+   iteration i+1 start once iteration i started and batch i arrived;
+2. forward compute, ``compute * forward_fraction`` split over
+   ``microbatches``; with PP, stage s sends each microbatch's activations
+   (``activation_bytes``) to stage s+1, which waits for them (GPipe);
+3. backward compute (the rest of ``compute``), gradients flowing back
+   between stages; TP groups all-reduce ``tp_bytes`` after every
+   microbatch's forward and backward;
+4. gradient synchronization: ``grad_size`` bytes all-reduced among the
+   ranks of each DP group in ``buckets`` equal buckets, one after the other
+   (one communication stream).  With ``overlap`` bucket j starts as soon as
+   the j-th slice of the last microbatch's backward is done (PyTorch DDP);
+   otherwise after the whole backward;
+5. the optimizer step (``optimizer`` seconds), then the next iteration.
+
+Compute is modelled by zero-byte *marker* flows from a rank to itself whose
+``delay`` is the compute time: a marker finishes ``delay`` seconds after
+its dependencies, so the engine plays compute and communication together.
+A collective's first send and first receive on a rank wait for that rank's
+readiness (NCCL kernels start per rank); a per-rank marker records when the
+rank is done with it.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..engine import _ptr
+from ..errors import FabricError
+from .collectives import _algorithm, schedule, topology_context
+from .pipeline import nodes_of_kind
+from .traffic import Traffic
+
+__all__ = ["Job", "PLACEMENTS", "build_job", "place"]
+
+PLACEMENTS = ("packed", "spread", "random")
+
+
+@dataclass
+class Job:
+    """One training job.
+
+    Parameters
+    ----------
+    name : str
+    accelerators : int
+        Ranks; must equal ``tp * pp * dp`` for some whole ``dp``.
+    placement : {"packed", "spread", "random"} or list of node names
+        ``packed``: the first free accelerators in rank order (contiguous);
+        ``spread``: round robin over top-level domains (fat-tree blocks,
+        dragonfly groups, torus slices) and their racks (leaf switches,
+        routers); ``random``: a seeded random choice; a list: exactly those.
+    iterations : int
+    compute : float
+        Forward + backward seconds per iteration (per rank, its share).
+    forward_fraction : float
+        Share of ``compute`` that is forward (the rest is backward).
+    grad_size : float
+        Gradient bytes each rank all-reduces per iteration (its DP group's).
+    algorithm, chunks
+        Collective algorithm and pipelining of the gradient all-reduce
+        (see :func:`fabric.workloads.schedule`).
+    buckets : int
+        Gradient buckets (separate all-reduces of ``grad_size / buckets``).
+    overlap : bool
+        Start bucket j when its gradients are ready during backward.
+    sample_bytes, samples : float, int
+        Data loading per rank per iteration (0: no data loading).
+    storage : list of node names, optional
+        Storage nodes to read from (default: all).
+    tp, pp, microbatches : int
+        Tensor-parallel group size, pipeline stages, microbatches per iteration.
+    tp_bytes : float
+        Bytes each TP group all-reduces after every microbatch's forward and
+        backward.
+    activation_bytes : float
+        Bytes a stage sends to the next per microbatch (and gradients back).
+    optimizer : float
+        Seconds of optimizer step after gradient sync.
+    start : float
+        When the job starts.
+    seed : int, optional
+        Seed of ``random`` placement (default: the run's seed + job index).
+    """
+
+    name: str
+    accelerators: int
+    placement: Union[str, Sequence] = "packed"
+    iterations: int = 1
+    compute: float = 0.0
+    forward_fraction: float = 1 / 3
+    grad_size: float = 0.0
+    algorithm: Optional[str] = None
+    chunks: int = 1
+    buckets: int = 1
+    overlap: bool = False
+    sample_bytes: float = 0.0
+    samples: int = 0
+    storage: Optional[Sequence] = None
+    tp: int = 1
+    pp: int = 1
+    microbatches: int = 1
+    tp_bytes: float = 0.0
+    activation_bytes: float = 0.0
+    optimizer: float = 0.0
+    start: float = 0.0
+    seed: Optional[int] = None
+
+    def __post_init__(self):
+        def bad(name, expected):
+            return FabricError(f"job {self.name!r}: {name}={getattr(self, name)!r}: expected {expected}")
+
+        for name in ("accelerators", "iterations", "chunks", "buckets", "tp", "pp", "microbatches"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise bad(name, "a positive integer")
+        if not isinstance(self.samples, (int, np.integer)) or isinstance(self.samples, bool) or self.samples < 0:
+            raise bad("samples", "an integer >= 0")
+        for name in ("compute", "grad_size", "sample_bytes", "tp_bytes", "activation_bytes", "optimizer", "start"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v >= 0):
+                raise bad(name, "a finite number >= 0")
+        if not (isinstance(self.forward_fraction, (int, float)) and 0 <= self.forward_fraction <= 1):
+            raise bad("forward_fraction", "a number in [0, 1]")
+        if self.accelerators % (self.tp * self.pp):
+            raise FabricError(f"job {self.name!r}: accelerators={self.accelerators} is not a multiple of "
+                              f"tp*pp={self.tp * self.pp}")
+        if isinstance(self.placement, str) and self.placement not in PLACEMENTS:
+            raise FabricError(f"job {self.name!r}: unknown placement {self.placement!r} "
+                              f"(expected packed, spread, random, or a list)")
+        self.algorithm = _algorithm("all_reduce", self.algorithm)
+
+    @property
+    def dp(self):
+        return self.accelerators // (self.tp * self.pp)
+
+
+# ------------------------------------------------------------ placement
+
+def _domains(net):
+    """(top, rack) locality labels of every accelerator, in rank order."""
+    G = net.graph
+    top, rack = [], []
+    for v in net.accelerators.tolist():
+        name = net.nodes[v]
+        switches = [u for u in G.neighbors(name)
+                    if G.nodes[u]["kind"] == "switch" and G.nodes[u].get("tier") != "scaleup"]
+        if switches:
+            sw = min(switches, key=net.node_id.get)
+            rack.append(net.node_id[sw])
+            attrs = G.nodes[sw]
+            top.append(attrs.get("block", attrs.get("group", 0)))
+        else:   # a direct network: the node is its own rack, slices of the first dimension are domains
+            rack.append(v)
+            coords = G.nodes[name].get("coords")
+            top.append(coords[0] if coords else 0)
+    return np.array(top, np.int64), np.array(rack, np.int64)
+
+
+def _spread_order(net, free):
+    """Free accelerators (positions in rank order) in spreading order."""
+    top, rack = _domains(net)
+    top, rack = top[free], rack[free]
+    # i-th free accelerator of its rack, j-th rack of its domain: sort by (i, j, domain)
+    order = np.lexsort((free, rack))
+    pos_in_rack = np.empty(len(free), np.int64)
+    starts = np.r_[0, np.flatnonzero(np.diff(rack[order])) + 1]
+    pos_in_rack[order] = np.arange(len(free)) - np.repeat(starts, np.diff(np.r_[starts, len(free)]))
+    racks = np.unique(np.stack([top, rack]), axis=1)   # sorted by (top, rack)
+    rank_of_rack = {}
+    for t in np.unique(racks[0]):
+        for j, r in enumerate(racks[1][racks[0] == t].tolist()):
+            rank_of_rack[r] = j
+    rack_pos = np.array([rank_of_rack[r] for r in rack.tolist()], np.int64)
+    return free[np.lexsort((top, rack_pos, pos_in_rack))]
+
+
+def place(net, jobs, seed=0):
+    """Node ids of every job's ranks, in job order.
+
+    Explicit lists are placed first, then the others in order, each from
+    the accelerators still free.
+
+    Examples
+    --------
+    >>> import topologies, fabric
+    >>> net = fabric.Network(topologies.fat_tree(4))
+    >>> a, b = place(net, [Job("a", 4), Job("b", 4, placement="spread")])
+    >>> [net.nodes[v] for v in a], [net.nodes[v] for v in b]
+    (['acc0', 'acc1', 'acc2', 'acc3'], ['acc4', 'acc8', 'acc12', 'acc6'])
+    """
+    acc = net.accelerators
+    owner = np.full(len(acc), -1, np.int64)
+    position = {int(v): i for i, v in enumerate(acc.tolist())}
+    out = [None] * len(jobs)
+    explicit = [i for i, j in enumerate(jobs) if not isinstance(j.placement, str)]
+    for i in explicit + [i for i in range(len(jobs)) if i not in explicit]:
+        job = jobs[i]
+        where = f"jobs[{i}].placement"
+        if i in explicit:
+            names = list(job.placement)
+            if len(names) != job.accelerators:
+                raise FabricError(f"{where}: lists {len(names)} accelerators, the job has {job.accelerators}")
+            pos = []
+            for name in names:
+                v = net.node_id.get(name) if isinstance(name, str) else None
+                if v is None or int(v) not in position:
+                    raise FabricError(f"{where}: {name!r} is not an accelerator")
+                p = position[int(v)]
+                if owner[p] >= 0 or p in pos:
+                    other = jobs[owner[p]].name if owner[p] >= 0 else job.name
+                    raise FabricError(f"{where}: {name!r} is already used by job {other!r}")
+                pos.append(p)
+            pos = np.array(pos, np.int64)
+        else:
+            free = np.flatnonzero(owner < 0)
+            if len(free) < job.accelerators:
+                raise FabricError(f"{where}: job {job.name!r} needs {job.accelerators} accelerators, only "
+                                  f"{len(free)} of {len(acc)} are free")
+            if job.placement == "packed":
+                pos = free[:job.accelerators]
+            elif job.placement == "spread":
+                pos = _spread_order(net, free)[:job.accelerators]
+            else:
+                rng = np.random.default_rng(seed + i if job.seed is None else job.seed)
+                pos = rng.choice(free, job.accelerators, replace=False)
+        owner[pos] = i
+        out[i] = acc[pos].astype(np.int32)
+    return out
+
+
+# ------------------------------------------------------------ the DAG
+
+class _Dag:
+    """Flows being built, as column chunks with global ids; dependencies
+    are given as columns of flow ids (-1: none) or in CSR form."""
+
+    def __init__(self, fid_base=0):
+        self.parts, self.n = [], 0
+        self.fid_base = fid_base
+        self.iter_base = 0   # flows of iteration i are labelled as their twin in iteration 0
+
+    def add(self, src, dst, size, tag, *, delay=0.0, deps=(), dep_ptr=None, dep_idx=None):
+        src = np.asarray(src, np.int32).ravel()
+        k = len(src)
+        if dep_ptr is None:
+            cols = [np.broadcast_to(np.asarray(d, np.int64).ravel(), (k,)) for d in deps if d is not None]
+            cols = np.stack(cols, 1) if cols else np.zeros((k, 0), np.int64)
+            ok = cols >= 0
+            dep_ptr, dep_idx = _ptr(ok.sum(1)), cols[ok]
+        ids = np.arange(self.n, self.n + k)
+        counts = np.diff(dep_ptr)
+        # the engine counts delay from the last dependency; without one, from the start
+        lead = np.where(counts == 0, float(delay), 0.0)
+        self.parts.append((src, np.asarray(dst, np.int32).ravel(), np.broadcast_to(np.asarray(size, float), (k,)),
+                           np.broadcast_to(float(delay), (k,)), counts, dep_idx, tag,
+                           ids - self.iter_base + self.fid_base, lead))
+        self.n += k
+        return ids
+
+    def markers(self, nodes, delay, tag, deps=(), **csr):
+        """Zero-byte flows node -> node finishing ``delay`` after their deps."""
+        nodes = np.asarray(nodes)
+        return self.add(nodes, nodes, 0.0, tag, delay=delay, deps=deps, **csr).reshape(nodes.shape)
+
+    def traffic(self, start):
+        cat = np.concatenate
+        tags = list(dict.fromkeys(p[6] for p in self.parts))
+        return Traffic(
+            src=cat([p[0] for p in self.parts]), dst=cat([p[1] for p in self.parts]),
+            size=cat([p[2] for p in self.parts]).astype(np.float64),
+            start=float(start) + cat([p[8] for p in self.parts]),
+            delay=cat([p[3] for p in self.parts]).astype(np.float64), dep_ptr=_ptr(cat([p[4] for p in self.parts])),
+            dep_idx=cat([p[5] for p in self.parts]).astype(np.int64),
+            tag=cat([np.full(len(p[0]), tags.index(p[6]), np.int16) for p in self.parts]), tags=tuple(tags),
+            flow_id=cat([p[7] for p in self.parts]).astype(np.int64),
+        )
+
+
+def _merge_csr(n, *relations):
+    """CSR over n rows from (rows, values) pairs, rows' order kept."""
+    rows = np.concatenate([r for r, _ in relations]).astype(np.int64)
+    vals = np.concatenate([v for _, v in relations]).astype(np.int64)
+    order = np.argsort(rows, kind="stable")
+    return _ptr(np.bincount(rows, minlength=n)), vals[order]
+
+
+@dataclass
+class _Plan:
+    """What one collective schedule needs to be laid over many groups."""
+    sched: object
+    first_send: np.ndarray    # per rank: its first send, or -1
+    first_recv: np.ndarray
+    sink_ptr: np.ndarray      # per rank: transfers it must see finish before it is done
+    sink_idx: np.ndarray
+
+
+def _plan(sched):
+    n, T = sched.n_ranks, sched.n_transfers
+    first_send, first_recv = np.full(n, -1), np.full(n, -1)
+    for first, col in ((first_send, sched.src), (first_recv, sched.dst)):
+        ranks, idx = np.unique(col, return_index=True)
+        first[ranks] = idx
+    # a transfer touching rank r that a later send of r depends on is covered by that send
+    dependent = np.repeat(np.arange(T), np.diff(sched.dep_ptr))
+    dep = sched.dep_idx
+    covered_src = np.zeros(T, bool)
+    covered_dst = np.zeros(T, bool)
+    covered_src[dep[sched.src[dependent] == sched.src[dep]]] = True
+    covered_dst[dep[sched.src[dependent] == sched.dst[dep]]] = True
+    t = np.arange(T)
+    sink_ptr, sink_idx = _merge_csr(n, (sched.src[~covered_src], t[~covered_src]),
+                                    (sched.dst[~covered_dst], t[~covered_dst]))
+    return _Plan(sched, first_send, first_recv, sink_ptr, sink_idx)
+
+
+def _collective(dag, plan, nodes, ready, tag):
+    """Lay ``plan`` over groups ``nodes`` (G, n): rank r's first send and
+    first receive wait for ``ready[g, r]`` (flow ids, -1: none).  Returns
+    per-rank done markers (G, n) and the transfers' ids (G, T)."""
+    s = plan.sched
+    G, n = nodes.shape
+    T = s.n_transfers
+    if T == 0:
+        return dag.markers(nodes, 0.0, tag + ":done", deps=[ready]), np.zeros((G, 0), np.int64)
+    base = dag.n
+    offs = (base + np.arange(G) * T)[:, None]
+    rows = [(np.tile(np.repeat(np.arange(T), np.diff(s.dep_ptr)), G) + np.repeat(np.arange(G) * T, len(s.dep_idx)),
+             (s.dep_idx[None, :] + offs).ravel())]
+    for first in (plan.first_send, plan.first_recv):
+        has = np.flatnonzero(first >= 0)
+        r = ready[:, has]
+        ok = r >= 0
+        rows.append(((first[has][None, :] + np.arange(G)[:, None] * T)[ok], r[ok]))
+    dep_ptr, dep_idx = _merge_csr(G * T, *rows)
+    ids = dag.add(nodes[:, s.src], nodes[:, s.dst], np.tile(s.nbytes, G), tag, dep_ptr=dep_ptr, dep_idx=dep_idx)
+    ids = ids.reshape(G, T)
+    # done markers: after the rank's sinks, and its readiness (a rank may have no transfers)
+    sink_rank = np.repeat(np.arange(n), np.diff(plan.sink_ptr))
+    ok = ready.ravel() >= 0
+    ptr, idx = _merge_csr(G * n, ((np.arange(G)[:, None] * n + sink_rank).ravel(), (offs + plan.sink_idx).ravel()),
+                          (np.flatnonzero(ok), ready.ravel()[ok]))
+    done = dag.markers(nodes, 0.0, tag + ":done", dep_ptr=ptr, dep_idx=idx)
+    return done, ids
+
+
+def _plans(net, nodes, size, algorithm, chunks, cache, where):
+    """One plan per distinct pod pattern of the groups (usually one)."""
+    G, n = nodes.shape
+    keys = []
+    try:
+        for g in range(G):
+            ctx = topology_context(net, nodes[g], algorithm)
+            if "pods" in ctx:   # relabel pods by first appearance: same pattern, same schedule
+                first = {}
+                ctx["pods"] = [first.setdefault(p, len(first)) for p in ctx["pods"]]
+            key = (n, size, algorithm, chunks, repr(ctx))
+            if key not in cache:
+                cache[key] = _plan(schedule("all_reduce", n, size, algorithm=algorithm, chunks=chunks, **ctx))
+            keys.append(key)
+    except FabricError as exc:
+        raise FabricError(f"{where}: {exc}") from None
+    return [(cache[k], np.array([g for g in range(G) if keys[g] == k])) for k in dict.fromkeys(keys)]
+
+
+def _all_reduce(dag, net, nodes, ready, size, algorithm, chunks, tag, cache, record=None):
+    """All-reduce ``size`` bytes in each group of ``nodes`` (G, n); per-rank done markers."""
+    done = np.empty(nodes.shape, np.int64)
+    for plan, groups in _plans(net, nodes, size, algorithm, chunks, cache, tag):
+        d, ids = _collective(dag, plan, nodes[groups], ready[groups], tag)
+        done[groups] = d
+        if record is not None:
+            record.append(ids.ravel())
+    return done
+
+
+@dataclass
+class JobFlows:
+    """A job's flows and where to find its parts (ids index ``traffic``)."""
+    job: Job
+    ranks: np.ndarray                 # node ids, rank order
+    traffic: Traffic
+    iteration_end: list = field(default_factory=list)   # per iteration: end markers of every rank
+    syncs: list = field(default_factory=list)           # per iteration: per bucket, transfer ids
+    compute: list = field(default_factory=list)         # rank 0's compute markers (id, seconds)
+    data: list = field(default_factory=list)            # per iteration: rank 0's batch-arrived marker
+
+
+def build_job(net, job, ranks, *, label=0):
+    """The flow DAG of ``job`` on node ids ``ranks``; ``label`` keeps its
+    routing labels apart from other jobs'.
+
+    Examples
+    --------
+    Two ranks, 1 s of compute, a 1 GB all-reduce over 1 GB/s links (2 steps
+    of 0.5 GB): 2 s per iteration.
+
+    >>> import topologies, fabric
+    >>> net = fabric.Network(topologies.fat_tree(4, bandwidth=1e9, latency=0.0))
+    >>> job = Job("a", 2, iterations=3, compute=1.0, grad_size=1e9)
+    >>> jf = build_job(net, job, net.accelerators[:2])
+    >>> r = fabric.simulate(net, jf.traffic)
+    >>> [float(r.finish[ids].max()) for ids in jf.iteration_end]
+    [2.0, 4.0, 6.0]
+    """
+    ranks = np.asarray(ranks, np.int32)
+    if len(ranks) != job.accelerators:
+        raise FabricError(f"job {job.name!r}: {len(ranks)} ranks for {job.accelerators} accelerators")
+    pp, tp, dp, m = job.pp, job.tp, job.dp, job.microbatches
+    R = ranks.reshape(pp, dp, tp)
+    name = job.name
+    dag = _Dag(fid_base=int(label) << 40)
+    out = JobFlows(job, ranks, None)
+    cache = {}
+    stores = nodes_of_kind(net, "storage", job.storage) if job.samples and job.sample_bytes else None
+    fwd_t = job.compute * job.forward_fraction / m
+    bwd_t = job.compute * (1 - job.forward_fraction) / m
+    dp_groups = R.transpose(0, 2, 1).reshape(pp * tp, dp)
+    tp_groups = R.reshape(pp * dp, tp)
+    none = np.full(R.shape, -1, np.int64)
+    prev_end, data, started = none, none, none
+    for it in range(job.iterations):
+        dag.iter_base = dag.n
+        gate = prev_end
+        if stores is not None:
+            batch = job.sample_bytes * job.samples / len(stores)
+            dst = np.repeat(R.ravel(), len(stores))
+            after = [np.repeat(data.ravel(), len(stores)), np.repeat(started.ravel(), len(stores))]
+            reads = dag.add(np.tile(stores, R.size), dst, batch, f"{name}:data", deps=after)
+            data = dag.markers(R, 0.0, f"{name}:data", dep_ptr=_ptr(np.full(R.size, len(stores))),
+                               dep_idx=reads).reshape(R.shape)
+            started = gate = dag.markers(R, 0.0, f"{name}:compute", deps=[prev_end, data])
+            out.data.append(int(data.flat[0]))
+        cur = gate.copy()
+        act = [[-1] * m for _ in range(pp)]   # act[s][k]: activation transfers into stage s
+        bucket_ready = [[] for _ in range(pp)]
+
+        def compute(s, seconds, deps):
+            ids = dag.markers(R[s], seconds, f"{name}:compute", deps=deps)
+            if s == 0 and seconds > 0:
+                out.compute.append((int(ids.flat[0]), seconds))
+            return ids
+
+        def tensor_parallel(s, ready):
+            if tp == 1 or not job.tp_bytes:
+                return ready
+            groups = tp_groups.reshape(pp, dp, tp)[s]
+            return _all_reduce(dag, net, groups, ready.reshape(dp, tp), job.tp_bytes, "ring", 1, f"{name}:tp",
+                               cache)
+
+        for s in range(pp):
+            for k in range(m):
+                cur[s] = tensor_parallel(s, compute(s, fwd_t, [cur[s], act[s][k]]))
+                if s < pp - 1:
+                    act[s + 1][k] = dag.add(R[s], R[s + 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
+        grad = [[-1] * m for _ in range(pp)]
+        for s in reversed(range(pp)):
+            for k in range(m):
+                pieces = job.buckets if (job.overlap and k == m - 1) else 1
+                for j in range(pieces):
+                    cur[s] = compute(s, bwd_t / pieces, [cur[s], grad[s][k] if j == 0 else None])
+                    if k == m - 1:
+                        bucket_ready[s].append(cur[s].copy())
+                cur[s] = tensor_parallel(s, cur[s])
+                if s > 0:
+                    grad[s - 1][k] = dag.add(R[s], R[s - 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
+        syncs = []
+        if dp > 1 and job.grad_size > 0:
+            after = none
+            for j in range(job.buckets):
+                ready = np.stack([bucket_ready[s][j] for s in range(pp)]) if job.overlap else cur
+                record = []
+                after = _bucket(dag, net, dp_groups, R, ready, after, job, name, cache, record)
+                syncs.append(np.concatenate(record))
+            end = dag.markers(R, job.optimizer, f"{name}:compute", deps=[after, cur])
+        else:
+            end = dag.markers(R, job.optimizer, f"{name}:compute", deps=[cur])
+        out.syncs.append(syncs)
+        out.iteration_end.append(end.ravel())
+        prev_end = end
+    out.traffic = dag.traffic(job.start)
+    return out
+
+
+def _bucket(dag, net, dp_groups, R, ready, after, job, name, cache, record):
+    """One gradient bucket: waits for ``ready`` and the previous bucket
+    (``after``) on every rank; returns per-rank done markers (R's shape)."""
+    pp, dp, tp = R.shape
+    if (after >= 0).any():   # two conditions per rank: join them in a marker
+        ready = dag.markers(R, 0.0, f"{name}:sync", deps=[ready, after])
+    as_groups = ready.transpose(0, 2, 1).reshape(pp * tp, dp)
+    done = _all_reduce(dag, net, dp_groups, as_groups, job.grad_size / job.buckets, job.algorithm, job.chunks,
+                       f"{name}:sync", cache, record)
+    return done.reshape(pp, tp, dp).transpose(0, 2, 1)
