@@ -44,6 +44,9 @@ class _Group(click.Group):
             raise _Failure(str(exc), EXIT_SCENARIO) from None
         except (FabricError, topologies.TopologyError) as exc:
             raise _Failure(str(exc)) from None
+        except BrokenPipeError:   # the reader (head, less) went away: nothing left to say
+            sys.stderr.close()
+            raise SystemExit(0) from None
         except OSError as exc:
             raise _Failure(f"{exc.filename or ''}: {exc.strerror or exc}") from None
 

@@ -26,16 +26,16 @@ class JobStats:
     """One job's times in one run (seconds; nan where the run stopped early).
 
     ``iteration_times[i]``: from the end of iteration i-1 (or the job's
-    start) to the end of iteration i on its slowest rank.  ``comm_times[i]``:
-    how long gradient sync was in flight during iteration i (the union of
-    its buckets' spans, first transfer released to last finished).
+    start) to the end of iteration i on its slowest rank.  ``comm_time``:
+    how long gradient sync was in flight (the union over all buckets and
+    iterations of first transfer released .. last transfer finished).
     ``algbw``/``busbw``: mean over the gradient all-reduces of bucket bytes
     over span (nccl-tests definitions).
     """
 
     jct: float
     iteration_times: np.ndarray
-    comm_times: np.ndarray
+    comm_time: float
     algbw: float
     busbw: float
 
@@ -63,16 +63,14 @@ def _job_stats(jf, res, offset):
     fin, rel = res.finish, res.release
     ends = np.array([fin[ids + offset].max() for ids in jf.iteration_end])   # nan if a rank is unfinished
     iteration_times = np.diff(np.concatenate([[job.start], ends]))
-    comm, bws = [], []
-    per_bucket = job.grad_size / job.buckets
-    for buckets in jf.syncs:
-        spans = [(rel[ids + offset].min(), fin[ids + offset].max()) for ids in buckets]
-        spans = np.array(spans, dtype=float).reshape(-1, 2)
-        comm.append(_union_length(spans[:, 0], spans[:, 1]) if np.isfinite(spans).all() else math.nan)
-        bws += [per_bucket / (e - s) for s, e in spans if np.isfinite(e) and e > s]
-    algbw = float(np.mean(bws)) if bws else math.nan
-    return JobStats(jct=float(ends[-1] - job.start), iteration_times=iteration_times, comm_times=np.array(comm),
-                    algbw=algbw, busbw=algbw * BUSBW_FACTOR["all_reduce"](job.dp))
+    spans = np.array([(rel[ids + offset].min(), fin[ids + offset].max()) for buckets in jf.syncs for ids in buckets],
+                     dtype=float).reshape(-1, 2)
+    spans = spans[np.isfinite(spans).all(axis=1)]
+    width = spans[:, 1] - spans[:, 0]
+    algbw = float(np.mean(job.grad_size / job.buckets / width[width > 0])) if (width > 0).any() else math.nan
+    return JobStats(jct=float(ends[-1] - job.start), iteration_times=iteration_times,
+                    comm_time=_union_length(spans[:, 0], spans[:, 1]), algbw=algbw,
+                    busbw=algbw * BUSBW_FACTOR["all_reduce"](job.dp))
 
 
 @dataclass
@@ -124,9 +122,7 @@ class JobsResult:
                 "jct_s": s.jct, "isolated_jct_s": iso.jct if iso else nan, "slowdown": self.slowdown(i),
                 "iteration_s": float(np.mean(s.iteration_times)),
                 "isolated_iteration_s": float(np.mean(iso.iteration_times)) if iso else nan,
-                "comm_s": float(np.sum(s.comm_times)) if len(s.comm_times) else 0.0,
-                "isolated_comm_s": float(np.sum(iso.comm_times)) if iso and len(iso.comm_times) else
-                (0.0 if iso else nan),
+                "comm_s": s.comm_time, "isolated_comm_s": iso.comm_time if iso else nan,
                 "algbw_Bps": s.algbw, "busbw_Bps": s.busbw, "isolated_busbw_Bps": iso.busbw if iso else nan,
             })
             r = rows[-1]

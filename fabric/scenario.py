@@ -60,6 +60,8 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 
+from topologies import TopologyError
+
 from .errors import FabricError
 from .failures import LinkEvent
 from .network import ROUTINGS, Network
@@ -255,8 +257,12 @@ class Scenario:
     output: dict = field(default_factory=dict)
 
     def error(self, path, message, cls=ScenarioError):
-        """An error for the key ``path``, located in the file."""
-        line = _line_of(self.text, path)
+        """An error for the key ``path``, located in the file.  A message that
+        starts with one of the table's keys (``size=...: ...``) points at it."""
+        key = re.match(r"(\w+)[=:]", message)
+        if key and isinstance(path[-1], int) and key.group(1) in SCHEMA.get(path[0], {}):
+            path = path + (key.group(1),)
+        line = _line_of(self.text, path) or _line_of(self.text, path[:-1])
         where = f"{self.path}:{line}" if line else self.path
         return cls(f"{where}: {_path_text(path)}: {message}")
 
@@ -268,7 +274,7 @@ class Scenario:
         topo = self.topology
         try:
             G = load_topology(self.resolve(topo["file"]) if topo.get("file") else topo["spec"])
-        except FabricError as exc:
+        except (FabricError, TopologyError) as exc:
             raise self.error(("topology", "file" if topo.get("file") else "spec"), str(exc)) from None
         return Network(G, routing=routing or topo["routing"], seed=self.seed if seed is None else seed)
 
@@ -282,9 +288,7 @@ class Scenario:
             try:
                 jobs.append(Job(**spec))
             except FabricError as exc:
-                message = str(exc).split(": ", 1)[-1]   # drop "job 'a'": the path says it
-                key = re.match(r"(\w+)=", message)
-                raise self.error(("jobs", i) + ((key.group(1),) if key else ()), message) from None
+                raise self.error(("jobs", i), str(exc).split(": ", 1)[-1]) from None   # the path names the job
         try:
             placements = place(net, jobs, seed)
         except FabricError as exc:
@@ -342,7 +346,7 @@ class Scenario:
 def _section(scn_path, text, path, table, schema):
     """Check one table against its schema; returns values with defaults."""
     def fail(key, message):
-        line = _line_of(text, path + (key,))
+        line = _line_of(text, path + (key,)) or _line_of(text, path)
         where = f"{scn_path}:{line}" if line else scn_path
         return ScenarioError(f"{where}: {_path_text(path + (key,))}: {message}")
 

@@ -24,9 +24,9 @@ iteration, for every rank:
 Compute is modelled by zero-byte *marker* flows from a rank to itself whose
 ``delay`` is the compute time: a marker finishes ``delay`` seconds after
 its dependencies, so the engine plays compute and communication together.
-A collective's first send and first receive on a rank wait for that rank's
-readiness (NCCL kernels start per rank); a per-rank marker records when the
-rank is done with it.
+A collective's transfers wait for the readiness of the ranks they touch
+(NCCL kernels start per rank: a rank neither sends nor receives before its
+own kernel runs); a per-rank marker records when the rank is done with it.
 """
 
 import math
@@ -299,21 +299,23 @@ def _merge_csr(n, *relations):
 class _Plan:
     """What one collective schedule needs to be laid over many groups."""
     sched: object
-    first_send: np.ndarray    # per rank: its first send, or -1
-    first_recv: np.ndarray
+    wait_src: np.ndarray      # transfers that must wait for their sender's readiness
+    wait_dst: np.ndarray      # ... for their receiver's
     sink_ptr: np.ndarray      # per rank: transfers it must see finish before it is done
     sink_idx: np.ndarray
 
 
 def _plan(sched):
     n, T = sched.n_ranks, sched.n_transfers
-    first_send, first_recv = np.full(n, -1), np.full(n, -1)
-    for first, col in ((first_send, sched.src), (first_recv, sched.dst)):
-        ranks, idx = np.unique(col, return_index=True)
-        first[ranks] = idx
-    # a transfer touching rank r that a later send of r depends on is covered by that send
     dependent = np.repeat(np.arange(T), np.diff(sched.dep_ptr))
     dep = sched.dep_idx
+    # a rank's transfer waits for the rank to be ready unless it already waits
+    # for an earlier transfer of that rank on the same side (by induction all do)
+    chained_src = np.zeros(T, bool)
+    chained_dst = np.zeros(T, bool)
+    chained_src[dependent[sched.src[dependent] == sched.src[dep]]] = True
+    chained_dst[dependent[sched.dst[dependent] == sched.dst[dep]]] = True
+    # a transfer touching rank r that a later send of r depends on is covered by that send
     covered_src = np.zeros(T, bool)
     covered_dst = np.zeros(T, bool)
     covered_src[dep[sched.src[dependent] == sched.src[dep]]] = True
@@ -321,13 +323,13 @@ def _plan(sched):
     t = np.arange(T)
     sink_ptr, sink_idx = _merge_csr(n, (sched.src[~covered_src], t[~covered_src]),
                                     (sched.dst[~covered_dst], t[~covered_dst]))
-    return _Plan(sched, first_send, first_recv, sink_ptr, sink_idx)
+    return _Plan(sched, np.flatnonzero(~chained_src), np.flatnonzero(~chained_dst), sink_ptr, sink_idx)
 
 
 def _collective(dag, plan, nodes, ready, tag):
-    """Lay ``plan`` over groups ``nodes`` (G, n): rank r's first send and
-    first receive wait for ``ready[g, r]`` (flow ids, -1: none).  Returns
-    per-rank done markers (G, n) and the transfers' ids (G, T)."""
+    """Lay ``plan`` over groups ``nodes`` (G, n): rank r's transfers wait
+    for ``ready[g, r]`` (flow ids, -1: none).  Returns per-rank done
+    markers (G, n) and the transfers' ids (G, T)."""
     s = plan.sched
     G, n = nodes.shape
     T = s.n_transfers
@@ -337,11 +339,10 @@ def _collective(dag, plan, nodes, ready, tag):
     offs = (base + np.arange(G) * T)[:, None]
     rows = [(np.tile(np.repeat(np.arange(T), np.diff(s.dep_ptr)), G) + np.repeat(np.arange(G) * T, len(s.dep_idx)),
              (s.dep_idx[None, :] + offs).ravel())]
-    for first in (plan.first_send, plan.first_recv):
-        has = np.flatnonzero(first >= 0)
-        r = ready[:, has]
+    for waiting, rank in ((plan.wait_src, s.src), (plan.wait_dst, s.dst)):
+        r = ready[:, rank[waiting]]
         ok = r >= 0
-        rows.append(((first[has][None, :] + np.arange(G)[:, None] * T)[ok], r[ok]))
+        rows.append(((waiting[None, :] + np.arange(G)[:, None] * T)[ok], r[ok]))
     dep_ptr, dep_idx = _merge_csr(G * T, *rows)
     ids = dag.add(nodes[:, s.src], nodes[:, s.dst], np.tile(s.nbytes, G), tag, dep_ptr=dep_ptr, dep_idx=dep_idx)
     ids = ids.reshape(G, T)

@@ -1,0 +1,191 @@
+"""Training jobs: hand-checked contention, closed-form iterations, placement."""
+
+import networkx as nx
+import numpy as np
+import pytest
+
+import fabric
+import topologies
+from fabric import FabricError, Job, place, run_jobs
+from fabric.workloads import background, build_job
+
+from _graphs import star
+
+
+def dumbbell(per_side=2, thin=1e9, fat=1e12):
+    """Two switches joined by one thin link; 2*per_side accelerators on each.
+    Accelerators alternate sides in pairs, so a packed job of 4*... ranks has
+    ring neighbours across the thin link in both directions."""
+    G = nx.Graph(family="custom")
+    for s in "LR":
+        G.add_node(s, kind="switch", tier="leaf")
+    for i in range(4 * per_side):
+        G.add_node(f"a{i}", kind="accelerator", pod=i)
+        G.add_edge(f"a{i}", "L" if i % (2 * per_side) < per_side else "R", capacity=fat, latency=0.0)
+    G.add_edge("L", "R", capacity=thin, latency=0.0)
+    return G
+
+
+@pytest.mark.parametrize("algorithm", ["ring", "tree", "direct"])
+def test_two_identical_jobs_through_one_thin_link_run_twice_as_long(algorithm):
+    net = fabric.Network(dumbbell())
+    r = run_jobs(net, [Job(n, 4, iterations=3, grad_size=4e8, algorithm=algorithm) for n in "ab"])
+    # both jobs cross the thin link both ways (a0,a1 | a2,a3 and a4,a5 | a6,a7)
+    for i in range(2):
+        assert r.slowdown(i) == pytest.approx(2.0, rel=1e-12)
+        assert r.shared[i].comm_time == pytest.approx(2 * r.isolated[i].comm_time, rel=1e-12)
+    # alone, a ring all-reduce of S over 4 ranks with a B bottleneck: 2(n-1) S/(nB)
+    if algorithm == "ring":
+        assert r.isolated[0].jct == pytest.approx(3 * 2 * 3 * 4e8 / 4 / 1e9, rel=1e-12)
+
+
+@pytest.mark.parametrize("compute", [0.05, 0.3, 1.7])
+def test_compute_then_sync_slowdown_is_c_plus_2t_over_c_plus_t(compute):
+    net = fabric.Network(dumbbell())
+    jobs = [Job(n, 4, iterations=4, compute=compute, grad_size=4e8, algorithm="ring") for n in "ab"]
+    r = run_jobs(net, jobs)
+    T = 2 * 3 * 4e8 / 4 / 1e9      # the all-reduce alone
+    assert r.isolated[0].jct == pytest.approx(4 * (compute + T), rel=1e-12)
+    for i in range(2):
+        assert r.slowdown(i) == pytest.approx((compute + 2 * T) / (compute + T), rel=1e-12)
+        assert np.allclose(r.shared[i].iteration_times, compute + 2 * T, rtol=1e-12)
+
+
+def test_bucketed_overlap_hides_all_but_the_last_bucket():
+    """Forward F, backward B in k slices; bucket j's all-reduce (t each) starts
+    when slice j is done, so with t <= B/k an iteration takes F + B + t."""
+    n, bw, S, k = 4, 1e9, 4e8, 4
+    net = fabric.Network(star(n, bw, 0.0))
+    t = 2 * (n - 1) * (S / k) / (n * bw)                     # 0.15 s per bucket
+    job = Job("a", n, iterations=3, compute=1.2, forward_fraction=0.25, grad_size=S, buckets=k, overlap=True)
+    r = run_jobs(net, [job], isolated=False)
+    assert np.allclose(r.shared[0].iteration_times, 0.3 + 0.9 + t, rtol=1e-12)
+    # without overlap all four buckets follow the backward pass
+    job = Job("a", n, iterations=3, compute=1.2, forward_fraction=0.25, grad_size=S, buckets=k)
+    r = run_jobs(net, [job], isolated=False)
+    assert np.allclose(r.shared[0].iteration_times, 1.2 + k * t, rtol=1e-12)
+    assert r.shared[0].busbw == pytest.approx(bw, rel=1e-12)   # a ring on a star: busbw = link bandwidth
+
+
+@pytest.mark.parametrize("compute, slow_storage", [(1.0, False), (0.1, True)])
+def test_prefetched_data_loading_overlaps_compute(compute, slow_storage):
+    """Batches come one iteration ahead: steady state max(C, R) per iteration."""
+    G = star(2, 1e10, 0.0)
+    topologies.attach_storage(G, 1, at=["sw"], bandwidth=1e9 if slow_storage else 1e10, latency=0.0)
+    net = fabric.Network(G)
+    job = Job("a", 2, iterations=5, compute=compute, sample_bytes=1e7, samples=10)
+    R = 2 * 1e8 / (1e9 if slow_storage else 1e10)               # both ranks' batches through the storage link
+    r = run_jobs(net, [job], isolated=False)
+    assert r.shared[0].jct == pytest.approx(R + 5 * compute if compute >= R else 5 * R + compute, rel=1e-12)
+
+
+def test_pipeline_parallel_gpipe_schedule():
+    """pp=2, two microbatches, forward f, backward b, activations a each way:
+    (m + pp - 1)(f + b) + 2a = 10 with f=1, b=2, a=0.5."""
+    net = fabric.Network(star(2, 1e9, 0.0))
+    job = Job("a", 2, pp=2, microbatches=2, compute=2 * 3.0, forward_fraction=1 / 3, activation_bytes=5e8)
+    r = run_jobs(net, [job], isolated=False)
+    assert r.shared[0].jct == pytest.approx(10.0, rel=1e-12)
+
+
+def test_tensor_parallel_all_reduces_after_forward_and_backward():
+    net = fabric.Network(star(2, 1e9, 0.0))
+    job = Job("a", 2, tp=2, compute=3.0, forward_fraction=1 / 3, tp_bytes=1e9)
+    r = run_jobs(net, [job], isolated=False)
+    assert r.shared[0].jct == pytest.approx(3.0 + 2 * 1.0, rel=1e-12)   # 2 ranks: 2 steps of S/2 each
+
+
+def test_tp_groups_stay_inside_pods_and_dp_groups_cross_them():
+    G = topologies.fat_tree(4, pod=4)
+    net = fabric.Network(G)
+    job = Job("a", 8, tp=4, grad_size=1e6, tp_bytes=1e6, compute=0.01)
+    jf = build_job(net, job, place(net, [job])[0])
+    t = jf.traffic
+    tp = t.flows_of("a:tp")
+    assert len(tp) and np.all(net.pod[t.src[tp]] == net.pod[t.dst[tp]])
+    sync = t.flows_of("a:sync")
+    assert len(sync) and np.all(net.pod[t.src[sync]] != net.pod[t.dst[sync]])
+
+
+def test_spread_placement_pays_on_an_oversubscribed_fat_tree():
+    net = fabric.Network(topologies.fat_tree(4, oversubscription=2, bandwidth=1e9, latency=0.0))
+
+    def slowdowns(placement):
+        jobs = [Job(n, 8, placement=placement, iterations=2, grad_size=1e8, compute=0.01) for n in "ab"]
+        r = run_jobs(net, jobs)
+        return [r.slowdown(i) for i in range(2)]
+
+    packed, spread = slowdowns("packed"), slowdowns("spread")
+    assert max(packed) == pytest.approx(1.0, rel=1e-9)      # each job has its own blocks
+    assert min(spread) > 1.2
+
+
+def test_ugal_beats_minimal_under_adversarial_traffic():
+    G = topologies.dragonfly(2, 4, 2, bandwidth=1e10, latency=0.0)
+    jct = {}
+    for routing in ("minimal", "ugal"):
+        net = fabric.Network(G, routing=routing)
+        jobs = [Job("ring", 36, placement="spread", iterations=2, grad_size=1e8)]
+        free = [net.nodes[v] for v in net.accelerators[36:]]
+        bg = background(net, "shift", size=1e7, nodes=free, shift=4)
+        r = run_jobs(net, jobs, traffic=[bg])
+        jct[routing] = r.shared[0].jct
+    assert jct["ugal"] < 0.8 * jct["minimal"]
+
+
+def test_placement_policies():
+    net = fabric.Network(topologies.fat_tree(4))
+    a, b, c = place(net, [Job("a", 4), Job("b", 4, placement="spread"), Job("c", 4, placement="random")], seed=3)
+    names = lambda ids: [net.nodes[v] for v in ids]   # noqa: E731
+    assert names(a) == ["acc0", "acc1", "acc2", "acc3"]
+    blocks = [net.graph.nodes[next(iter(net.graph.neighbors(n)))]["block"] for n in names(b)]
+    assert len(set(blocks[:3])) == 3                    # one per remaining block first
+    assert len(set(a) | set(b) | set(c)) == 12
+    again = place(net, [Job("a", 4), Job("b", 4, placement="spread"), Job("c", 4, placement="random")], seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip((a, b, c), again))
+    # explicit lists are placed first; the others take what is left
+    x, y = place(net, [Job("x", 2), Job("y", 2, placement=["acc0", "acc1"])])
+    assert names(x) == ["acc2", "acc3"] and names(y) == ["acc0", "acc1"]
+
+
+@pytest.mark.parametrize("jobs, message", [
+    ([Job("a", 12), Job("b", 8)], "jobs[1].placement: job 'b' needs 8 accelerators, only 4 of 16 are free"),
+    ([Job("a", 2, placement=["acc0", "acc1"]), Job("b", 2, placement=["acc1", "acc2"])],
+     "jobs[1].placement: 'acc1' is already used by job 'a'"),
+    ([Job("a", 2, placement=["acc0", "sw"])], "jobs[0].placement: 'sw' is not an accelerator"),
+    ([Job("a", 3, placement=["acc0"])], "jobs[0].placement: lists 1 accelerators, the job has 3"),
+])
+def test_placement_errors(jobs, message):
+    net = fabric.Network(topologies.fat_tree(4))
+    with pytest.raises(FabricError) as e:
+        place(net, jobs)
+    assert str(e.value) == message
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"accelerators": 0}, "accelerators"), ({"accelerators": 6, "tp": 4}, "tp*pp"), ({"compute": -1.0}, "compute"),
+    ({"placement": "packd"}, "unknown placement 'packd'"), ({"algorithm": "bogus"}, "algorithm='bogus'"),
+    ({"grad_size": float("nan")}, "grad_size"), ({"forward_fraction": 2.0}, "forward_fraction"),
+])
+def test_job_validation(kwargs, field):
+    args = dict(name="a", accelerators=4) | kwargs
+    with pytest.raises(FabricError, match=field.replace("*", r"\*")):
+        Job(**args)
+
+
+def test_stopping_a_run_gives_a_partial_result():
+    net = fabric.Network(dumbbell())
+    jobs = [Job(n, 4, iterations=400, grad_size=4e8, compute=0.1) for n in "ab"]
+    calls = []
+
+    def stop_soon(stage, now, events, done, total):
+        calls.append(now)
+        return len(calls) < 2
+
+    full = run_jobs(net, jobs, isolated=False)
+    part = run_jobs(net, jobs, progress=stop_soon)
+    assert part.partial and part.isolated == [None, None]
+    assert 0 < part.shared[0].iterations_done < 400 and np.isnan(part.shared[0].jct)
+    done = np.isfinite(part.result.finish)
+    assert 0 < done.sum() < len(done)
+    assert np.array_equal(part.result.finish[done], full.result.finish[done])   # the same run, cut short
