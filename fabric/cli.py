@@ -393,12 +393,15 @@ def _print_summary(summary, top):
                             disable_numparse=True))
 
 
+_PER_JOB_LISTS = ("ranks", "iteration_times_s", "isolated_iteration_times_s", "collectives")   # not for CSV
+
+
 def _write(path, fmt, summary):
     if fmt == "json":
         text = json.dumps(summary, indent=1) + "\n"
     else:
         buf = io.StringIO()
-        cols = [k for k in summary["jobs"][0] if not isinstance(summary["jobs"][0][k], list)]
+        cols = [k for k in summary["jobs"][0] if k not in _PER_JOB_LISTS]
         writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(summary["jobs"])

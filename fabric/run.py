@@ -29,8 +29,9 @@ class JobStats:
     start) to the end of iteration i on its slowest rank.  ``comm_time``:
     how long gradient sync was in flight (the union over all buckets and
     iterations of first transfer released .. last transfer finished).
-    ``algbw``/``busbw``: mean over the gradient all-reduces of bucket bytes
-    over span (nccl-tests definitions).
+    ``syncs``: one row per gradient all-reduce (iteration, bucket, start,
+    end); ``algbw``/``busbw``: the mean over them of bucket bytes over
+    duration (nccl-tests definitions).
     """
 
     jct: float
@@ -38,6 +39,7 @@ class JobStats:
     comm_time: float
     algbw: float
     busbw: float
+    syncs: np.ndarray
 
     @property
     def iterations_done(self):
@@ -63,14 +65,14 @@ def _job_stats(jf, res, offset):
     fin, rel = res.finish, res.release
     ends = np.array([fin[ids + offset].max() for ids in jf.iteration_end])   # nan if a rank is unfinished
     iteration_times = np.diff(np.concatenate([[job.start], ends]))
-    spans = np.array([(rel[ids + offset].min(), fin[ids + offset].max()) for buckets in jf.syncs for ids in buckets],
-                     dtype=float).reshape(-1, 2)
-    spans = spans[np.isfinite(spans).all(axis=1)]
-    width = spans[:, 1] - spans[:, 0]
+    syncs = np.array([(i, b, rel[ids + offset].min(), fin[ids + offset].max())
+                      for i, buckets in enumerate(jf.syncs) for b, ids in enumerate(buckets)], dtype=float).reshape(-1, 4)
+    syncs = syncs[np.isfinite(syncs).all(axis=1)]
+    width = syncs[:, 3] - syncs[:, 2]
     algbw = float(np.mean(job.grad_size / job.buckets / width[width > 0])) if (width > 0).any() else math.nan
     return JobStats(jct=float(ends[-1] - job.start), iteration_times=iteration_times,
-                    comm_time=_union_length(spans[:, 0], spans[:, 1]), algbw=algbw,
-                    busbw=algbw * BUSBW_FACTOR["all_reduce"](job.dp))
+                    comm_time=_union_length(syncs[:, 2], syncs[:, 3]), algbw=algbw,
+                    busbw=algbw * BUSBW_FACTOR["all_reduce"](job.dp), syncs=syncs)
 
 
 @dataclass
@@ -105,9 +107,11 @@ class JobsResult:
     meta: dict = field(default_factory=dict)
 
     def slowdown(self, i):
-        """Job i's JCT shared / alone (nan when unknown)."""
-        iso = self.isolated[i]
-        return self.shared[i].jct / iso.jct if iso is not None and iso.jct > 0 else math.nan
+        """Job i's JCT shared / alone (nan when unknown; 1 for a job with nothing to wait for)."""
+        iso, jct = self.isolated[i], self.shared[i].jct
+        if iso is None or not math.isfinite(jct):
+            return math.nan
+        return jct / iso.jct if iso.jct > 0 else (1.0 if jct == iso.jct else math.inf)
 
     def table(self):
         """One dict per job: the headline numbers."""

@@ -90,8 +90,14 @@ def summarize(jr, *, name=None, top=10, bins=120, plots=True):
     G = net.graph
     jobs = []
     for row, jf, s, iso in zip(jr.table(), jr.flows, jr.shared, jr.isolated):
+        factor = s.busbw / s.algbw if s.algbw > 0 else 1.0
+        per_bucket = jf.job.grad_size / jf.job.buckets
+        collectives = [{"iteration": int(i), "bucket": int(b), "start_s": t0, "time_s": t1 - t0,
+                        "algbw_Bps": per_bucket / (t1 - t0) if t1 > t0 else None,
+                        "busbw_Bps": factor * per_bucket / (t1 - t0) if t1 > t0 else None}
+                       for i, b, t0, t1 in s.syncs.tolist()]
         row = dict(row, ranks=[str(net.nodes[v]) for v in jf.ranks], iteration_times_s=s.iteration_times,
-                   isolated_iteration_times_s=iso.iteration_times if iso else None)
+                   isolated_iteration_times_s=iso.iteration_times if iso else None, collectives=collectives)
         jobs.append(row)
     hot = jr.hot_links(top)
     horizon = res.makespan

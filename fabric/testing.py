@@ -34,7 +34,7 @@ from .routing import FAMILY_ROUTINGS
 
 __all__ = [
     "link_networks", "explicit_flows", "link_scenarios",
-    "fat_trees", "tori", "dragonflies", "topologies", "networks", "flow_sets", "collectives",
+    "fat_trees", "tori", "dragonflies", "topologies", "networks", "flow_sets", "collectives", "jobs",
     "bad_topology_params", "bad_flows",
     "assert_feasible", "assert_max_min_fair", "assert_conserved", "assert_matches_reference",
     "assert_collective_dataflow",
@@ -334,6 +334,59 @@ def collectives(draw, net, max_size=1e9):
     if op == "sendrecv":
         kw["perm"] = draw(st.permutations(range(len(ranks))))
     return kw
+
+
+@st.composite
+def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("packed", "spread", "random", "list")):
+    """Lists of :class:`fabric.Job` that fit ``net`` together: at most as
+    many ranks as accelerators, explicit placements disjoint, ``tp * pp``
+    dividing every job's size, collective algorithms that need no particular
+    topology, data loading only where the topology has storage.  Shrinks
+    towards one small job with nothing optional.
+
+    Examples
+    --------
+    >>> import topologies, fabric
+    >>> from hypothesis import given, settings
+    >>> net = fabric.Network(topologies.fat_tree(4))
+    >>> @settings(max_examples=10, deadline=None)
+    ... @given(jobs(net))
+    ... def test_they_fit(js):
+    ...     assert sum(len(p) for p in fabric.place(net, js)) == sum(j.accelerators for j in js)
+    >>> test_they_fit()
+    """
+    from .workloads.jobs import Job
+
+    accs = [net.nodes[v] for v in net.accelerators]
+    storage = bool(np.any(net.kind == "storage"))
+    left, taken, out = len(accs), set(), []
+    for i in range(draw(st.integers(1, max_jobs))):
+        if left == 0:
+            break
+        n = draw(st.integers(1, min(left, max_ranks)))
+        tp = draw(st.sampled_from([d for d in _divisors(n) if d <= 4]))
+        pp = draw(st.sampled_from([d for d in _divisors(n // tp) if d <= 3]))
+        placement = draw(st.sampled_from(placements))
+        if placement == "list":
+            free = [a for a in accs if a not in taken]
+            if len(free) < n:
+                placement = "packed"
+            else:
+                placement = draw(st.lists(st.sampled_from(free), min_size=n, max_size=n, unique=True))
+                taken.update(placement)
+        left -= n
+        rare = lambda: draw(st.integers(0, 3)) == 3   # noqa: E731  (shrinks to off)
+        out.append(Job(
+            name=f"job{i}", accelerators=n, placement=placement, iterations=draw(st.integers(1, max_iterations)),
+            compute=draw(st.sampled_from((0.0, 1e-4, 1e-3))), grad_size=draw(st.sampled_from((0.0, 1e6, 1e8))),
+            algorithm=draw(st.sampled_from(("ring", "tree", "direct", "halving_doubling"))),
+            chunks=draw(st.integers(1, 2)), buckets=draw(st.integers(1, 3)), overlap=rare(),
+            sample_bytes=1e5 if storage and rare() else 0.0, samples=draw(st.integers(0, 4)),
+            tp=tp, pp=pp, microbatches=draw(st.integers(1, 2)), tp_bytes=1e6 if tp > 1 and rare() else 0.0,
+            activation_bytes=1e6 if pp > 1 and rare() else 0.0, optimizer=1e-4 if rare() else 0.0,
+            start=1e-3 if rare() else 0.0, seed=draw(st.integers(0, 3)),
+        ))
+    return out
 
 
 # ------------------------------------------------------------ invalid input, for error handling

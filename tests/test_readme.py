@@ -24,3 +24,10 @@ def test_collectives_and_pipelines_example_runs():
     scope = {}
     exec(compile(_block_after("## Collectives and data pipelines"), "README.md", "exec"), scope)
     assert scope["r"].busbw > 0 and scope["res"].makespan > 0
+
+
+@pytest.mark.skipif(not README.exists(), reason="README not next to the tests")
+def test_jobs_example_runs():
+    scope = {}
+    exec(compile(_block_after("## Jobs sharing a fabric"), "README.md", "exec"), scope)
+    assert all(row["slowdown"] >= 1 - 1e-9 for row in scope["r"].table())

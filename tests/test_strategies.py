@@ -11,7 +11,7 @@ import topologies as T
 from fabric import ValidationError
 from fabric.testing import (
     assert_collective_dataflow, assert_conserved, assert_feasible, assert_max_min_fair, bad_flows,
-    bad_topology_params, collectives, dragonflies, fat_trees, flow_sets, networks, tori, topologies,
+    bad_topology_params, collectives, dragonflies, fat_trees, flow_sets, jobs, networks, tori, topologies,
 )
 
 
@@ -101,3 +101,25 @@ def test_a_failing_property_shrinks_to_a_handful_of_flows():
                     settings=settings(max_examples=500, database=None))
     assert len(smallest) <= 4 and any(f.size > 0 and f.src != f.dst for f in smallest)
     assert all(f.size == 0 or f.src == f.dst for f in smallest[:-1])   # the rest are inert
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_job_mixes_fit_and_run_soundly(data):
+    """Whatever mix is drawn: it places, every job finishes every iteration,
+    no link is ever over capacity, bytes are conserved, and a job's
+    iterations take at least its compute."""
+    net = data.draw(networks(topologies(max_accelerators=24)))
+    mix = data.draw(jobs(net))
+    assert 1 <= len(mix) and sum(j.accelerators for j in mix) <= len(net.accelerators)
+    lists = [a for j in mix if not isinstance(j.placement, str) for a in j.placement]
+    assert len(lists) == len(set(lists))
+    assert all(j.accelerators % (j.tp * j.pp) == 0 for j in mix)
+    r = fabric.run_jobs(net, mix)
+    assert_feasible(r.result)
+    assert_conserved(r.result)
+    for job, shared, alone in zip(mix, r.shared, r.isolated):
+        assert shared.iterations_done == job.iterations and alone.iterations_done == job.iterations
+        assert shared.jct >= job.iterations * (job.compute + job.optimizer) * (1 - 1e-12)
+    if len(mix) == 1:
+        assert r.slowdown(0) == 1.0       # alone in the shared run too
