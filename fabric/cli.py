@@ -16,6 +16,7 @@ from .errors import FabricError
 from .network import ROUTINGS, Network
 from .scenario import ScenarioError, load_scenario
 from .spec import load_topology
+from .summary import JOB_COLUMNS, LINK_COLUMNS, cell, summarize
 from .units import format_bandwidth, format_size, format_time, parse_size
 from .workloads.collectives import ALGORITHMS, OPS, collective as run_collective, collective_sizes
 
@@ -182,7 +183,7 @@ def _collective_options(f):
 
 
 def _emit(rows, fmt, output):
-    """Rows (dicts) as JSON or CSV, to a file or stdout."""
+    """Rows (dicts) as JSON or CSV, to a file or stdout (JSON takes any data)."""
     if fmt == "json":
         text = json.dumps(rows, indent=2) + "\n"
     else:
@@ -206,17 +207,23 @@ def _format_option(f):
     return f
 
 
-def _machine_output(rows, as_json, as_csv, output):
-    """Write rows as --json/--csv to stdout, or to -o FILE (format from the
-    flag, else the extension).  True when the human table is still wanted:
-    no machine format was asked for, or it went to a file."""
+def _machine_format(as_json, as_csv, output):
+    """The machine format asked for: the flag's, else -o FILE's extension, else None."""
     if as_json and as_csv:
         raise click.UsageError("--json and --csv: choose one")
     if as_json or as_csv:
-        fmt = "json" if as_json else "csv"
-    elif output:
-        fmt = "csv" if output.lower().endswith(".csv") else "json"
-    else:
+        return "json" if as_json else "csv"
+    if output:
+        return "csv" if output.lower().endswith(".csv") else "json"
+    return None
+
+
+def _machine_output(rows, as_json, as_csv, output):
+    """Write rows as --json/--csv to stdout, or to -o FILE.  True when the
+    human table is still wanted: no machine format was asked for, or it went
+    to a file."""
+    fmt = _machine_format(as_json, as_csv, output)
+    if fmt is None:
         return True
     _emit(rows, fmt, output)
     return bool(output)
@@ -364,17 +371,6 @@ class _RunProgress:
             self.bar = None
 
 
-_JOB_TABLE = [("job", "job", str), ("accs", "accelerators", str), ("placement", "placement", str),
-              ("iters", "iterations_done", str), ("JCT", "jct_s", format_time),
-              ("JCT alone", "isolated_jct_s", format_time), ("slowdown", "slowdown", lambda v: f"{v:.3f}x"),
-              ("comm", "comm_s", format_time), ("comm slowdown", "comm_slowdown", lambda v: f"{v:.3f}x"),
-              ("busbw", "busbw_Bps", format_bandwidth)]
-
-
-def _fmt_cell(fmt, v):
-    return "-" if v is None or (isinstance(v, float) and v != v) else fmt(v)
-
-
 def _print_summary(summary, top):
     topo = summary["topology"]
     click.echo(f"{summary['name']}: {topo['family']}, {topo['accelerators']} accelerators, routing {topo['routing']}; "
@@ -382,34 +378,22 @@ def _print_summary(summary, top):
                f"makespan {format_time(summary['makespan_s'])}" + (" (PARTIAL: stopped early)" if summary["partial"]
                                                                    else ""))
     click.echo()
-    rows = [[_fmt_cell(f, j[k]) for _, k, f in _JOB_TABLE] for j in summary["jobs"]]
-    click.echo(tabulate(rows, headers=[h for h, _, _ in _JOB_TABLE], disable_numparse=True))
-    if summary["hot_links"]:
-        click.echo()
-        rows = [[f"{h['from']} -> {h['to']}", h["layer"], f"{100 * h['mean']:.1f}%",
-                 _fmt_cell(lambda v: f"{100 * v:.1f}%", h.get("peak")), _fmt_cell(format_time, h.get("hot_s")),
-                 ", ".join(h.get("users", []))] for h in summary["hot_links"][:top]]
-        click.echo(tabulate(rows, headers=["hottest links", "layer", "mean", "peak", ">= 90%", "used by"],
-                            disable_numparse=True))
+    for title, rows, columns in (("jobs", summary["jobs"], JOB_COLUMNS),
+                                 ("hottest links", summary["hot_links"][:top], LINK_COLUMNS)):
+        if rows:
+            click.echo(f"{title}:")
+            click.echo(tabulate([[cell(r.get(k), kind) for _, k, kind in columns] for r in rows],
+                                headers=[t for t, _, _ in columns], disable_numparse=True))
+            click.echo()
 
 
 _PER_JOB_LISTS = ("ranks", "iteration_times_s", "isolated_iteration_times_s", "collectives")   # not for CSV
 
 
 def _write(path, fmt, summary):
-    if fmt == "json":
-        text = json.dumps(summary, indent=1) + "\n"
-    else:
-        buf = io.StringIO()
-        cols = [k for k in summary["jobs"][0] if k not in _PER_JOB_LISTS]
-        writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(summary["jobs"])
-        text = buf.getvalue()
-    if path is None:
-        click.echo(text, nl=False)
-    else:
-        atomic_write(path, lambda fh: fh.write(text.encode()))
+    """The summary as JSON, or its jobs as CSV rows, to a file or stdout."""
+    _emit(summary if fmt == "json" else [{k: v for k, v in j.items() if k not in _PER_JOB_LISTS}
+                                         for j in summary["jobs"]], fmt, path)
 
 
 @main.command(context_settings=CONTEXT)
@@ -438,7 +422,6 @@ def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv,
       fabric run examples/dragonfly_adversarial.toml --routing ugal --json -o ugal.json
     """
     from .run import run_jobs
-    from .summary import summarize
 
     scn = load_scenario(scenario)
     net = scn.network(routing, seed)
@@ -462,10 +445,7 @@ def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv,
     for fmt in ("json", "csv"):
         if scn.output[fmt]:
             _write(scn.resolve(scn.output[fmt]), fmt, summary)
-    if as_json and as_csv:
-        raise click.UsageError("--json and --csv: choose one")
-    fmt = "json" if as_json else "csv" if as_csv else (
-        ("csv" if output.lower().endswith(".csv") else "json") if output else None)
+    fmt = _machine_format(as_json, as_csv, output)
     if fmt:
         _write(output, fmt, summary)
     if fmt is None or output:

@@ -15,10 +15,15 @@ run's makespan by default):
 
 import numpy as np
 
-__all__ = ["fct_slowdown", "fct_stats", "hot_links", "link_stats", "tier_summary", "utilization_matrix"]
+__all__ = ["fct_slowdown", "fct_stats", "hot_links", "link_stats", "owners", "tier_summary", "utilization_matrix"]
 
 #: utilization counted as "hot" by :func:`link_stats`
 HOT = 0.9
+
+
+def _owner(tag):
+    """Who a traffic tag belongs to: the part before ':' (``job:sync`` -> ``job``)."""
+    return tag.split(":")[0]
 
 
 def _steps(result, horizon):
@@ -59,7 +64,7 @@ def link_stats(result, horizon=None):
 
 
 def _tags_by_link(result, links, tag, tags):
-    """For each of ``links``: the sorted names (tag prefixes before ':') of flows crossing it."""
+    """For each of ``links``: the sorted owners of the flows crossing it."""
     fa = result.flows
     n_sub = np.diff(fa.sub_ptr)
     sub_owner = np.repeat(np.arange(fa.n_flows), n_sub)
@@ -68,7 +73,7 @@ def _tags_by_link(result, links, tag, tags):
     pairs = np.unique(np.stack([fa.path_links[wanted], tag[inc_owner[wanted]]]), axis=1)
     names = {int(l): set() for l in links}
     for l, g in pairs.T.tolist():
-        names[l].add(tags[g].split(":")[0])
+        names[l].add(_owner(tags[g]))
     return {l: sorted(v) for l, v in names.items()}
 
 
@@ -138,15 +143,21 @@ def fct_slowdown(result):
         return np.where((fa.size > 0) & (ideal > 0), fct / ideal, np.nan)
 
 
-def fct_stats(result, tag=None, tags=(), group=lambda t: t.split(":")[0]):
-    """FCT-slowdown percentiles (p50, p99, max, flows) overall and per group
-    of tags (job name by default)."""
+def owners(tag, tags):
+    """Flow masks by owner (a job's name for its ``job:sync``, ``job:data``...
+    flows), in order of appearance."""
+    names = np.array([_owner(t) for t in tags], dtype=object)
+    return {name: np.isin(tag, np.flatnonzero(names == name)) for name in dict.fromkeys(names.tolist())}
+
+
+def fct_stats(result, tag=None, tags=()):
+    """FCT-slowdown percentiles (p50, p99, max, flows) over all flows and
+    per owner (:func:`owners`)."""
     sd = fct_slowdown(result)
-    labels = {"all": np.isfinite(sd)}
+    done = np.isfinite(sd)
+    labels = {"all": done}
     if tag is not None:
-        names = np.array([group(t) for t in tags], dtype=object)
-        for name in dict.fromkeys(names.tolist()):
-            labels[name] = np.isfinite(sd) & np.isin(tag, np.flatnonzero(names == name))
+        labels.update({name: done & mask for name, mask in owners(tag, tags).items()})
     out = {}
     for name, sel in labels.items():
         x = sd[sel]

@@ -10,8 +10,8 @@ import io
 import numpy as np
 
 from .errors import FabricError
-from .summary import FORMAT
-from .units import format_bandwidth, format_time
+from .summary import FORMAT, JOB_COLUMNS, LINK_COLUMNS, cell
+from .units import format_time
 
 __all__ = ["render"]
 
@@ -149,35 +149,13 @@ def _fct_plot(cdf):
     return _svg(fig)
 
 
-def _cell(v, kind):
-    if v is None:
-        return "-"
-    if kind == "time":
-        return format_time(v)
-    if kind == "bw":
-        return format_bandwidth(v)
-    if kind == "ratio":
-        return f"{v:.3f}x"
-    if kind == "pct":
-        return f"{100 * v:.1f}%"
-    return html.escape(str(v))
-
-
 def _table(rows, columns):
     head = "".join(f"<th>{html.escape(title)}</th>" for title, _, _ in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(key), kind)}</td>" for _, key, kind in columns) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(r.get(key), kind))}</td>" for _, key, kind in columns) + "</tr>"
                    for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-JOB_COLUMNS = [("job", "job", ""), ("accelerators", "accelerators", ""), ("placement", "placement", ""),
-               ("iterations", "iterations_done", ""), ("JCT", "jct_s", "time"),
-               ("JCT alone", "isolated_jct_s", "time"), ("slowdown", "slowdown", "ratio"),
-               ("iteration", "iteration_s", "time"), ("comm", "comm_s", "time"),
-               ("comm slowdown", "comm_slowdown", "ratio"), ("busbw", "busbw_Bps", "bw"),
-               ("busbw alone", "isolated_busbw_Bps", "bw")]
-LINK_COLUMNS = [("from", "from", ""), ("to", "to", ""), ("layer", "layer", ""), ("mean", "mean", "pct"),
-                ("peak", "peak", "pct"), ("time >= 90%", "hot_s", "time"), ("users", "users", "")]
 TIER_COLUMNS = [("layer", "layer", ""), ("links", "links", ""), ("mean", "mean", "pct"),
                 ("busiest mean", "max_mean", "pct"), ("peak", "peak", "pct")]
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
@@ -194,7 +172,6 @@ def render(summary):
     plots = summary.get("plots")
     if not plots:
         raise FabricError("result: has no plot data (it was written without plots)")
-    links = [dict(h, users=", ".join(h.get("users", []))) for h in summary["hot_links"]]
     fct = [dict(v, name=k) for k, v in summary["fct_slowdown"].items()]
     topo = summary["topology"]
     title = html.escape(summary.get("name") or "fabric run")
@@ -211,7 +188,7 @@ def render(summary):
                      "unfinished jobs show their progress so far.</p>")
     parts += [
         "<h2>Jobs</h2>", _table(summary["jobs"], JOB_COLUMNS),
-        "<h2>Hottest links</h2>", _table(links, LINK_COLUMNS),
+        "<h2>Hottest links</h2>", _table(summary["hot_links"], LINK_COLUMNS),
         "<h2>Per tier</h2>", _table(summary["tiers"], TIER_COLUMNS),
         "<h2>Flow completion-time slowdown</h2>",
         _table(fct, [("flows of", "name", ""), ("flows", "flows", ""), ("p50", "p50", "ratio"),

@@ -7,8 +7,7 @@ the other jobs, pipelines and background traffic left out).
 """
 
 import math
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -104,7 +103,6 @@ class JobsResult:
     result: object
     traffic: Traffic
     partial: bool = False
-    meta: dict = field(default_factory=dict)
 
     def slowdown(self, i):
         """Job i's JCT shared / alone (nan when unknown; 1 for a job with nothing to wait for)."""

@@ -343,10 +343,11 @@ class Scenario:
                             steps=p["steps"], interval=p["interval"], start=p["start"], tag=tag)
 
 
-def _section(scn_path, text, path, table, schema):
-    """Check one table against its schema; returns values with defaults."""
+def _section(scn_path, text, path, table, schema, tables=()):
+    """Check one table against its schema (``tables``: sub-tables checked
+    elsewhere); returns its values with defaults."""
     def fail(key, message):
-        line = _line_of(text, path + (key,)) or _line_of(text, path)
+        line = _line_of(text, path + (key,)) or _line_of(text, path + (key, 0)) or _line_of(text, path)
         where = f"{scn_path}:{line}" if line else scn_path
         return ScenarioError(f"{where}: {_path_text(path + (key,))}: {message}")
 
@@ -355,10 +356,13 @@ def _section(scn_path, text, path, table, schema):
         raise ScenarioError(f"{scn_path}:{line or '?'}: {_path_text(path)}: expected a table")
     out = {}
     for key, value in table.items():
+        if key in tables:
+            continue
         if key not in schema:
-            close = difflib.get_close_matches(key, list(schema), n=1)
+            known = list(schema) + list(tables)
+            close = difflib.get_close_matches(key, known, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise fail(key, f"unknown key ({hint}expected one of {', '.join(schema)})")
+            raise fail(key, f"unknown key ({hint}expected one of {', '.join(known)})")
         try:
             out[key] = schema[key][0](value)
         except _Bad as exc:
@@ -395,16 +399,7 @@ def parse_scenario(text, path="<scenario>"):
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
-    top_schema = dict(SCHEMA[""], **{k: None for k in SCHEMA if k})
-    top = {k: v for k, v in data.items() if k in SCHEMA[""]}
-    for key in data:
-        if key not in top_schema:
-            close = difflib.get_close_matches(key, list(top_schema), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            line = _line_of(text, (key,)) or _line_of(text, (key, 0))
-            raise ScenarioError(f"{path}:{line or '?'}: {key}: unknown key ({hint}expected one of "
-                                f"{', '.join(k for k in top_schema if k)})")
-    top = _section(path, text, (), top, SCHEMA[""])
+    top = _section(path, text, (), data, SCHEMA[""], tables=[k for k in SCHEMA if k])
     if "topology" not in data:
         raise ScenarioError(f"{path}: topology: missing (required): a [topology] table with spec or file")
     topo = _section(path, text, ("topology",), data["topology"], SCHEMA["topology"])

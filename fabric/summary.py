@@ -11,11 +11,31 @@ import os
 import numpy as np
 
 from . import metrics
+from .units import format_bandwidth, format_time
 
-__all__ = ["FORMAT", "SCHEMA_PATH", "jsonable", "summarize"]
+__all__ = ["FORMAT", "JOB_COLUMNS", "LINK_COLUMNS", "SCHEMA_PATH", "cell", "jsonable", "summarize"]
 
 FORMAT = "fabric.run/1"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "run.schema.json")
+
+
+#: (title, key, kind) of the per-job and hot-link tables, for the terminal and the report
+JOB_COLUMNS = [("job", "job", ""), ("accs", "accelerators", ""), ("placement", "placement", ""),
+               ("iters", "iterations_done", ""), ("JCT", "jct_s", "time"), ("JCT alone", "isolated_jct_s", "time"),
+               ("slowdown", "slowdown", "ratio"), ("iteration", "iteration_s", "time"), ("comm", "comm_s", "time"),
+               ("comm slowdown", "comm_slowdown", "ratio"), ("busbw", "busbw_Bps", "bw"),
+               ("busbw alone", "isolated_busbw_Bps", "bw")]
+LINK_COLUMNS = [("from", "from", ""), ("to", "to", ""), ("layer", "layer", ""), ("mean", "mean", "pct"),
+                ("peak", "peak", "pct"), (">= 90%", "hot_s", "time"), ("used by", "users", "list")]
+_FORMATS = {"time": format_time, "bw": format_bandwidth, "ratio": lambda v: f"{v:.3f}x",
+            "pct": lambda v: f"{100 * v:.1f}%", "list": ", ".join, "": str}
+
+
+def cell(value, kind=""):
+    """A table cell in human units; '-' for unknown values."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return _FORMATS[kind](value)
 
 
 def jsonable(x):
@@ -74,10 +94,9 @@ def _timeline(jr):
 
 def _fct_cdf(res, tag, tags, points=101):
     sd = metrics.fct_slowdown(res)
-    names = np.array([t.split(":")[0] for t in tags], dtype=object)
     out = {}
-    for name in dict.fromkeys(names.tolist()):
-        x = sd[np.isfinite(sd) & np.isin(tag, np.flatnonzero(names == name))]
+    for name, mask in metrics.owners(tag, tags).items():
+        x = sd[np.isfinite(sd) & mask]
         if len(x):
             p = np.linspace(0, 100, points)
             out[name] = {"slowdown": np.percentile(x, p), "p": p / 100}

@@ -427,10 +427,21 @@ def build_job(net, job, ranks, *, label=0):
     fwd_t = job.compute * job.forward_fraction / m
     bwd_t = job.compute * (1 - job.forward_fraction) / m
     dp_groups = R.transpose(0, 2, 1).reshape(pp * tp, dp)
-    tp_groups = R.reshape(pp * dp, tp)
     none = np.full(R.shape, -1, np.int64)
     prev_end, data, started = none, none, none
-    for it in range(job.iterations):
+
+    def compute(s, seconds, deps):
+        ids = dag.markers(R[s], seconds, f"{name}:compute", deps=deps)
+        if s == 0 and seconds > 0:
+            out.compute.append((int(ids.flat[0]), seconds))
+        return ids
+
+    def tensor_parallel(s, ready):   # stage s's TP groups are the rows of R[s]
+        if tp == 1 or not job.tp_bytes:
+            return ready
+        return _all_reduce(dag, net, R[s], ready, job.tp_bytes, "ring", 1, f"{name}:tp", cache)
+
+    for _ in range(job.iterations):
         dag.iter_base = dag.n
         gate = prev_end
         if stores is not None:
@@ -445,20 +456,6 @@ def build_job(net, job, ranks, *, label=0):
         cur = gate.copy()
         act = [[-1] * m for _ in range(pp)]   # act[s][k]: activation transfers into stage s
         bucket_ready = [[] for _ in range(pp)]
-
-        def compute(s, seconds, deps):
-            ids = dag.markers(R[s], seconds, f"{name}:compute", deps=deps)
-            if s == 0 and seconds > 0:
-                out.compute.append((int(ids.flat[0]), seconds))
-            return ids
-
-        def tensor_parallel(s, ready):
-            if tp == 1 or not job.tp_bytes:
-                return ready
-            groups = tp_groups.reshape(pp, dp, tp)[s]
-            return _all_reduce(dag, net, groups, ready.reshape(dp, tp), job.tp_bytes, "ring", 1, f"{name}:tp",
-                               cache)
-
         for s in range(pp):
             for k in range(m):
                 cur[s] = tensor_parallel(s, compute(s, fwd_t, [cur[s], act[s][k]]))
