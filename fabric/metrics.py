@@ -6,7 +6,9 @@ run's makespan by default):
 
 * *mean* (time-weighted) utilization = bytes carried / (capacity * T);
 * *peak* utilization and *time above 90 %* come from the recorded step
-  functions (``simulate(..., record_links=True)``);
+  functions (``simulate(..., record_links=True)``), whose change times are
+  exact up to the engine's simultaneity window (events within 1e-12
+  relative are one event);
 * the *FCT slowdown* of a flow is its completion time (finish - release)
   over its completion time alone on an idle network (path latency plus
   size over the path's bottleneck, and its cap; for a sprayed flow the

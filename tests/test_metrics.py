@@ -41,11 +41,20 @@ def test_binned_utilization_integrates_to_bytes(data):
     links = np.arange(net.n_links)
     edges, util = metrics.utilization_matrix(r, links, bins=7)
     carried = (util * np.diff(edges)).sum(axis=1) * net.capacity
-    assert np.allclose(carried, r.link_bytes, rtol=1e-9, atol=1e-6 * max(1.0, r.link_bytes.max()))
+    # events within 1e-12 relative of each other are one event (the engine's
+    # simultaneity window), so a change of the step function is placed to
+    # 1e-12 * t: a short burst late in a long run integrates to
+    # capacity * 1e-12 * t off (exact bytes are in link_bytes)
+    changes = np.bincount(r.link_log[1], minlength=net.n_links)
+    slack = net.capacity * (changes + 2) * max(2e-12 * r.makespan, 4 * np.spacing(r.makespan))
+    assert np.all(np.abs(carried - r.link_bytes) <= 1e-9 * r.link_bytes + slack)
     assert np.all(s["mean"] <= s["peak"] + 1e-9) and np.all(s["peak"] <= 1 + 1e-9)
     assert np.all(s["hot_s"] <= r.makespan * (1 + 1e-12))
     sd = metrics.fct_slowdown(r)
-    assert np.all(sd[np.isfinite(sd)] >= 1 - 1e-9)     # nothing beats the idle network
+    ok = np.isfinite(sd) & (sd > 0)
+    fct = (r.finish - r.release)[ok]
+    # nothing beats the idle network (up to the rounding of finish - release)
+    assert np.all(fct >= fct / sd[ok] * (1 - 1e-9) - 4 * np.spacing(r.finish[ok]))
 
 
 def test_hot_links_and_tiers_name_who_crosses_them():
