@@ -4,6 +4,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import sys
 
 import click
@@ -14,10 +15,10 @@ from topologies.io import atomic_write
 
 from .errors import FabricError
 from .network import ROUTINGS, Network
-from .scenario import ScenarioError, load_scenario
+from .scenario import InfeasibleError, ScenarioError, load_scenario
 from .spec import load_topology
 from .summary import JOB_COLUMNS, LINK_COLUMNS, cell, summarize
-from .units import format_bandwidth, format_size, format_time, parse_size
+from .units import format_bandwidth, format_size, format_time, parse_size, parse_time
 from .workloads.collectives import ALGORITHMS, OPS, collective as run_collective, collective_sizes
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
@@ -43,6 +44,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except ScenarioError as exc:
             raise _Failure(str(exc), EXIT_SCENARIO) from None
+        except InfeasibleError as exc:
+            raise _Failure(str(exc), EXIT_INFEASIBLE) from None
         except (FabricError, topologies.TopologyError) as exc:
             raise _Failure(str(exc)) from None
         except BrokenPipeError:   # the reader (head, less) went away: nothing left to say
@@ -421,21 +424,11 @@ def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv,
       fabric run examples/two_jobs_fat_tree.toml
       fabric run examples/dragonfly_adversarial.toml --routing ugal --json -o ugal.json
     """
-    from .run import run_jobs
-
     scn = load_scenario(scenario)
-    net = scn.network(routing, seed)
-    try:
-        jobs, placements, traffic, events = scn.build(net, seed)
-    except ScenarioError:
-        raise
-    except FabricError as exc:
-        raise _Failure(str(exc), EXIT_INFEASIBLE) from None
     top = top or scn.output["top"]
     watcher = _RunProgress(progress_lines or sys.stderr.isatty(), progress_lines)
     try:
-        jr = run_jobs(net, jobs, placements=placements, traffic=traffic, events=events, seed=scn.seed,
-                      isolated=isolated, progress=watcher)
+        jr = scn.run(routing, seed, isolated=isolated, progress=watcher)
     except KeyboardInterrupt:
         raise _Failure("interrupted before the simulation started; nothing to report", EXIT_INTERRUPTED) from None
     finally:
@@ -454,31 +447,97 @@ def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv,
         raise _Failure("interrupted: the result above is partial", EXIT_INTERRUPTED)
 
 
+@main.command("sweep", context_settings=CONTEXT)
+@click.argument("sweep_file", metavar="SWEEP", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for points/*.json, table.csv and table.parquet (with pyarrow).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Local worker processes (default: the CPU count).")
+@click.option("--scheduler", default=None, envvar="DASK_SCHEDULER_ADDRESS", show_envvar=True,
+              help="Run the points on this Dask scheduler (tcp://HOST:PORT) instead; needs fabric[dask].")
+@click.option("--resume", is_flag=True, help="Skip points whose result is already in the directory.")
+@click.option("--point-timeout", default=None, help="Give up on a point after this long (e.g. 10min, 90s).")
+def sweep_command(sweep_file, out, workers, scheduler, resume, point_timeout):
+    """Run every point of a parameter sweep and write one tidy table.
+
+    A sweep file is a base scenario plus axes (grid, zip or random samples);
+    see fabric/sweep.py.  Each point's result is written as soon as it
+    finishes; a failing point is recorded with its error and the rest go on;
+    Ctrl-C keeps every finished point (exit code 130) and --resume goes on
+    from there.
+
+    \b
+    Example:
+      fabric sweep examples/sweep.toml -o results/ --workers 2
+      fabric report results/ -o sweep.html
+    """
+    from .sweep import load_sweep, run_sweep
+
+    sw = load_sweep(sweep_file)
+    timeout = parse_time(point_timeout, "point-timeout") if point_timeout else None
+    total = len(sw.points())
+    failed = 0
+    bar = click.progressbar(length=total, label="sweep", file=sys.stderr, show_pos=True, show_eta=True) \
+        if sys.stderr.isatty() else None
+
+    def progress(record, finished, n):
+        nonlocal failed
+        failed += record["status"] != "ok"
+        if bar is not None:
+            bar.label = f"sweep: {finished - failed} done, {failed} failed"
+            bar.update(1)
+        elif record["status"] != "ok":
+            click.echo(f"point {record['id']} failed: {record['error']}", err=True)
+
+    try:
+        rows = run_sweep(sw, out, workers=workers, scheduler=scheduler, resume=resume, point_timeout=timeout,
+                         progress=progress)
+    except KeyboardInterrupt:
+        raise _Failure(f"interrupted: finished points are in {out}; --resume goes on from there",
+                       EXIT_INTERRUPTED) from None
+    finally:
+        if bar is not None:
+            bar.render_finish()
+    ok = sum(r["status"] == "ok" for r in rows)
+    click.echo(f"{ok} of {total} points ok, {len(rows) - ok} failed; table: {os.path.join(out, 'table.csv')}")
+
+
 @main.command(context_settings=CONTEXT)
-@click.argument("result", type=click.Path(exists=True, dir_okay=False))
+@click.argument("result", type=click.Path(exists=True))
 @click.option("-o", "--output", default="report.html", show_default=True,
               type=click.Path(dir_okay=False, writable=True), help="The HTML file to write.")
 def report(result, output):
-    """Write a self-contained HTML report of a run's JSON result.
+    """Write a self-contained HTML report of a run's JSON result, or of a
+    sweep's result directory.
 
-    Tables of jobs, hot links, tiers and FCT slowdown, and plots: the
-    topology coloured by link utilization, a utilization heatmap of the
+    For a run: tables of jobs, hot links, tiers and FCT slowdown, and plots:
+    the topology coloured by link utilization, a utilization heatmap of the
     hottest links over time, each job's timeline and the FCT-slowdown CDF.
-    Needs matplotlib (pip install 'fabric[report]').
+    For a sweep: its table and each job's JCT and slowdown against the first
+    numeric axis, one line per combination of the others.  Needs matplotlib
+    (pip install 'fabric[report]').
 
     \b
     Example:
       fabric run examples/two_jobs_fat_tree.toml -o result.json
       fabric report result.json -o report.html
+      fabric report results/ -o sweep.html
     """
-    from .report import render
+    from .report import render, render_sweep
 
-    try:
-        with open(result, encoding="utf-8") as fh:
-            summary = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise _Failure(f"{result}: not valid JSON ({exc})") from None
-    page = render(summary)
+    if os.path.isdir(result):
+        table = os.path.join(result, "table.csv")
+        if not os.path.exists(table):
+            raise _Failure(f"{result}: no table.csv (not a 'fabric sweep' output directory)")
+        with open(table, encoding="utf-8", newline="") as fh:
+            page = render_sweep(list(csv.DictReader(fh)), title=os.path.basename(os.path.abspath(result)))
+    else:
+        try:
+            with open(result, encoding="utf-8") as fh:
+                summary = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise _Failure(f"{result}: not valid JSON ({exc})") from None
+        page = render(summary)
     atomic_write(output, lambda fh: fh.write(page.encode()))
     click.echo(f"wrote {output}")
 

@@ -200,3 +200,72 @@ def render(summary):
         parts.append(f"<figure id='{caption}'>{svg}</figure>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _sweep_plot(rows, axes, metrics_):
+    """Each metric against the first numeric axis, one line per combination of the others."""
+    plt = _pyplot()
+    numeric = [a for a in axes if all(_number(r[a]) is not None for r in rows)]
+    x_axis = numeric[0] if numeric else axes[0]
+    others = [a for a in axes if a != x_axis]
+    fig, plots = plt.subplots(1, len(metrics_), figsize=(5.5 * len(metrics_), 4), squeeze=False)
+    for ax, (title, key, scale) in zip(plots[0], metrics_):
+        groups = {}
+        for r in rows:
+            if r["status"] == "ok" and _number(r.get(key)) is not None:
+                groups.setdefault(tuple(r[a] for a in others), []).append(r)
+        for label, members in groups.items():
+            if numeric:
+                members.sort(key=lambda r: _number(r[x_axis]))
+                xs = [_number(r[x_axis]) for r in members]
+            else:
+                xs = [r[x_axis] for r in members]
+            ax.plot(xs, [_number(r[key]) * scale for r in members], marker="o",
+                    label=", ".join(f"{a}={v}" for a, v in zip(others, label)) or key)
+        ax.set_xlabel(x_axis)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    plots[0][0].legend(fontsize=7)
+    return _svg(fig)
+
+
+def render_sweep(rows, title="sweep"):
+    """The report page for a sweep's tidy table (rows as read from table.csv)."""
+    if not rows or "status" not in rows[0] or "id" not in rows[0]:
+        raise FabricError("sweep table: no points (or not a 'fabric sweep' table)")
+    columns = list(rows[0])
+    axes = columns[columns.index("id") + 1:columns.index("status")]
+    jobs = [c[:-len(".jct_s")] for c in columns if c.endswith(".jct_s")]
+    metrics_ = [(f"{j}: JCT (ms)", f"{j}.jct_s", 1e3) for j in jobs] + [("mean slowdown", "mean_slowdown", 1.0)]
+    shown = axes + ["status"] + [k for _, k, _ in metrics_] + ["error"]
+    ok = sum(r["status"] == "ok" for r in rows)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
+    body = "".join("<tr>" + "".join(
+        f"<td>{html.escape(_sweep_cell(r.get(c), c))}</td>" for c in shown) + "</tr>" for r in rows)
+    return "\n".join([
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Sweep: {html.escape(title)}</h1>",
+        f"<p>{len(rows)} points, {ok} ok, {len(rows) - ok} failed; axes: {html.escape(', '.join(axes))}.</p>",
+        f"<figure id='sweep'>{_sweep_plot(rows, axes, metrics_)}</figure>",
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
+        "</body></html>",
+    ])
+
+
+def _sweep_cell(value, column):
+    x = _number(value)
+    if x is None or value in ("", None):
+        return value or "-"
+    if column.endswith("_s"):
+        return format_time(x)
+    if "slowdown" in column:
+        return f"{x:.3f}x"
+    return value

@@ -72,11 +72,15 @@ from .workloads.collectives import ALGORITHMS
 from .workloads.jobs import PLACEMENTS, Job
 from .workloads.pipeline import checkpoint, data_loading
 
-__all__ = ["SCHEMA", "Scenario", "ScenarioError", "load_scenario", "parse_scenario"]
+__all__ = ["SCHEMA", "InfeasibleError", "Scenario", "ScenarioError", "load_scenario", "parse_scenario", "scenario_from_data"]
 
 
 class ScenarioError(FabricError):
     """The scenario file itself is wrong: syntax, unknown key, wrong type or value."""
+
+
+class InfeasibleError(FabricError):
+    """The scenario is well formed but does not fit its fabric (placement, node names)."""
 
 
 class _Bad(Exception):
@@ -296,7 +300,7 @@ class Scenario:
             m = re.fullmatch(r"jobs\[(\d+)\]\.placement", path)
             if not m:
                 raise
-            raise self.error(("jobs", int(m.group(1)), "placement"), message, FabricError) from None
+            raise self.error(("jobs", int(m.group(1)), "placement"), message, InfeasibleError) from None
         used = {int(v) for p in placements for v in p.tolist()}
         ranks_of = {j.name: [net.nodes[v] for v in p] for j, p in zip(jobs, placements)}
         traffic = []
@@ -304,7 +308,7 @@ class Scenario:
             try:
                 traffic.append(self._pipeline(net, p, ranks_of, f"pipeline{i}:{p['kind']}"))
             except FabricError as exc:
-                raise self.error(("pipelines", i), str(exc), FabricError) from None
+                raise self.error(("pipelines", i), str(exc), InfeasibleError) from None
         for i, b in enumerate(self.background):
             nodes = b["nodes"]
             if nodes == "free":
@@ -317,15 +321,25 @@ class Scenario:
                     start=b["start"], seed=seed + i if b["seed"] is None else b["seed"], shift=b["shift"],
                     receiver=b["receiver"], tag=f"background{i}:{b['pattern']}"))
             except FabricError as exc:
-                raise self.error(("background", i), str(exc), FabricError) from None
+                raise self.error(("background", i), str(exc), InfeasibleError) from None
         events = []
         for i, f in enumerate(self.failures):
             try:
                 net.link(*f["link"])
                 events.append(LinkEvent(f["at"], [f["link"]], f["factor"]))
             except FabricError as exc:
-                raise self.error(("failures", i, "link"), str(exc), FabricError) from None
+                raise self.error(("failures", i, "link"), str(exc), InfeasibleError) from None
         return jobs, placements, traffic, events
+
+    def run(self, routing=None, seed=None, *, isolated=True, progress=None):
+        """Build and run the scenario: a :class:`fabric.run.JobsResult`
+        (``routing``/``seed`` override the file's)."""
+        from .run import run_jobs
+
+        net = self.network(routing, seed)
+        jobs, placements, traffic, events = self.build(net, seed)
+        return run_jobs(net, jobs, placements=placements, traffic=traffic, events=events,
+                        seed=self.seed if seed is None else seed, isolated=isolated, progress=progress)
 
     def _pipeline(self, net, p, ranks_of, tag):
         if p["job"] is not None and p["job"] not in ranks_of:
@@ -399,6 +413,12 @@ def parse_scenario(text, path="<scenario>"):
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    return scenario_from_data(data, text, path)
+
+
+def scenario_from_data(data, text="", path="<scenario>"):
+    """A :class:`Scenario` from already parsed TOML data (``text``, the file
+    it came from, lets errors name lines)."""
     top = _section(path, text, (), data, SCHEMA[""], tables=[k for k in SCHEMA if k])
     if "topology" not in data:
         raise ScenarioError(f"{path}: topology: missing (required): a [topology] table with spec or file")
