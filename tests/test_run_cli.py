@@ -84,7 +84,7 @@ def test_bad_scenarios_give_one_line_and_an_exit_code(tmp_path, content, code, m
 
 
 def test_help():
-    for args in (["run"], ["report"]):
+    for args in (["run"], ["report"], ["sweep"]):
         r = run(*args, "--help")
         assert r.exit_code == 0 and "Usage:" in r.output and "Example" in r.output
 
