@@ -101,7 +101,10 @@ def dimension_order(net, src, dst, order=None):
 
 class _Dragonfly:
     """Tables for dragonfly routing: router and group of every node, and the
-    global links joining each ordered pair of groups."""
+    global links joining each ordered pair of groups, in CSR form: for the
+    pair (a, b), ``p = a * groups + b``, its links are ``glob_*[glob_ptr[p]
+    .. glob_ptr[p+1]-1]`` (from router ``glob_x`` to router ``glob_y`` over
+    link ``glob_l``)."""
 
     def __init__(self, net):
         G = net.graph
@@ -114,42 +117,84 @@ class _Dragonfly:
         is_router = self.group[net.link_dst[host]] >= 0
         self.router[net.link_src[host[is_router]]] = net.link_dst[host[is_router]]
         self.groups = int(G.graph["params"]["groups"])
-        self.glob = {}
-        for l in np.flatnonzero(net.layer == "global"):
-            a, b = int(net.link_src[l]), int(net.link_dst[l])
-            self.glob.setdefault((int(self.group[a]), int(self.group[b])), []).append((a, b, int(l)))
+        glob = np.flatnonzero(net.layer == "global")
+        pair = self.group[net.link_src[glob]] * self.groups + self.group[net.link_dst[glob]]
+        order = np.argsort(pair, kind="stable")   # within a pair, in link order
+        glob = glob[order]
+        self.glob_x, self.glob_y, self.glob_l = net.link_src[glob], net.link_dst[glob], glob.astype(np.int64)
+        self.glob_ptr = np.zeros(self.groups ** 2 + 1, np.int64)
+        np.cumsum(np.bincount(pair, minlength=self.groups ** 2), out=self.glob_ptr[1:])
 
 
-def _hop(net, a, b):
-    return int(net._links([a], [b])[0])
+def _hops(net, a, b):
+    """Link ids a[i] -> b[i], or -1 where a[i] == b[i] (no hop needed)."""
+    out = net._links(a, b)
+    return np.where(a == b, -1, out)
 
 
 def _minimal(net, df, rs, rd, h):
-    """Router path rs -> rd: local, global, local (hash picks the global link)."""
-    links = []
+    """Router paths rs -> rd as an (F, 3) array of link ids, -1 for none:
+    local, global (the hash picks among the group pair's links), local."""
+    out = np.full((len(rs), 3), -1, np.int64)
     gs, gd = df.group[rs], df.group[rd]
-    if gs != gd:
-        options = df.glob[(int(gs), int(gd))]
-        x, y, gl = options[int(h % np.uint64(len(options)))]
-        if rs != x:
-            links.append(_hop(net, rs, x))
-        links.append(gl)
-        rs = y
-    if rs != rd:
-        links.append(_hop(net, rs, rd))
-    return links
+    cross = gs != gd
+    same = ~cross
+    out[same, 0] = _hops(net, rs[same], rd[same])
+    if cross.any():
+        p = gs[cross] * df.groups + gd[cross]
+        count = df.glob_ptr[p + 1] - df.glob_ptr[p]
+        k = df.glob_ptr[p] + (h[cross] % count.astype(np.uint64)).astype(np.int64)
+        x, y = df.glob_x[k], df.glob_y[k]
+        out[cross, 0] = _hops(net, rs[cross], x)
+        out[cross, 1] = df.glob_l[k]
+        out[cross, 2] = _hops(net, y, rd[cross])
+    return out
 
 
 def _valiant(net, df, rs, rd, h):
-    """Minimal to a hash-chosen intermediate group, then minimal to rd."""
-    gs, gd = int(df.group[rs]), int(df.group[rd])
-    others = [g for g in range(df.groups) if g not in (gs, gd)]
-    if gs == gd or not others:
-        return _minimal(net, df, rs, rd, h)
-    gi = others[int(h % np.uint64(len(others)))]
-    x, y, gl = df.glob[(gs, gi)][int((h >> np.uint64(20)) % np.uint64(len(df.glob[(gs, gi)])))]
-    links = ([_hop(net, rs, x)] if rs != x else []) + [gl]
-    return links + _minimal(net, df, y, rd, h >> np.uint64(40))
+    """Minimal to a hash-chosen intermediate group, then minimal to rd: (F, 5)."""
+    out = np.full((len(rs), 5), -1, np.int64)
+    gs, gd = df.group[rs], df.group[rd]
+    via = (gs != gd) & (df.groups > 2)
+    out[~via, :3] = _minimal(net, df, rs[~via], rd[~via], h[~via])
+    if via.any():
+        gs, gd, hv = gs[via], gd[via], h[via]
+        gi = (hv % np.uint64(df.groups - 2)).astype(np.int64)   # the gi-th group other than gs and gd
+        lo, hi = np.minimum(gs, gd), np.maximum(gs, gd)
+        gi += gi >= lo
+        gi += gi >= hi
+        p = gs * df.groups + gi
+        count = df.glob_ptr[p + 1] - df.glob_ptr[p]
+        k = df.glob_ptr[p] + ((hv >> np.uint64(20)) % count.astype(np.uint64)).astype(np.int64)
+        out[via, 0] = _hops(net, rs[via], df.glob_x[k])
+        out[via, 1] = df.glob_l[k]
+        out[via, 2:] = _minimal(net, df, df.glob_y[k], rd[via], hv >> np.uint64(40))
+    return out
+
+
+def _ugal(minimal, valiant):
+    """Per flow, in flow order: minimal if ``hops_min * (q_min + 1) <=
+    hops_val * (q_val + 1)`` (q: flows already put on the path's first
+    global link), else Valiant.  Sequential by nature: each choice loads a
+    link the next flows see."""
+    n_min, n_val = (minimal >= 0).sum(1).tolist(), (valiant >= 0).sum(1).tolist()
+    g_min = np.where(minimal[:, 1] >= 0, minimal[:, 1], -1).tolist()   # the global hop, if any
+    g_val = valiant[:, 1].tolist()
+    load = {}
+    pick = []
+    for a, b, la, lb in zip(g_min, g_val, n_min, n_val):
+        qa = load.get(a, 0) if a >= 0 else 0
+        qb = load.get(b, 0) if b >= 0 else 0
+        use_min = la * (qa + 1) <= lb * (qb + 1)
+        pick.append(use_min)
+        g = a if use_min else b
+        if g >= 0:
+            load[g] = load.get(g, 0) + 1
+    pick = np.array(pick, bool)
+    out = np.full(valiant.shape, -1, np.int64)
+    out[pick, :3] = minimal[pick]
+    out[~pick] = valiant[~pick]
+    return out
 
 
 def dragonfly_routes(net, policy, src, dst, flow_ids):
@@ -170,33 +215,20 @@ def dragonfly_routes(net, policy, src, dst, flow_ids):
     if net._dragonfly is None:
         net._dragonfly = _Dragonfly(net)
     df = net._dragonfly
+    src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
     hashes = flow_hash(net.seed, src, dst, flow_ids)
-    load = {}
-    lengths, links = [], []
-    for s, d, h in zip(np.asarray(src).tolist(), np.asarray(dst).tolist(), hashes):
-        rs, rd = int(df.router[s]), int(df.router[d])
-        if rs < 0 or rd < 0:
-            raise FabricError(f"routing={policy!r}: {net.nodes[s]!r} -> {net.nodes[d]!r} is not between accelerators")
-        if policy == "minimal":
-            mid = _minimal(net, df, rs, rd, h)
-        elif policy == "valiant":
-            mid = _valiant(net, df, rs, rd, h)
-        else:
-            a, b = _minimal(net, df, rs, rd, h), _valiant(net, df, rs, rd, h)
-            qa = load.get(_first_global(net, a), 0)
-            qb = load.get(_first_global(net, b), 0)
-            mid = a if len(a) * (qa + 1) <= len(b) * (qb + 1) else b
-            g = _first_global(net, mid)
-            if g is not None:
-                load[g] = load.get(g, 0) + 1
-        path = [_hop(net, s, rs)] + mid + [_hop(net, rd, d)]
-        lengths.append(len(path))
-        links.extend(path)
-    return np.array(lengths, np.int64), np.array(links, np.int64)
-
-
-def _first_global(net, links):
-    for l in links:
-        if net.layer[l] == "global":
-            return l
-    return None
+    rs, rd = df.router[src], df.router[dst]
+    bad = (rs < 0) | (rd < 0)
+    if bad.any():
+        f = int(np.flatnonzero(bad)[0])
+        raise FabricError(f"routing={policy!r}: {net.nodes[src[f]]!r} -> {net.nodes[dst[f]]!r} is not between "
+                          f"accelerators")
+    if policy == "minimal":
+        mid = _minimal(net, df, rs, rd, hashes)
+    elif policy == "valiant":
+        mid = _valiant(net, df, rs, rd, hashes)
+    else:
+        mid = _ugal(_minimal(net, df, rs, rd, hashes), _valiant(net, df, rs, rd, hashes))
+    paths = np.concatenate([net._links(src, rs)[:, None], mid, net._links(rd, dst)[:, None]], axis=1)
+    keep = paths >= 0
+    return keep.sum(1).astype(np.int64), paths[keep]
