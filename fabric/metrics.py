@@ -17,6 +17,8 @@ run's makespan by default):
 
 import numpy as np
 
+from .engine import _ptr
+
 __all__ = ["fct_slowdown", "fct_stats", "hot_links", "link_stats", "owners", "tier_summary", "utilization_matrix"]
 
 #: utilization counted as "hot" by :func:`link_stats`
@@ -28,15 +30,33 @@ def _owner(tag):
     return tag.split(":")[0]
 
 
+def _by_link(result):
+    """The link log grouped by link, time order kept: link l's changes are
+    ``t[ptr[l] .. ptr[l+1]-1]`` with utilizations ``util[...]``.  Computed
+    once per result (logs of big runs hold 10^8 changes)."""
+    cached = result.meta.get("_log_by_link")
+    if cached is None:
+        if result.link_log is None:
+            raise ValueError("link metrics over time need simulate(..., record_links=True)")
+        t, ids, load = result.link_log
+        L = len(result.capacity)
+        keys = ids.astype(np.uint16) if L <= 1 << 16 else ids   # 16-bit keys: numpy's linear radix sort
+        order = np.argsort(keys, kind="stable")
+        ids = ids[order]
+        cached = (_ptr(np.bincount(ids, minlength=L)), t[order], load[order] / result.capacity[ids])
+        result.meta["_log_by_link"] = cached
+    return cached
+
+
 def _steps(result, horizon):
     """Per change of the link log: (link, start, duration, utilization), grouped by link."""
-    t, ids, util = result.link_utilization_all()
-    order = np.argsort(ids, kind="stable")   # the log is in time order; keep it within a link
-    t, ids, util = t[order], ids[order], util[order]
-    end = np.append(t[1:], horizon)
-    last = np.append(ids[1:] != ids[:-1], True)
+    ptr, t, util = _by_link(result)
+    ids = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    end = np.empty_like(t)
+    end[:-1] = t[1:]
+    last = ptr[1:][np.diff(ptr) > 0] - 1   # each link's last change lasts until the horizon
     end[last] = horizon
-    return ids, t, np.clip(end, None, horizon) - np.minimum(t, horizon), util
+    return ids, t, np.minimum(end, horizon) - np.minimum(t, horizon), util
 
 
 def link_stats(result, horizon=None):
@@ -54,14 +74,20 @@ def link_stats(result, horizon=None):
     ([0.5, 0.25], [1.0, 0.5], [1.0, 0.0])
     """
     T = result.makespan if horizon is None else float(horizon)
+    cached = result.meta.get(("link_stats", T))
+    if cached is not None:
+        return cached
     L = len(result.capacity)
     out = {"bytes": result.link_bytes, "mean": result.link_bytes / (result.capacity * T) if T > 0 else np.zeros(L)}
     if result.link_log is not None:
         ids, _, dur, util = _steps(result, T)
+        ptr = _by_link(result)[0]
+        changed = np.diff(ptr) > 0
         peak = np.zeros(L)
-        np.maximum.at(peak, ids, util)
+        peak[changed] = np.maximum.reduceat(util, ptr[:-1][changed]) if changed.any() else 0.0
         out["peak"] = peak
         out["hot_s"] = np.bincount(ids, weights=dur * (util >= HOT * (1 - 1e-9)), minlength=L)
+    result.meta[("link_stats", T)] = out
     return out
 
 
@@ -174,13 +200,15 @@ def utilization_matrix(result, links, bins=100, horizon=None):
     [0, horizon]: (bin edges, matrix links x bins).  Needs recorded links."""
     T = result.makespan if horizon is None else float(horizon)
     edges = np.linspace(0.0, T, bins + 1)
-    ids, t, dur, util = _steps(result, T)
+    ptr, t, util = _by_link(result)
     out = np.zeros((len(links), bins))
+    if T <= 0:
+        return edges, out
     for row, l in enumerate(np.asarray(links).tolist()):
-        sel = ids == l
-        if not sel.any() or T <= 0:
+        a, b = ptr[l], ptr[l + 1]
+        if a == b:
             continue
-        knots = np.append(t[sel], T)
-        integral = np.concatenate([[0.0], np.cumsum(util[sel] * dur[sel])])
+        knots = np.append(np.minimum(t[a:b], T), T)   # the integral of the step function is piecewise linear
+        integral = np.concatenate([[0.0], np.cumsum(util[a:b] * np.diff(knots))])
         out[row] = np.diff(np.interp(edges, knots, integral, left=0.0)) / np.diff(edges)
     return edges, out
