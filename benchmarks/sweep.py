@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 
-from fabric.sweep import load_sweep, run_sweep
+from fabric.sweeps import load_sweep, run_sweep
 
 SWEEP = """
 [sweep]

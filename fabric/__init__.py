@@ -24,11 +24,12 @@ from .errors import FabricError, UnroutableError, ValidationError
 from .failures import LinkEvent
 from .network import ROUTINGS, Network, simulate
 from .run import JobsResult, run_jobs
+from .sweeps import sweep
 from .workloads import Job, Traffic, collective, place
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FabricError", "Flow", "FlowArrays", "LinkEvent", "Network", "ROUTINGS", "Result", "UnroutableError", "ValidationError",
-    "Job", "JobsResult", "Traffic", "collective", "place", "run_jobs", "simulate", "simulate_links", "__version__",
+    "Job", "JobsResult", "Traffic", "collective", "place", "run_jobs", "simulate", "simulate_links", "sweep", "__version__",
 ]

@@ -461,7 +461,7 @@ def sweep_command(sweep_file, out, workers, scheduler, resume, point_timeout):
     """Run every point of a parameter sweep and write one tidy table.
 
     A sweep file is a base scenario plus axes (grid, zip or random samples);
-    see fabric/sweep.py.  Each point's result is written as soon as it
+    see fabric/sweeps.py.  Each point's result is written as soon as it
     finishes; a failing point is recorded with its error and the rest go on;
     Ctrl-C keeps every finished point (exit code 130) and --resume goes on
     from there.
@@ -471,7 +471,7 @@ def sweep_command(sweep_file, out, workers, scheduler, resume, point_timeout):
       fabric sweep examples/sweep.toml -o results/ --workers 2
       fabric report results/ -o sweep.html
     """
-    from .sweep import load_sweep, run_sweep
+    from .sweeps import load_sweep, run_sweep
 
     sw = load_sweep(sweep_file)
     timeout = parse_time(point_timeout, "point-timeout") if point_timeout else None

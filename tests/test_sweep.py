@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from fabric import FabricError
 from fabric.cli import EXIT_INTERRUPTED, main
-from fabric.sweep import _apply, expand, load_sweep, run_sweep, sweep
+from fabric.sweeps import _apply, expand, load_sweep, run_sweep, sweep
 
 BASE = """
 [base]
@@ -199,7 +199,10 @@ def test_cli_table_parquet_api_and_report(tmp_path):
         assert not (out / "table.parquet").exists()
     else:
         assert pq.read_table(out / "table.parquet").num_rows == 2
-    rows = sweep(path, tmp_path / "api", workers=1, as_frame=False)
+    import fabric
+
+    assert fabric.sweep is sweep
+    rows = fabric.sweep(path, tmp_path / "api", workers=1, as_frame=False)
     assert [r["topology.oversub"] for r in rows] == [1, 2] and rows[0]["a.jct_s"] > 0
     page = tmp_path / "sweep.html"
     r = CliRunner().invoke(main, ["report", str(out), "-o", str(page)])
