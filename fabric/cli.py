@@ -424,6 +424,7 @@ def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv,
       fabric run examples/two_jobs_fat_tree.toml
       fabric run examples/dragonfly_adversarial.toml --routing ugal --json -o ugal.json
     """
+    fmt = _machine_format(as_json, as_csv, output)   # a bad combination fails before the run
     scn = load_scenario(scenario)
     top = top or scn.output["top"]
     watcher = _RunProgress(progress_lines or sys.stderr.isatty(), progress_lines)
@@ -435,10 +436,9 @@ def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv,
         watcher.close()
     summary = summarize(jr, name=scn.name, top=top)
     summary["scenario"] = scenario
-    for fmt in ("json", "csv"):
-        if scn.output[fmt]:
-            _write(scn.resolve(scn.output[fmt]), fmt, summary)
-    fmt = _machine_format(as_json, as_csv, output)
+    for kind in ("json", "csv"):   # the scenario's own [output] files
+        if scn.output[kind]:
+            _write(scn.resolve(scn.output[kind]), kind, summary)
     if fmt:
         _write(output, fmt, summary)
     if fmt is None or output:
