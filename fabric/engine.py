@@ -88,6 +88,13 @@ def _ptr(counts):
     return ptr
 
 
+def _ranges(starts, counts):
+    """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1."""
+    counts = np.asarray(counts, np.int64)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    return np.repeat(np.asarray(starts, np.int64), counts) + offsets
+
+
 @dataclass
 class FlowArrays:
     """Flows in columnar form (the layout the engine uses).

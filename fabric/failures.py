@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from .engine import FlowArrays, Result, prepare
+from .engine import FlowArrays, Result, _ptr, _ranges, prepare
 from .errors import FabricError, UnroutableError
 
 __all__ = ["LinkEvent", "run_with_events"]
@@ -68,7 +68,6 @@ def run_with_events(net, fa, events, *, record_links=False, progress=None):
     link_bytes = np.zeros(net.n_links)
     link_busy = np.zeros(net.n_links)
     counters, logs = {}, []
-    deps = [of.dep_idx[of.dep_ptr[f]:of.dep_ptr[f + 1]].tolist() for f in range(F)]
 
     # a phase plays "pieces" (its logical flows); piece_sub maps each of its
     # subflows to the original subflow it continues, piece_owner each piece
@@ -89,40 +88,17 @@ def run_with_events(net, fa, events, *, record_links=False, progress=None):
         if record_links:
             logs.append((out["link_log_t"], out["link_log_id"], out["link_log_v"]))
         state = out["sub_state"]
-        for ps, s0 in enumerate(piece_sub):
-            if np.isnan(sub_first[s0]):
-                sub_first[s0] = out["sub_first"][ps]
-            if state[ps] == 3:
-                sub_finish[s0] = out["sub_finish"][ps]
-        for piece, f in enumerate(piece_owner):
-            if np.isnan(release[f]):
-                release[f] = out["release"][piece]
+        first_now = np.isnan(sub_first[piece_sub])
+        sub_first[piece_sub[first_now]] = out["sub_first"][first_now]
+        done = state == 3
+        sub_finish[piece_sub[done]] = out["sub_finish"][done]
+        new = np.isnan(release[piece_owner])   # a flow's pieces are its first release, or resumptions
+        release[piece_owner[new]] = out["release"][new]
         if k == len(events) or out["counters"]["stopped"]:
             break
-        T = until
         current = _apply(current, events[k])
-        pieces = []   # (flow, original subflows, remaining bytes or None, start, path or None)
-        live = {int(s0): ps for ps, s0 in enumerate(piece_sub) if state[ps] != 3}
-        pown = np.repeat(np.arange(pf.n_flows), np.diff(pf.sub_ptr))
-        for f in range(F):
-            subs = [s for s in range(of.sub_ptr[f], of.sub_ptr[f + 1]) if s in live]
-            if failed[f] or not subs:
-                continue
-            if np.isnan(release[f]):
-                pieces.append((f, subs, None, None, None))   # not released yet: the whole flow
-                continue
-            for s in subs:
-                ps = live[s]
-                path = pf.path_links[pf.path_ptr[ps]:pf.path_ptr[ps + 1]].tolist()
-                rem = float(out["sub_remaining"][ps])
-                if current.failed[path].any():
-                    pieces.append((f, [s], rem, T, None))            # rerouted from T on
-                elif state[ps] == 1:
-                    pieces.append((f, [s], rem, out["release"][pown[ps]], path))   # same activation time
-                else:
-                    pieces.append((f, [s], rem, T - current.latency[path].sum(), path))  # resumes at T
-        phase_fa, piece_sub, piece_owner = _next_phase(current, orig, pieces, deps, _finish(sub_finish, of.sub_ptr),
-                                                       failed)
+        phase_fa, piece_sub, piece_owner = _carry(current, orig, pf, out, piece_sub, release, failed,
+                                                  _finish(sub_finish, of.sub_ptr), until)
     finish = _finish(sub_finish, of.sub_ptr)
     if not counters["stopped"]:
         failed |= np.isnan(finish)
@@ -143,74 +119,107 @@ def _finish(sub_finish, sub_ptr):
     return np.maximum.reduceat(sub_finish, sub_ptr[:-1]) if len(sub_finish) else np.zeros(0)
 
 
-def _reroute(net, of, f):
-    _, _, _, links = net.route(np.array([of.src[f]]), np.array([of.dst[f]]), np.array([f]),
-                               routing="ecmp" if net.routing == "spray" else None)
-    return links.tolist()
+def _reroute(net, of, flows):
+    """New paths for original flows on ``net`` (ECMP hashing on their ids):
+    (ok mask, per-flow lengths of the routable ones, their links)."""
+    routing = "ecmp" if net.routing == "spray" else None
+    try:
+        _, _, ptr, links = net.route(of.src[flows], of.dst[flows], flows, routing=routing)
+        return np.ones(len(flows), bool), np.diff(ptr), links.astype(np.int64)
+    except UnroutableError:   # some pair lost every path: find which, one by one
+        ok, lens, links = np.zeros(len(flows), bool), [], []
+        for i, f in enumerate(flows.tolist()):
+            try:
+                _, _, ptr, l = net.route(of.src[[f]], of.dst[[f]], np.array([f]), routing=routing)
+            except UnroutableError:
+                continue
+            ok[i] = True
+            lens.append(len(l))
+            links.append(l)
+        return ok, np.array(lens, np.int64), np.concatenate(links).astype(np.int64) if links else np.zeros(0, np.int64)
 
 
-def _next_phase(net, orig, pieces, deps, fin, failed):
-    """FlowArrays for the next phase.  Flows whose pieces cannot be rerouted
-    fail, and so do the flows that depend on them."""
+def _fail_dependents(of, failed, pending):
+    """Mark failed every pending flow that waits, directly or not, on a failed one."""
+    dpt_ptr, dpt_idx = _core.reverse_csr(of.dep_ptr, of.dep_idx, of.n_flows)
+    frontier = np.flatnonzero(failed)
+    while len(frontier):
+        nxt = dpt_idx[_ranges(dpt_ptr[frontier], np.diff(dpt_ptr)[frontier])]
+        nxt = np.unique(nxt[pending[nxt] & ~failed[nxt]])
+        failed[nxt] = True
+        frontier = nxt
+
+
+def _carry(net, orig, pf, out, piece_sub, release, failed, fin, T):
+    """The next phase after an event at ``T`` (rules in the module docs):
+    its FlowArrays, piece_sub and piece_owner.  ``failed`` is updated."""
     of = orig.fa
-    ready = []
-    for f, subs, rem, start, path in pieces:
-        if failed[f]:
-            continue
-        try:
-            if rem is None:
-                paths = []
-                for s in subs:
-                    p = of.path_links[of.path_ptr[s]:of.path_ptr[s + 1]].tolist()
-                    paths.append(_reroute(net, of, f) if net.failed[p].any() else p)
-            else:
-                paths = [path if path is not None else _reroute(net, of, f)]
-        except UnroutableError:
-            failed[f] = True
-            continue
-        ready.append((f, subs, rem, start, paths))
-    changed = True
-    while changed:   # whatever waits on a failed flow fails too
-        changed = False
-        for f, subs, rem, start, paths in ready:
-            if not failed[f] and any(failed[d] for d in deps[f]):
-                failed[f] = changed = True
-    ready = [r for r in ready if not failed[r[0]]]
-    pieces_of = {}
-    for i, r in enumerate(ready):
-        pieces_of.setdefault(r[0], []).append(i)
-    cols = {k: [] for k in ("size", "start", "delay", "weight", "cap", "deps", "subs", "frac", "lens", "links")}
-    piece_sub, piece_owner = [], []
-    for f, subs, rem, start, paths in ready:
-        piece_owner.append(f)
-        if rem is None:
-            wait_on = [i for d in deps[f] if d in pieces_of for i in pieces_of[d]]
-            start = max([of.start[f]] + [fin[d] + of.delay[f] for d in deps[f] if d not in pieces_of])
-            cols["delay"].append(of.delay[f])
-            cols["size"].append(of.size[f])
-            cols["weight"].append(of.weight[f])
-            cols["cap"].append(of.cap[f])
-            cols["frac"] += [of.sub_frac[s] for s in subs]
-        else:
-            wait_on = []
-            cols["delay"].append(0.0)
-            cols["size"].append(rem)
-            cols["weight"].append(orig.sub_w[subs[0]])
-            cols["cap"].append(orig.sub_cap[subs[0]])
-            cols["frac"].append(1.0)
-        cols["start"].append(float(start))
-        cols["deps"].append(wait_on)
-        cols["subs"].append(len(subs))
-        piece_sub += subs
-        for p in paths:
-            cols["lens"].append(len(p))
-            cols["links"] += p
-    ptr = lambda counts: np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    owner0 = np.repeat(np.arange(of.n_flows), np.diff(of.sub_ptr))
+    ps = np.flatnonzero(out["sub_state"] != 3)            # phase subflows still going
+    s0 = piece_sub[ps]
+    f = owner0[s0]
+    keep = ~failed[f]
+    ps, s0, f = ps[keep], s0[keep], f[keep]
+    order = np.lexsort((s0, f))                           # pieces in (flow, subflow) order
+    ps, s0, f = ps[order], s0[order], f[order]
+    whole = np.isnan(release[f])                          # not released yet: the whole flow goes on
+    # every item's path: the original one for whole flows, the phase's for the others
+    pool = np.concatenate([of.path_links, pf.path_links]).astype(np.int64)
+    starts = np.where(whole, of.path_ptr[s0], len(of.path_links) + pf.path_ptr[ps])
+    lens = np.where(whole, np.diff(of.path_ptr)[s0], np.diff(pf.path_ptr)[ps])
+    links = pool[_ranges(starts, lens)]
+    ptr = _ptr(lens)
+    hit = np.zeros(len(f), bool)
+    nonempty = lens > 0
+    if nonempty.any():
+        hit[nonempty] = np.add.reduceat(net.failed[links].astype(np.int64), ptr[:-1][nonempty]) > 0
+    latency = np.zeros(len(f))
+    if nonempty.any():
+        latency[nonempty] = np.add.reduceat(net.latency[links], ptr[:-1][nonempty])
+    # reroute what crosses a failed link: one new ECMP path per flow
+    lost = np.unique(f[hit])
+    ok, new_lens, new_links = _reroute(net, of, lost)
+    failed[lost[~ok]] = True
+    _fail_dependents(of, failed, np.isnan(fin))
+    alive = ~failed[f]
+    ps, s0, f, whole, hit, latency = ps[alive], s0[alive], f[alive], whole[alive], hit[alive], latency[alive]
+    lens, starts = lens[alive], ptr[:-1][alive]
+    routed = lost[ok]
+    slot = np.searchsorted(routed, f[hit])
+    new_ptr = _ptr(new_lens)
+    pool = np.concatenate([links, new_links])
+    starts[hit] = len(links) + new_ptr[:-1][slot]
+    lens[hit] = new_lens[slot]
+    path_links = pool[_ranges(starts, lens)]
+    # pieces: a whole flow is one piece with all its items, a resumed subflow one piece alone
+    begins = np.flatnonzero(np.r_[True, (f[1:] != f[:-1]) | ~whole[1:]]) if len(f) else np.zeros(0, np.int64)
+    owner = f[begins]
+    n = len(begins)
+    w = whole[begins]
+    rem = out["sub_remaining"][ps[begins]]
+    pown = np.repeat(np.arange(pf.n_flows), np.diff(pf.sub_ptr))
+    resume = np.where(hit[begins], T, np.where(out["sub_state"][ps[begins]] == 1, out["release"][pown[ps[begins]]],
+                                                T - latency[begins]))
+    start = np.where(w, of.start[owner], resume)
+    # whole flows wait on the pieces of their unfinished dependencies; finished ones only push the start
+    first_piece = np.full(of.n_flows, -1, np.int64)
+    count = np.zeros(of.n_flows, np.int64)
+    first_piece[owner[::-1]] = np.arange(n)[::-1]
+    np.add.at(count, owner, 1)
+    wp = np.flatnonzero(w)
+    degree = np.diff(of.dep_ptr)[owner[wp]]
+    rows = np.repeat(wp, degree)
+    ds = of.dep_idx[_ranges(of.dep_ptr[owner[wp]], degree)].astype(np.int64)
+    waits = count[ds] > 0
+    np.maximum.at(start, rows[~waits], fin[ds[~waits]] + of.delay[owner[rows[~waits]]])
+    dep_rows = np.repeat(rows[waits], count[ds[waits]])
+    dep_idx = _ranges(first_piece[ds[waits]], count[ds[waits]])
     fa = FlowArrays(
-        size=np.array(cols["size"], float), start=np.array(cols["start"], float),
-        weight=np.array(cols["weight"], float), cap=np.array(cols["cap"], float),
-        dep_ptr=ptr([len(d) for d in cols["deps"]]), dep_idx=np.array([i for d in cols["deps"] for i in d], np.int64),
-        sub_ptr=ptr(cols["subs"]), sub_frac=np.array(cols["frac"], float), path_ptr=ptr(cols["lens"]),
-        path_links=np.array(cols["links"], np.int64), delay=np.array(cols["delay"], float),
+        size=np.where(w, of.size[owner], rem), start=start,
+        weight=np.where(w, of.weight[owner], orig.sub_w[s0[begins]]),
+        cap=np.where(w, of.cap[owner], orig.sub_cap[s0[begins]]),
+        dep_ptr=_ptr(np.bincount(dep_rows, minlength=n)), dep_idx=dep_idx.astype(np.int64),
+        sub_ptr=np.r_[begins, len(f)].astype(np.int64), sub_frac=np.where(whole, of.sub_frac[s0], 1.0),
+        path_ptr=_ptr(lens), path_links=path_links, delay=np.where(w, of.delay[owner], 0.0),
     )
-    return fa, np.array(piece_sub, np.int64), np.array(piece_owner, np.int64)
+    return fa, s0.astype(np.int64), owner.astype(np.int64)

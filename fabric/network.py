@@ -26,7 +26,7 @@ import numpy as np
 import topologies
 
 from . import _routing
-from .engine import Flow, FlowArrays, _ptr, simulate_links
+from .engine import Flow, FlowArrays, _ptr, _ranges, simulate_links
 from .errors import FabricError, UnroutableError
 from .failures import run_with_events
 from .routing import FAMILY_ROUTINGS, dimension_order, dragonfly_routes
@@ -455,13 +455,6 @@ class Network:
         if arr.dtype.kind in "iu":
             return arr.astype(np.int32)
         return np.array([self._id(n, field) for n in arr.tolist()], dtype=np.int32)
-
-
-def _ranges(starts, counts):
-    """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1."""
-    counts = np.asarray(counts, np.int64)
-    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(np.asarray(starts, np.int64), counts) + offsets
 
 
 def simulate(net, flows, *, record_links=False, record_rates=False, events=(), progress=None):
