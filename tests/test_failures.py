@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 import topologies as T
 from fabric import FabricError, Flow, LinkEvent, Network, simulate
-from fabric.testing import assert_feasible
+from fabric.testing import assert_feasible, flow_sets, networks, topologies
 
 GB = 1e9
 
@@ -95,6 +95,33 @@ def test_event_off_every_path_changes_nothing(data):
     b = simulate(net, flows, events=[LinkEvent(t, [idle], factor=data.draw(st.sampled_from([0.0, 0.5])))])
     np.testing.assert_allclose(b.finish, a.finish, rtol=1e-9)
     np.testing.assert_allclose(b.release, a.release, rtol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_random_failures_keep_the_model_sound(data):
+    """Any flows, any links failing or degrading at any time: no link is ever
+    over capacity, every flow either finishes (after its dependencies) or is
+    reported failed, and whatever waits on a failed flow fails too."""
+    net = data.draw(networks(topologies(max_accelerators=16)))
+    if net.n_edges == 0:
+        return
+    flows = data.draw(flow_sets(net, max_flows=10))
+    horizon = max(simulate(net, flows).makespan, 1e-9)
+    events = [LinkEvent(data.draw(st.floats(0, 1.2)) * horizon,
+                        [2 * data.draw(st.integers(0, net.n_edges - 1)) + data.draw(st.integers(0, 1))],
+                        data.draw(st.sampled_from([0.0, 0.0, 0.5])))
+              for _ in range(data.draw(st.integers(1, 3)))]
+    r = simulate(net, flows, events=events, record_links=True)
+    assert_feasible(r)
+    assert np.all(np.isfinite(r.finish) != r.failed)
+    fa = r.flows
+    for f in range(fa.n_flows):
+        deps = fa.dep_idx[fa.dep_ptr[f]:fa.dep_ptr[f + 1]]
+        if r.failed[deps].any():
+            assert r.failed[f], f"flow {f} waits on a failed flow but did not fail"
+        elif not r.failed[f] and len(deps):
+            assert r.release[f] >= r.finish[deps].max() * (1 - 1e-12)
 
 
 def test_bad_events():
