@@ -18,6 +18,7 @@ Examples
 >>> test_engine_is_feasible()
 """
 
+import dataclasses
 import math
 
 import numpy as np
@@ -340,7 +341,8 @@ def collectives(draw, net, max_size=1e9):
 def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("packed", "spread", "random", "list")):
     """Lists of :class:`fabric.Job` that fit ``net`` together: at most as
     many ranks as accelerators, explicit placements disjoint, ``tp * pp``
-    dividing every job's size, collective algorithms that need no particular
+    dividing every job's size (and ``tp = 1`` when the pods left free cannot
+    hold the TP groups), collective algorithms that need no particular
     topology, data loading only where the topology has storage.  Shrinks
     towards one small job with nothing optional.
 
@@ -355,7 +357,8 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
     ...     assert sum(len(p) for p in fabric.place(net, js)) == sum(j.accelerators for j in js)
     >>> test_they_fit()
     """
-    from .workloads.jobs import Job
+    from .errors import FabricError
+    from .workloads.jobs import Job, place
 
     accs = [net.nodes[v] for v in net.accelerators]
     storage = bool(np.any(net.kind == "storage"))
@@ -386,6 +389,10 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
             activation_bytes=1e6 if pp > 1 and rare() else 0.0, optimizer=1e-4 if rare() else 0.0,
             start=1e-3 if rare() else 0.0, seed=draw(st.integers(0, 3)),
         ))
+    try:   # TP groups are placed within pods: fragmentation may leave no room for them
+        place(net, out)
+    except FabricError:
+        out = [dataclasses.replace(j, tp=1, tp_bytes=0.0) for j in out]
     return out
 
 

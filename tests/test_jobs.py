@@ -189,3 +189,14 @@ def test_stopping_a_run_gives_a_partial_result():
     done = np.isfinite(part.result.finish)
     assert 0 < done.sum() < len(done)
     assert np.array_equal(part.result.finish[done], full.result.finish[done])   # the same run, cut short
+
+
+@pytest.mark.parametrize("placement", ["packed", "spread", "random"])
+def test_tp_groups_stay_in_a_pod_whatever_the_placement(placement):
+    net = fabric.Network(topologies.fat_tree(4, pod=4))
+    # a 2-rank job first leaves the pods ragged: TP groups must still not straddle them
+    first, job = place(net, [Job("x", 2), Job("a", 8, tp=4, placement=placement)], seed=1)
+    groups = net.pod[job].reshape(-1, 4)
+    assert np.all(groups == groups[:, :1]) and not set(job.tolist()) & set(first.tolist())
+    with pytest.raises(FabricError, match="needs 3 groups of tp=4 accelerators in one pod, only 2 are free"):
+        place(net, [Job("x", 2, placement=["acc0", "acc4"]), Job("a", 12, tp=4, placement=placement)])

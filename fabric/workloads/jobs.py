@@ -185,11 +185,34 @@ def _spread_order(net, free):
     return free[np.lexsort((top, rack_pos, pos_in_rack))]
 
 
+def _units(net, free, size):
+    """Free accelerators (positions in rank order) cut into units of ``size``
+    (a TP group), as a (units, size) array in rank order: within one pod when
+    every pod holds ``size`` accelerators, else consecutive free ones."""
+    if size == 1:
+        return free[:, None]
+    pods = net.pod[net.accelerators]
+    if np.unique(pods, return_counts=True)[1].min() < size:
+        k = len(free) // size
+        return free[:k * size].reshape(k, size)
+    pod = pods[free]
+    order = np.lexsort((free, pod))
+    members, pod = free[order], pod[order]
+    first = np.r_[0, np.flatnonzero(np.diff(pod)) + 1]
+    count = np.diff(np.r_[first, len(pod)])
+    rank = np.arange(len(pod)) - np.repeat(first, count)
+    keep = rank < np.repeat(count // size * size, count)
+    units = members[keep].reshape(-1, size)
+    return units[np.argsort(units[:, 0], kind="stable")]
+
+
 def place(net, jobs, seed=0):
     """Node ids of every job's ranks, in job order.
 
     Explicit lists are placed first, then the others in order, each from
-    the accelerators still free.
+    the accelerators still free.  A job with ``tp > 1`` is placed in units
+    of ``tp`` accelerators of one pod (when pods are that large), so its TP
+    groups stay on the scale-up domain whatever the placement.
 
     Examples
     --------
@@ -227,13 +250,20 @@ def place(net, jobs, seed=0):
             if len(free) < job.accelerators:
                 raise FabricError(f"{where}: job {job.name!r} needs {job.accelerators} accelerators, only "
                                   f"{len(free)} of {len(acc)} are free")
+            units = _units(net, free, job.tp)   # a TP group is never split
+            need = job.accelerators // job.tp
+            if len(units) < need:
+                raise FabricError(f"{where}: job {job.name!r} needs {need} groups of tp={job.tp} accelerators "
+                                  f"in one pod, only {len(units)} are free")
             if job.placement == "packed":
-                pos = free[:job.accelerators]
+                pick = np.arange(need)
             elif job.placement == "spread":
-                pos = _spread_order(net, free)[:job.accelerators]
+                leaders = _spread_order(net, units[:, 0])[:need]
+                pick = np.searchsorted(units[:, 0], leaders)
             else:
                 rng = np.random.default_rng(seed + i if job.seed is None else job.seed)
-                pos = rng.choice(free, job.accelerators, replace=False)
+                pick = rng.choice(len(units), need, replace=False)
+            pos = units[pick].ravel()
         owner[pos] = i
         out[i] = acc[pos].astype(np.int32)
     return out
