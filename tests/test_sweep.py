@@ -253,3 +253,34 @@ def test_example_sweep_expands():
 def test_example_sweep_runs(tmp_path):
     rows = run_sweep(load_sweep(EXAMPLE), tmp_path / "out", workers=2)
     assert len(rows) == 16 and all(r["status"] == "ok" for r in rows)
+
+
+def _children():
+    """PIDs of this process's children (Linux /proc)."""
+    pids = set()
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as fh:
+                pids.update(int(p) for p in fh.read().split())
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="needs Linux /proc to find the workers")
+def test_a_killed_local_worker_loses_no_point(tmp_path):
+    path = write_sweep(tmp_path, axes=AXES + '"jobs[0].iterations" = [20, 30]\n')
+    out = tmp_path / "out"
+    before = _children()
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(rows=run_sweep(load_sweep(path), out, workers=2)))
+    runner.start()
+    deadline = time.monotonic() + 120
+    while not ((out / "points").exists() and os.listdir(out / "points")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    workers = sorted(_children() - before)
+    assert workers, "no worker processes found"
+    os.kill(workers[0], signal.SIGKILL)     # the pool breaks; its unfinished points go to a new one
+    runner.join(timeout=300)
+    rows = result["rows"]
+    assert len(rows) == 16 and all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
