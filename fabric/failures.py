@@ -204,8 +204,8 @@ def _carry(net, orig, pf, out, piece_sub, release, failed, fin, T):
     # whole flows wait on the pieces of their unfinished dependencies; finished ones only push the start
     first_piece = np.full(of.n_flows, -1, np.int64)
     count = np.zeros(of.n_flows, np.int64)
-    first_piece[owner[::-1]] = np.arange(n)[::-1]
-    np.add.at(count, owner, 1)
+    flows, firsts, counts = np.unique(owner, return_index=True, return_counts=True)   # owner is sorted
+    first_piece[flows], count[flows] = firsts, counts
     wp = np.flatnonzero(w)
     degree = np.diff(of.dep_ptr)[owner[wp]]
     rows = np.repeat(wp, degree)
