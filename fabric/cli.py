@@ -428,6 +428,8 @@ def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv,
     scn = load_scenario(scenario)
     top = top or scn.output["top"]
     watcher = _RunProgress(progress_lines or sys.stderr.isatty(), progress_lines)
+    if watcher.show:   # building and routing come before the engine's first progress report
+        click.echo(f"building and routing the flows of {len(scn.jobs)} job(s)...", err=True)
     try:
         jr = scn.run(routing, seed, isolated=isolated, progress=watcher)
     except KeyboardInterrupt:
