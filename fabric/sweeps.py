@@ -41,6 +41,7 @@ import math
 import os
 import re
 import signal
+import threading
 import time
 import tomllib
 import uuid
@@ -274,6 +275,8 @@ def run_point(task):
 
     ``task`` holds the base scenario (data, text, path), the point and the
     time limit; everything in it is plain data, so it travels to any worker.
+    The limit is checked at the engine's progress reports and, in a worker
+    process's main thread, also by an alarm (so building a huge DAG stops too).
     """
     start = time.monotonic()
     point, limit = task["point"], task["timeout"]
@@ -284,6 +287,13 @@ def run_point(task):
             raise PointTimeout()
         return True
 
+    def alarm(*_):
+        raise PointTimeout()
+
+    use_alarm = bool(limit) and threading.current_thread() is threading.main_thread()
+    if use_alarm:
+        previous = signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, limit)
     record = {"index": point["index"], "id": point["id"], "coords": point["coords"], "seed": point["seed"]}
     try:
         data = copy.deepcopy(task["base"])
@@ -302,6 +312,10 @@ def run_point(task):
         if not isinstance(exc, FabricError):
             message = f"{type(exc).__name__}: {message}"
         record.update(status="failed", error=message, summary=None)
+    finally:
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
     record["seconds"] = time.monotonic() - start
     return record
 
