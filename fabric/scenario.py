@@ -236,6 +236,14 @@ def _line_of(text, path):
     return None
 
 
+def _located(file, text, path, message, cls=ScenarioError):
+    """``file:line: key.path: message``, the line being that of the key, of
+    the array table it opens, or of the nearest enclosing table found."""
+    candidates = [tuple(path), tuple(path) + (0,)] + [tuple(path[:n]) for n in range(len(path) - 1, 0, -1)]
+    line = next((n for n in (_line_of(text, c) for c in candidates) if n), None)
+    return cls(f"{file}:{line}: {_path_text(path)}: {message}" if line else f"{file}: {_path_text(path)}: {message}")
+
+
 def _path_text(path):
     out = ""
     for p in path:
@@ -266,9 +274,7 @@ class Scenario:
         key = re.match(r"(\w+)[=:]", message)
         if key and isinstance(path[-1], int) and key.group(1) in SCHEMA.get(path[0], {}):
             path = path + (key.group(1),)
-        line = _line_of(self.text, path) or _line_of(self.text, path[:-1])
-        where = f"{self.path}:{line}" if line else self.path
-        return cls(f"{where}: {_path_text(path)}: {message}")
+        return _located(self.path, self.text, path, message, cls)
 
     def resolve(self, relative):
         """A path from the scenario file's directory."""
@@ -361,13 +367,10 @@ def _section(scn_path, text, path, table, schema, tables=()):
     """Check one table against its schema (``tables``: sub-tables checked
     elsewhere); returns its values with defaults."""
     def fail(key, message):
-        line = _line_of(text, path + (key,)) or _line_of(text, path + (key, 0)) or _line_of(text, path)
-        where = f"{scn_path}:{line}" if line else scn_path
-        return ScenarioError(f"{where}: {_path_text(path + (key,))}: {message}")
+        return _located(scn_path, text, path + (key,), message)
 
     if not isinstance(table, dict):
-        line = _line_of(text, path)
-        raise ScenarioError(f"{scn_path}:{line or '?'}: {_path_text(path)}: expected a table")
+        raise _located(scn_path, text, path, "expected a table")
     out = {}
     for key, value in table.items():
         if key in tables:
@@ -421,24 +424,22 @@ def scenario_from_data(data, text="", path="<scenario>"):
     it came from, lets errors name lines)."""
     top = _section(path, text, (), data, SCHEMA[""], tables=[k for k in SCHEMA if k])
     if "topology" not in data:
-        raise ScenarioError(f"{path}: topology: missing (required): a [topology] table with spec or file")
+        raise _located(path, text, ("topology",), "missing (required): a [topology] table with spec or file")
     topo = _section(path, text, ("topology",), data["topology"], SCHEMA["topology"])
     if (topo["spec"] is None) == (topo["file"] is None):
-        raise ScenarioError(f"{path}:{_line_of(text, ('topology',)) or '?'}: topology: give exactly one of spec or file")
+        raise _located(path, text, ("topology",), "give exactly one of spec or file")
     arrays = {}
     for name in _ARRAYS:
         items = data.get(name, [])
         if not isinstance(items, list):
-            raise ScenarioError(f"{path}:{_line_of(text, (name,)) or '?'}: {name}: expected an array of tables "
-                                f"([[{name}]])")
+            raise _located(path, text, (name,), f"expected an array of tables ([[{name}]])")
         arrays[name] = [_section(path, text, (name, i), item, SCHEMA[name]) for i, item in enumerate(items)]
     if not arrays["jobs"]:
-        raise ScenarioError(f"{path}: jobs: missing (required): at least one [[jobs]] table")
+        raise _located(path, text, ("jobs",), "missing (required): at least one [[jobs]] table")
     names = [j["name"] for j in arrays["jobs"]]
     for i, n in enumerate(names):
         if names.index(n) != i:
-            raise ScenarioError(f"{path}:{_line_of(text, ('jobs', i, 'name')) or '?'}: jobs[{i}].name: "
-                                f"{n!r} is used by jobs[{names.index(n)}] too")
+            raise _located(path, text, ("jobs", i, "name"), f"{n!r} is used by jobs[{names.index(n)}] too")
     output = _section(path, text, ("output",), data.get("output", {}), SCHEMA["output"])
     return Scenario(path=path, text=text, name=top["name"] or os.path.splitext(os.path.basename(path))[0],
                     seed=top["seed"], topology=topo, jobs=arrays["jobs"], pipelines=arrays["pipelines"],

@@ -167,10 +167,10 @@ def _domains(net):
     return np.array(top, np.int64), np.array(rack, np.int64)
 
 
-def _spread_order(net, free):
-    """Free accelerators (positions in rank order) in spreading order."""
-    top, rack = _domains(net)
-    top, rack = top[free], rack[free]
+def _spread_order(domains, free):
+    """Free accelerators (positions in rank order) in spreading order;
+    ``domains``: :func:`_domains` of the network."""
+    top, rack = domains[0][free], domains[1][free]
     # i-th free accelerator of its rack, j-th rack of its domain: sort by (i, j, domain)
     order = np.lexsort((free, rack))
     pos_in_rack = np.empty(len(free), np.int64)
@@ -226,6 +226,7 @@ def place(net, jobs, seed=0):
     owner = np.full(len(acc), -1, np.int64)
     position = {int(v): i for i, v in enumerate(acc.tolist())}
     out = [None] * len(jobs)
+    domains = _domains(net) if any(j.placement == "spread" for j in jobs) else None
     explicit = [i for i, j in enumerate(jobs) if not isinstance(j.placement, str)]
     for i in explicit + [i for i in range(len(jobs)) if i not in explicit]:
         job = jobs[i]
@@ -258,7 +259,7 @@ def place(net, jobs, seed=0):
             if job.placement == "packed":
                 pick = np.arange(need)
             elif job.placement == "spread":
-                leaders = _spread_order(net, units[:, 0])[:need]
+                leaders = _spread_order(domains, units[:, 0])[:need]
                 pick = np.searchsorted(units[:, 0], leaders)
             else:
                 rng = np.random.default_rng(seed + i if job.seed is None else job.seed)
