@@ -287,13 +287,18 @@ def run_point(task):
             raise PointTimeout()
         return True
 
+    caught = []
+
     def alarm(*_):
-        raise PointTimeout()
+        if not caught:
+            raise PointTimeout()
 
     use_alarm = bool(limit) and threading.current_thread() is threading.main_thread()
     if use_alarm:
         previous = signal.signal(signal.SIGALRM, alarm)
-        signal.setitimer(signal.ITIMER_REAL, limit)
+        # it keeps ringing until caught: an exception raised while Python runs
+        # a destructor or a GC callback is printed and lost
+        signal.setitimer(signal.ITIMER_REAL, limit, 0.05)
     record = {"index": point["index"], "id": point["id"], "coords": point["coords"], "seed": point["seed"]}
     try:
         data = copy.deepcopy(task["base"])
@@ -306,6 +311,7 @@ def run_point(task):
         summary = summarize(jr, name=scn.name)
         record.update(status="ok", error=None, summary=summary)
     except PointTimeout:
+        caught.append(True)
         record.update(status="failed", error=f"timeout: still running after {limit:g} s", summary=None)
     except Exception as exc:   # noqa: BLE001 -- any failure of one point is that point's result
         message = str(exc).splitlines()[0] if str(exc) else ""
@@ -328,7 +334,7 @@ def _record_path(out, point):
 
 def _write_record(out, record):
     text = json.dumps(record, indent=1) + "\n"
-    atomic_write(os.path.join(out, "points", f"{record['id']}.json"), lambda fh: fh.write(text.encode()))
+    atomic_write(_record_path(out, record), lambda fh: fh.write(text.encode()))
 
 
 def _row(record, axes):
@@ -340,12 +346,16 @@ def _row(record, axes):
     return row
 
 
-def _table(out, sw, points):
-    """Rows of every point on disk, in point order; written as CSV (and Parquet)."""
+def _table(out, sw, points, known):
+    """Rows of every finished point, in point order (``known``: rows by point
+    id of this run; the others are read back from disk); written as CSV (and
+    Parquet)."""
     rows = []
     for p in points:
         path = _record_path(out, p)
-        if os.path.exists(path):
+        if p["id"] in known:
+            rows.append(known[p["id"]])
+        elif os.path.exists(path):
             with open(path, encoding="utf-8") as fh:
                 rows.append(_row(json.load(fh), sw.axes))
     columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -360,8 +370,8 @@ def _table(out, sw, points):
     except ImportError:
         pass
     else:
-        table = pyarrow.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows]) if rows else None
-        if table is not None:
+        if rows:
+            table = pyarrow.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
             atomic_write(os.path.join(out, "table.parquet"), lambda fh: pq.write_table(table, fh))
     return rows
 
@@ -448,10 +458,12 @@ def run_sweep(sw, out, *, workers=None, scheduler=None, resume=False, point_time
     tasks = [{"base": sw.base, "base_text": sw.base_text, "base_path": sw.base_path, "point": p,
               "timeout": point_timeout} for p in todo]
     finished = len(points) - len(todo)
+    rows = {}   # of the points finished in this run
 
     def done(record):
         nonlocal finished
         _write_record(out, record)
+        rows[record["id"]] = _row(record, sw.axes)
         finished += 1
         if progress is not None:
             progress(record, finished, len(points))
@@ -463,8 +475,8 @@ def run_sweep(sw, out, *, workers=None, scheduler=None, resume=False, point_time
             else:
                 _run_local(tasks, workers or os.cpu_count() or 1, done)
     finally:
-        rows = _table(out, sw, points)   # also after Ctrl-C: every finished point is in it
-    return rows
+        table = _table(out, sw, points, rows)   # also after Ctrl-C: every finished point is in it
+    return table
 
 
 def sweep(path, out, *, workers=None, scheduler=None, resume=False, point_timeout=None, as_frame=None):
