@@ -948,6 +948,14 @@ cdef inline double next_time(State* s) noexcept nogil:
     return t
 
 
+cdef void drain_all(State* s, double t) noexcept nogil:
+    """Bring every sending subflow's remaining bytes up to time t."""
+    cdef Py_ssize_t i
+    for i in range(s.S):
+        if s.state[i] == ST_ACTIVE:
+            drain(s, i, t)
+
+
 cdef int run(State* s) noexcept nogil:
     cdef Item it
     cdef double t0, window, tb
@@ -966,10 +974,7 @@ cdef int run(State* s) noexcept nogil:
             return PAUSED
         t0 = next_time(s)
         if t0 > s.until:
-            # stop here: bring every sending subflow's bytes up to `until`
-            for f in range(s.S):
-                if s.state[f] == ST_ACTIVE:
-                    drain(s, f, s.until)
+            drain_all(s, s.until)   # stop here, every sending subflow's bytes up to `until`
             return 0
         window = t0 + REL_TOL * fabs(t0)
         tb = t0
@@ -1188,7 +1193,6 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
 
     cdef int rc
     cdef bint stopped = 0
-    cdef Py_ssize_t i
     try:
         while True:
             try:
@@ -1201,10 +1205,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
             except KeyboardInterrupt:
                 stopped = 1
             if stopped:
-                # as with `until`: bytes of every sending subflow up to now
-                for i in range(S):
-                    if s.state[i] == ST_ACTIVE:
-                        drain(&s, i, s.now)
+                drain_all(&s, s.now)   # as with `until`
                 rc = 0
                 break
         if rc < 0:

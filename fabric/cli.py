@@ -26,7 +26,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
 
 #: exit codes besides 0 (success), 1 (any other error) and 2 (command-line usage, missing files)
 EXIT_SCENARIO = 3      # the scenario file is invalid: TOML syntax, unknown key, wrong type or value
-EXIT_INFEASIBLE = 4    # the scenario does not fit its fabric: placement, node names, unroutable pairs
+EXIT_INFEASIBLE = 4    # the scenario does not fit its fabric: placement, node names
 EXIT_INTERRUPTED = 130  # Ctrl-C; a partial result was still written
 
 

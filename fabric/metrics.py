@@ -152,6 +152,9 @@ def fct_slowdown(result):
     >>> fct_slowdown(r).tolist()
     [2.0, 2.0]
     """
+    cached = result.meta.get("fct_slowdown")
+    if cached is not None:
+        return cached
     fa = result.flows
     lens = np.diff(fa.path_ptr)
     bottleneck = np.full(len(lens), np.inf)
@@ -168,7 +171,8 @@ def fct_slowdown(result):
         ideal[nonempty] = np.maximum.reduceat(sub_ideal, fa.sub_ptr[:-1][nonempty])
     fct = result.finish - result.release
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((fa.size > 0) & (ideal > 0), fct / ideal, np.nan)
+        out = result.meta["fct_slowdown"] = np.where((fa.size > 0) & (ideal > 0), fct / ideal, np.nan)
+    return out
 
 
 def owners(tag, tags):

@@ -78,16 +78,13 @@ def _heatmap(net, res, hot, bins, horizon):
 
 
 def _timeline(jr):
-    """Per job, rank 0: compute intervals and gradient-sync spans."""
-    res, out = jr.result, []
-    for jf, off in zip(jr.flows, jr.offsets):
-        fin, rel = res.finish, res.release
-        compute = [[fin[off + i] - sec, fin[off + i]] for i, sec in jf.compute]
-        comm = [[rel[ids + off].min(), fin[ids + off].max()] for buckets in jf.syncs for ids in buckets]
-        data = [fin[off + i] for i in jf.data]
-        ends = [fin[ids + off].max() for ids in jf.iteration_end]
+    """Per job: rank 0's compute intervals, the gradient-sync spans, iteration ends."""
+    fin, out = jr.result.finish, []
+    for jf, off, stats in zip(jr.flows, jr.offsets, jr.shared):
+        ends = jf.job.start + np.cumsum(stats.iteration_times)
         out.append({"job": jf.job.name, "rank": str(jr.net.nodes[jf.ranks[0]]), "start": jf.job.start,
-                    "end": ends[-1] if ends else jf.job.start, "compute": compute, "comm": comm, "data": data,
+                    "end": ends[-1], "compute": [[fin[off + i] - sec, fin[off + i]] for i, sec in jf.compute],
+                    "comm": stats.syncs[:, 2:4], "data": fin[off + np.array(jf.data, np.int64)],
                     "iteration_ends": ends})
     return out
 
