@@ -12,6 +12,7 @@ import numpy as np
 
 from . import metrics
 from .units import format_bandwidth, format_time
+from .workloads.collectives import BUSBW_FACTOR
 
 __all__ = ["FORMAT", "JOB_COLUMNS", "LINK_COLUMNS", "SCHEMA_PATH", "cell", "jsonable", "summarize"]
 
@@ -106,7 +107,7 @@ def summarize(jr, *, name=None, top=10, bins=120, plots=True):
     G = net.graph
     jobs = []
     for row, jf, s, iso in zip(jr.table(), jr.flows, jr.shared, jr.isolated):
-        factor = s.busbw / s.algbw if s.algbw > 0 else 1.0
+        factor = BUSBW_FACTOR["all_reduce"](jf.job.dp)
         per_bucket = jf.job.grad_size / jf.job.buckets
         collectives = [{"iteration": int(i), "bucket": int(b), "start_s": t0, "time_s": t1 - t0,
                         "algbw_Bps": per_bucket / (t1 - t0) if t1 > t0 else None,
