@@ -1041,7 +1041,7 @@ def _ptr_from_counts(counts):
 
 def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_cap,
              path_ptr, path_links, bint record_links=False, bint record_rates=False, double until=INFINITY,
-             progress=None, int64_t progress_every=2000):
+             progress=None, int64_t progress_every=2000, dependents=None):
     """Run the engine on validated, contiguous arrays (see the module's layout).
 
     Returns a dict of numpy arrays: per flow ``release``, ``first_byte``,
@@ -1058,13 +1058,15 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     batches of simultaneous events.  When it returns False, or Ctrl-C
     (KeyboardInterrupt) arrives meanwhile, the run stops as with ``until``
     at the time reached, and ``counters["stopped"]`` is 1.
+
+    ``dependents``: the reverse of the dependency CSR, (ptr, idx) from
+    :func:`reverse_csr`, if the caller already has it.
     """
     cdef Py_ssize_t L = cap.shape[0], F = start.shape[0], S = sub_size.shape[0]
     cdef Py_ssize_t K = path_links.shape[0]
-    dpt_ptr, dpt_idx = reverse_csr(dep_ptr, dep_idx, F)
+    dpt_ptr, dpt_idx = reverse_csr(dep_ptr, dep_idx, F) if dependents is None else dependents
     # link -> incidences, sized by how many subflows use each link
     link_ptr = _ptr_from_counts(np.bincount(path_links, minlength=L))
-    plat = np.add.reduceat(np.append(lat[path_links], 0.0), path_ptr[:S]) if K else np.zeros(S)
     i8, i32, i64, f64 = np.int8, np.int32, np.int64, np.float64
     a = dict(
         # inputs (validated by fabric.engine)
@@ -1073,8 +1075,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         path_links=(path_links, i32),
         # derived layout
         dpt_ptr=(dpt_ptr, i64), dpt_idx=(dpt_idx, i32), link_ptr=(link_ptr, i64),
-        owner=(np.repeat(np.arange(F, dtype=i32), np.diff(sub_ptr)), i32),
-        plat=(np.where(np.diff(path_ptr) > 0, plat, 0.0), f64),
+        owner=(_owners(sub_ptr), i32), plat=(_path_latency(path_ptr, path_links, lat), f64),
         # link state
         slots=(np.zeros(K, i32), i32), pos=(np.zeros(K, i32), i32), cnt=(np.zeros(L, i32), i32),
         ucnt=(np.zeros(L, i32), i32), sat=(np.full(L, np.inf), f64), resid=(np.zeros(L), f64),
@@ -1091,7 +1092,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         smark=(np.zeros(S, i64), i64), nmark=(np.zeros(S, i64), i64), sfin=(np.full(S, np.nan), f64),
         sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S, i32), i32), newlist=(np.zeros(S, i32), i32),
         # flow state; finish starts at -inf so max() works
-        pending=(np.diff(dep_ptr).astype(i32), i32), left=(np.diff(sub_ptr).astype(i32), i32),
+        pending=(counts32(dep_ptr), i32), left=(counts32(sub_ptr), i32),
         maxdep=(np.full(F, -np.inf), f64), release=(np.full(F, np.nan), f64), first=(np.full(F, np.nan), f64),
         finish=(np.full(F, -np.inf), f64),
     )
@@ -1214,8 +1215,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
             "release": arrays["release"], "first_byte": arrays["first"], "finish": arrays["finish"],
             "sub_first": arrays["sfirst"], "sub_finish": arrays["sfin"],
             "sub_remaining": arrays["rem"], "sub_state": arrays["state"], "flow_done": arrays["left"] == 0,
-            "link_bytes": np.bincount(path_links, weights=np.repeat(sub_size - arrays["rem"], np.diff(path_ptr)),
-                                      minlength=L).astype(np.float64),
+            "link_bytes": _link_bytes(L, arrays["path_ptr"], arrays["path_links"], arrays["sub_size"],
+                                      arrays["rem"]),
             "link_busy": arrays["lbusy"],
             "counters": {
                 "events": s.n_events, "batches": s.batch, "fills": s.n_fills,
@@ -1242,6 +1243,50 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         free(s.ratelog.t)
         free(s.ratelog.id)
         free(s.ratelog.v)
+
+
+def _owners(int64_t[::1] sub_ptr):
+    """The flow of every subflow."""
+    cdef Py_ssize_t f
+    cdef int64_t i
+    out = np.empty(sub_ptr[sub_ptr.shape[0] - 1], np.int32)
+    cdef int32_t[::1] o = out
+    with nogil:
+        for f in range(sub_ptr.shape[0] - 1):
+            for i in range(sub_ptr[f], sub_ptr[f + 1]):
+                o[i] = <int32_t> f
+    return out
+
+
+def _path_latency(int64_t[::1] path_ptr, int32_t[::1] path_links, double[::1] lat):
+    """Sum of the link latencies along every subflow's path."""
+    cdef Py_ssize_t i
+    cdef int64_t k
+    cdef double t
+    out = np.empty(path_ptr.shape[0] - 1)
+    cdef double[::1] o = out
+    with nogil:
+        for i in range(path_ptr.shape[0] - 1):
+            t = 0
+            for k in range(path_ptr[i], path_ptr[i + 1]):
+                t += lat[path_links[k]]
+            o[i] = t
+    return out
+
+
+def _link_bytes(Py_ssize_t L, int64_t[::1] path_ptr, int32_t[::1] path_links, double[::1] size, double[::1] rem):
+    """Bytes each link carried: what every subflow crossing it has sent."""
+    cdef Py_ssize_t i
+    cdef int64_t k
+    cdef double sent
+    out = np.zeros(L)
+    cdef double[::1] o = out
+    with nogil:
+        for i in range(path_ptr.shape[0] - 1):
+            sent = size[i] - rem[i]
+            for k in range(path_ptr[i], path_ptr[i + 1]):
+                o[path_links[k]] += sent
+    return out
 
 
 cdef object _copy_d(double* p, Py_ssize_t n):
@@ -1311,15 +1356,12 @@ def check_paths(int64_t[::1] path_ptr, int32_t[::1] path_links, Py_ssize_t L):
     return bad, problem
 
 
-def find_cycle(int64_t[::1] dep_ptr, int32_t[::1] dep_idx):
-    """Kahn's algorithm over the dependency DAG; a flow on a cycle, or -1."""
+def find_cycle(int64_t[::1] dep_ptr, int64_t[::1] dptr, int32_t[::1] dpt):
+    """Kahn's algorithm over the dependency DAG (dependents ``dpt`` in CSR
+    ``dptr``, from :func:`reverse_csr`); a flow on a cycle, or -1."""
     cdef Py_ssize_t F = dep_ptr.shape[0] - 1, f, k, head = 0, tail = 0
-    indeg = np.diff(np.asarray(dep_ptr)).astype(np.int64)
-    cdef int64_t[::1] deg = indeg
-    dpt_ptr, dpt_idx = reverse_csr(dep_ptr, dep_idx, F)
-    cdef int32_t[::1] dpt = dpt_idx
-    cdef int64_t[::1] dptr = dpt_ptr
-    cdef int32_t[::1] q = np.zeros(F, dtype=np.int32)
+    cdef int32_t[::1] deg = counts32(dep_ptr)
+    cdef int32_t[::1] q = np.empty(F, dtype=np.int32)
     with nogil:
         for f in range(F):
             if deg[f] == 0:
@@ -1333,6 +1375,111 @@ def find_cycle(int64_t[::1] dep_ptr, int32_t[::1] dep_idx):
                 if deg[dpt[k]] == 0:
                     q[tail] = dpt[k]
                     tail += 1
-    if tail == F:
-        return -1
-    return int(np.flatnonzero(indeg > 0)[0])
+        for f in range(F):
+            if deg[f] > 0:
+                break
+    return -1 if tail == F else f
+
+
+# Checks and derived arrays in single passes: numpy expressions would make a
+# temporary per step, and for millions of flows the page faults of those
+# temporaries cost more than the checks.
+
+def counts32(int64_t[::1] ptr):
+    """ptr[i+1] - ptr[i] as int32 (counts within one flow fit)."""
+    cdef Py_ssize_t n = ptr.shape[0] - 1, i
+    out = np.empty(n, np.int32)
+    cdef int32_t[::1] o = out
+    with nogil:
+        for i in range(n):
+            o[i] = <int32_t> (ptr[i + 1] - ptr[i])
+    return out
+
+
+def first_bad(double[::1] v, double low, bint low_ok, bint allow_inf):
+    """Index of the first value that is NaN, infinite (but +inf with
+    ``allow_inf``), or below ``low`` (or at it, unless ``low_ok``); -1 if none."""
+    cdef Py_ssize_t i, bad = -1
+    cdef double x
+    with nogil:
+        for i in range(v.shape[0]):
+            x = v[i]
+            if x != x or x < low or (x == low and not low_ok) or (x == -INFINITY) or (
+                    x == INFINITY and not allow_inf):
+                bad = i
+                break
+    return bad
+
+
+def ptr_steps(int64_t[::1] ptr):
+    """(first i with ptr[i+1] < ptr[i], first i with ptr[i+1] == ptr[i]), -1 for none."""
+    cdef Py_ssize_t i, neg = -1, zero = -1
+    with nogil:
+        for i in range(ptr.shape[0] - 1):
+            if ptr[i + 1] < ptr[i]:
+                neg = i
+                break
+            if zero < 0 and ptr[i + 1] == ptr[i]:
+                zero = i
+    return neg, zero
+
+
+def is_identity(int64_t[::1] ptr):
+    """Whether ptr is 0, 1, 2, ... (one subflow per flow)."""
+    cdef Py_ssize_t i, n = ptr.shape[0]
+    with nogil:
+        for i in range(n):
+            if ptr[i] != i:
+                break
+        else:
+            i = n
+    return i == n
+
+
+def narrow(int64_t[::1] ids, int64_t n):
+    """ids as int32, and the index of the first id outside 0..n-1 (or -1)."""
+    cdef Py_ssize_t k, bad = -1
+    out = np.empty(ids.shape[0], np.int32)
+    cdef int32_t[::1] o = out
+    with nogil:
+        for k in range(ids.shape[0]):
+            if ids[k] < 0 or ids[k] >= n:
+                bad = k
+                break
+            o[k] = <int32_t> ids[k]
+    return out, bad
+
+
+def first_self_dep(int64_t[::1] dep_ptr, int32_t[::1] dep_idx):
+    """First flow that lists itself among its dependencies, or -1."""
+    cdef Py_ssize_t f, bad = -1
+    cdef int64_t k
+    with nogil:
+        for f in range(dep_ptr.shape[0] - 1):
+            for k in range(dep_ptr[f], dep_ptr[f + 1]):
+                if dep_idx[k] == f:
+                    bad = f
+            if bad >= 0:
+                break
+    return bad
+
+
+def first_cut(int64_t[::1] sub_ptr, int64_t[::1] path_ptr, int64_t[::1] src, int64_t[::1] dst):
+    """First flow with an empty path between two distinct known endpoints, or -1."""
+    cdef Py_ssize_t f, bad = -1
+    cdef int64_t s
+    with nogil:
+        for f in range(sub_ptr.shape[0] - 1):
+            if src[f] < 0 or dst[f] < 0 or src[f] == dst[f]:
+                continue
+            for s in range(sub_ptr[f], sub_ptr[f + 1]):
+                if path_ptr[s + 1] == path_ptr[s]:
+                    bad = f
+            if bad >= 0:
+                break
+    return bad
+
+
+def owner_of(int64_t[::1] ptr, int64_t k):
+    """The row i with ptr[i] <= k < ptr[i+1] (for error messages)."""
+    return int(np.searchsorted(np.asarray(ptr), k, side="right") - 1)

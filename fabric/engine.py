@@ -231,20 +231,22 @@ def _check_column(name, values, n, *, low, low_ok, allow_inf=False):
     values = np.ascontiguousarray(values, dtype=np.float64)
     if values.shape != (n,):
         raise ValidationError(f"{name}: expected {n} values, got shape {values.shape}")
-    finite = np.isfinite(values) | (allow_inf & np.isposinf(values))
-    bad = ~finite | ((values < low) if low_ok else (values <= low))
-    if bad.any():
-        i = _first_bad(bad)
+    i = _core.first_bad(values, low, low_ok, allow_inf)
+    if i >= 0:
         rel = ">=" if low_ok else ">"
         raise ValidationError(f"{name}[{i}]={float(values[i])!r}: must be {'a number' if allow_inf else 'finite'} {rel} {low}")
     return values
 
 
 def _check_ptr(name, ptr, n, total):
+    """The offsets as int64, and the first row with nothing in it (or -1)."""
     ptr = np.ascontiguousarray(ptr, dtype=np.int64)
-    if ptr.shape != (n + 1,) or ptr[0] != 0 or ptr[-1] != total or np.any(np.diff(ptr) < 0):
+    neg = -1
+    if ptr.shape == (n + 1,) and ptr[0] == 0 and ptr[-1] == total:
+        neg, empty = _core.ptr_steps(ptr)
+    if ptr.shape != (n + 1,) or ptr[0] != 0 or ptr[-1] != total or neg >= 0:
         raise ValidationError(f"{name}: must be a CSR offset array of length {n + 1} from 0 to {total}, non-decreasing")
-    return ptr
+    return ptr, empty
 
 
 @dataclass
@@ -255,6 +257,7 @@ class _Prepared:
     sub_size: np.ndarray
     sub_w: np.ndarray
     sub_cap: np.ndarray
+    dependents: tuple
 
 
 def prepare(capacity, latency, flows, node_ids=None):
@@ -275,51 +278,47 @@ def prepare(capacity, latency, flows, node_ids=None):
     delay = np.zeros(F) if fa.delay is None else _check_column("flows.delay", fa.delay, F, low=0, low_ok=True)
     weight = _check_column("flows.weight", fa.weight, F, low=0, low_ok=False)
     fcap = _check_column("flows.cap", fa.cap, F, low=0, low_ok=False, allow_inf=True)
-    dep_idx = np.ascontiguousarray(fa.dep_idx, dtype=np.int64)
-    dep_ptr = _check_ptr("flows.dep_ptr", fa.dep_ptr, F, len(dep_idx))
-    if dep_idx.size:
-        bad = (dep_idx < 0) | (dep_idx >= F)
-        owner = np.repeat(np.arange(F), np.diff(dep_ptr))
-        if bad.any():
-            k = _first_bad(bad)
-            raise ValidationError(f"flows[{owner[k]}].deps: {dep_idx[k]} is not a flow index (0..{F - 1})")
-        selfdep = dep_idx == owner
-        if selfdep.any():
-            k = _first_bad(selfdep)
-            raise ValidationError(f"flows[{owner[k]}].deps: depends on itself")
-    sub_ptr = _check_ptr("flows.sub_ptr", fa.sub_ptr, F, len(fa.sub_frac))
+    dep_idx, bad = _narrow(fa.dep_idx, F, "flows.dep_idx")
+    dep_ptr, _ = _check_ptr("flows.dep_ptr", fa.dep_ptr, F, len(dep_idx))
+    if bad >= 0:
+        raise ValidationError(f"flows[{_core.owner_of(dep_ptr, bad)}].deps: {fa.dep_idx[bad]} is not a flow index (0..{F - 1})")
+    f = _core.first_self_dep(dep_ptr, dep_idx)
+    if f >= 0:
+        raise ValidationError(f"flows[{f}].deps: depends on itself")
+    sub_ptr, empty = _check_ptr("flows.sub_ptr", fa.sub_ptr, F, len(fa.sub_frac))
     S = len(fa.sub_frac)
-    if F and np.any(np.diff(sub_ptr) == 0):
-        raise ValidationError(f"flows[{_first_bad(np.diff(sub_ptr) == 0)}]: has no path")
+    if empty >= 0:
+        raise ValidationError(f"flows[{empty}]: has no path")
     frac = _check_column("flows.sub_frac", fa.sub_frac, S, low=0, low_ok=True)
-    single = S == F and np.array_equal(sub_ptr, np.arange(F + 1))
-    sub_owner = np.arange(F) if single else np.repeat(np.arange(F), np.diff(sub_ptr))
-    path_links = _link_ids(fa.path_links, L, fa.path_ptr, sub_owner)
-    path_ptr = _check_ptr("flows.path_ptr", fa.path_ptr, S, len(path_links))
-    k, problem = _core.check_paths(path_ptr, path_links, L)
+    path_ptr, _ = _check_ptr("flows.path_ptr", fa.path_ptr, S, len(fa.path_links))
+    path_links, k = _narrow(fa.path_links, L, "flows.path_links")
+    problem = 1 if k >= 0 else 0
+    if not problem:
+        k, problem = _core.check_paths(path_ptr, path_links, L)
     if problem:
-        f = sub_owner[np.searchsorted(path_ptr, k, side="right") - 1]
+        f = _core.owner_of(sub_ptr, _core.owner_of(path_ptr, k))
         if problem == 1:
-            raise ValidationError(f"flows[{f}].path: link {path_links[k]} does not exist (0..{L - 1})")
+            raise ValidationError(f"flows[{f}].path: link {fa.path_links[k]} does not exist (0..{L - 1})")
         raise ValidationError(f"flows[{f}].path: crosses link {path_links[k]} twice")
     if fa.src is not None and fa.dst is not None and S:
-        empty = np.diff(path_ptr) == 0
-        distinct = (fa.src[sub_owner] != fa.dst[sub_owner]) & (fa.src[sub_owner] >= 0) & (fa.dst[sub_owner] >= 0)
-        if (empty & distinct).any():
-            f = sub_owner[_first_bad(empty & distinct)]
-            raise ValidationError(f"flows[{f}].path: empty, but src {fa.src[f]} != dst {fa.dst[f]}")
-    dep_idx32 = dep_idx.astype(np.int32)
+        src, dst = np.ascontiguousarray(fa.src, np.int64), np.ascontiguousarray(fa.dst, np.int64)
+        f = _core.first_cut(sub_ptr, path_ptr, src, dst)
+        if f >= 0:
+            raise ValidationError(f"flows[{f}].path: empty, but src {src[f]} != dst {dst[f]}")
+    dependents = _core.reverse_csr(dep_ptr, dep_idx, F)
     if dep_idx.size:
-        cyc = _core.find_cycle(dep_ptr, dep_idx32)
+        cyc = _core.find_cycle(dep_ptr, *dependents)
         if cyc >= 0:
             raise ValidationError(f"flows[{cyc}].deps: on or behind a dependency cycle")
-    if single:
+    if S == F and _core.is_identity(sub_ptr):
         # one path per flow: the subflow is the flow (no copies)
-        if F and np.any(frac <= 0):
-            raise ValidationError(f"flows[{_first_bad(frac <= 0)}].split: fractions sum to 0")
-        share = np.ones(F)
+        f = _core.first_bad(frac, 0.0, False, False)   # frac >= 0 already: finds a 0
+        if f >= 0:
+            raise ValidationError(f"flows[{f}].split: fractions sum to 0")
+        share = frac if np.all(frac == 1) else np.ones(F)
         sub_size, sub_w, sub_cap = size, weight, fcap
     else:
+        sub_owner = np.repeat(np.arange(F), np.diff(sub_ptr))
         tot = np.add.reduceat(frac, sub_ptr[:-1]) if S else np.zeros(F)
         if F and np.any(tot <= 0):
             raise ValidationError(f"flows[{_first_bad(tot <= 0)}].split: fractions sum to 0")
@@ -327,23 +326,22 @@ def prepare(capacity, latency, flows, node_ids=None):
         sub_size = np.ascontiguousarray(size[sub_owner] * share)
         sub_w = np.ascontiguousarray(weight[sub_owner] * share)
         sub_cap = np.ascontiguousarray(fcap[sub_owner] * share)
-    fa = FlowArrays(size, start, weight, fcap, dep_ptr, dep_idx32, sub_ptr, share, path_ptr, path_links,
+    fa = FlowArrays(size, start, weight, fcap, dep_ptr, dep_idx, sub_ptr, share, path_ptr, path_links,
                     fa.src, fa.dst, delay)
-    return _Prepared(cap=cap, lat=lat, fa=fa, sub_size=sub_size, sub_w=sub_w, sub_cap=sub_cap)
+    return _Prepared(cap=cap, lat=lat, fa=fa, sub_size=sub_size, sub_w=sub_w, sub_cap=sub_cap,
+                     dependents=dependents)
 
 
-def _link_ids(values, L, path_ptr, sub_owner):
-    """Link ids as contiguous int32, range-checked before narrowing."""
+def _narrow(values, n, name):
+    """Ids as contiguous int32, and the index of the first outside 0..n-1 (or -1)."""
     ids = np.asarray(values)
-    if ids.dtype != np.int32:
-        if ids.size and not np.issubdtype(ids.dtype, np.integer):
-            raise ValidationError(f"flows.path_links: expected integer link ids, got {ids.dtype}")
-        bad = (ids < 0) | (ids >= L)
-        if bad.any():
-            k = _first_bad(bad)
-            f = sub_owner[np.searchsorted(np.asarray(path_ptr), k, side="right") - 1]
-            raise ValidationError(f"flows[{f}].path: link {ids[k]} does not exist (0..{L - 1})")
-    return np.ascontiguousarray(ids, dtype=np.int32)
+    if ids.size and not np.issubdtype(ids.dtype, np.integer):
+        raise ValidationError(f"{name}: expected integer ids, got {ids.dtype}")
+    if ids.dtype == np.int32:
+        ids = np.ascontiguousarray(ids)
+        in_range = not ids.size or (ids.min() >= 0 and ids.max() < n)
+        return ids, -1 if in_range else _first_bad((ids < 0) | (ids >= n))
+    return _core.narrow(np.ascontiguousarray(ids, dtype=np.int64), n)
 
 
 @dataclass
@@ -470,7 +468,7 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
     out = _core.simulate(
         p.cap, p.lat, fa.start, fa.delay, fa.dep_ptr, fa.dep_idx, fa.sub_ptr, p.sub_size, p.sub_w,
         p.sub_cap, fa.path_ptr, fa.path_links, record_links=record_links, record_rates=record_rates,
-        progress=progress,
+        progress=progress, dependents=p.dependents,
     )
     if out["counters"]["stopped"]:
         out["finish"][~out["flow_done"]] = np.nan

@@ -80,7 +80,7 @@ def run_with_events(net, fa, events, *, record_links=False, progress=None):
         pf = p.fa
         out = _core.simulate(p.cap, p.lat, pf.start, pf.delay, pf.dep_ptr, pf.dep_idx, pf.sub_ptr, p.sub_size, p.sub_w,
                              p.sub_cap, pf.path_ptr, pf.path_links, record_links=record_links, until=until,
-                             progress=progress)
+                             progress=progress, dependents=p.dependents)
         link_bytes += out["link_bytes"]
         link_busy += out["link_busy"]
         for key, v in out["counters"].items():

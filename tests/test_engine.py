@@ -198,6 +198,36 @@ def test_bad_input_is_named(cap, lat, flows, words):
     assert words in str(exc.value)
 
 
+def _columns(**kw):
+    """Three flows: one path, two sprayed paths, one path (links 0-3)."""
+    cols = dict(size=[1.0, 2.0, 3.0], start=np.zeros(3), weight=np.ones(3), cap=np.full(3, np.inf),
+                dep_ptr=[0, 0, 0, 1], dep_idx=[0], sub_ptr=[0, 1, 3, 4], sub_frac=np.ones(4),
+                path_ptr=[0, 1, 3, 4, 6], path_links=np.array([0, 1, 2, 3, 2, 1]))
+    cols.update(kw)
+    return FlowArrays(**cols)
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(path_links=np.array([0, 1, 2, 3, 9, 1])), "flows[2].path: link 9 does not exist"),
+    (dict(path_links=np.array([0, 1, -2, 3, 2, 1], np.int32)), "flows[1].path: link -2 does not exist"),
+    (dict(path_links=np.array([0, 1, 2, 3, 2, 2])), "flows[2].path: crosses link 2 twice"),
+    (dict(path_links=np.array([0, 1, 2, 3, 2, 1.5])), "expected integer ids"),
+    (dict(dep_idx=np.array([7], np.int32)), "flows[2].deps: 7 is not a flow index"),
+    (dict(dep_idx=[2]), "flows[2].deps: depends on itself"),
+    (dict(dep_ptr=[0, 1, 0, 1]), "flows.dep_ptr: must be a CSR offset array"),
+    (dict(sub_ptr=[0, 1, 1, 4]), "flows[1]: has no path"),
+    (dict(size=[1.0, -np.inf, 3.0]), "flows.size[1]=-inf"),
+    (dict(weight=[1.0, 1.0, np.inf]), "flows.weight[2]=inf"),
+    (dict(sub_frac=np.array([1.0, 0.0, 0.0, 1.0])), "flows[1].split: fractions sum to 0"),
+])
+def test_bad_columns_are_named(kw, words):
+    """The columnar form is checked in single passes; errors still name the flow."""
+    with pytest.raises(ValidationError) as exc:
+        simulate_links(np.ones(4), np.zeros(4), _columns(**kw))
+    assert words in str(exc.value)
+    simulate_links(np.ones(4), np.zeros(4), _columns())   # the unbroken table runs
+
+
 def test_empty_inputs():
     r = simulate_links([GB], [0], [])
     assert r.makespan == 0.0 and len(r.finish) == 0
