@@ -189,6 +189,27 @@ def fmt_time(r):
     return r["error"] if "error" in r else f"{r['seconds']:.3g} s"
 
 
+def table(rows):
+    """One line per case and implementation: time, throughput, memory, and
+    how it compares with fabric (time ratio, largest relative finish-time gap)."""
+    header = ["case", "impl", "flows", "time", "end to end", "flows/s", "peak MB", "x fabric time", "max rel diff"]
+    lines = ["  ".join(f"{h:>13}" for h in header)]
+    for case, res in rows:
+        fab = res["fabric"]
+        for impl, r in res.items():
+            ok = "error" not in r
+            diff = ""
+            if impl != "fabric" and ok and "error" not in fab:
+                a, b = np.array(fab["finish_sample"]), np.array(r["finish_sample"])
+                diff = f"{np.max(np.abs(a - b) / np.abs(b)):.1e}"
+            cells = [case, impl, str(r.get("flows", "")), fmt_time(r),
+                     f"{r['end_to_end']:.3g} s" if ok and impl == "fabric" else "",
+                     f"{r['flows'] / r['seconds']:.3g}" if ok else "", f"{r['peak_rss_mb']:.0f}" if ok else "",
+                     "" if impl == "fabric" else ratio(r, fab), diff]
+            lines.append("  ".join(f"{c:>13}" for c in cells))
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", nargs=2, metavar=("IMPL", "CASE"), help=argparse.SUPPRESS)
@@ -198,6 +219,7 @@ def main():
     ap.add_argument("--ref-timeout", type=float, default=600.0, help="seconds allowed to the reference")
     ap.add_argument("--simgrid-timeout", type=float, default=900.0, help="seconds allowed to SimGrid")
     ap.add_argument("--quick", action="store_true", help="small cases and short limits")
+    ap.add_argument("--json", metavar="FILE", help="also write every run's raw measurements here")
     args = ap.parse_args()
     if args.worker:
         return worker(*args.worker)
@@ -222,25 +244,10 @@ def main():
             res[impl] = run_one(impl, case, limits[impl])
             print(f"  {case:<12} {impl:<10} {fmt_time(res[impl])}", file=sys.stderr, flush=True)
         rows.append((case, res))
-    header = ["case", "flows", "fabric e2e", "fabric", "flows/s", "peak MB", "reference", "ref/fabric",
-              "ref diff", "simgrid", "simgrid/fabric", "simgrid diff"]
-    print("  ".join(f"{h:>14}" for h in header))
-    for case, res in rows:
-        fab = res["fabric"]
-        ok = "error" not in fab
-        cells = [case, str(fab.get("flows", "")), f"{fab['end_to_end']:.3g} s" if ok else "", fmt_time(fab),
-                 f"{fab['flows'] / fab['seconds']:.3g}" if ok else "", f"{fab['peak_rss_mb']:.0f}" if ok else ""]
-        for impl in ("reference", "simgrid"):
-            r = res.get(impl)
-            if r is None:
-                cells += ["n/a", "", ""]
-                continue
-            diff = ""
-            if ok and "error" not in r:
-                a, b = np.array(fab["finish_sample"]), np.array(r["finish_sample"])
-                diff = f"{np.max(np.abs(a - b) / np.abs(b)):.1e}"
-            cells += [fmt_time(r), ratio(r, fab), diff]
-        print("  ".join(f"{c:>14}" for c in cells))
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(dict(rows), fh, indent=1)
 
 if __name__ == "__main__":
     main()

@@ -64,8 +64,10 @@ DEF NO_STAMP = -(1 << 62)  # a link mark no link ever carries
 
 cdef enum:
     EV_RELEASE = 0
-    EV_ACTIVATE = 1
+    EV_ACTIVATE = 1        # one subflow starts sending
     EV_FINISH = 2
+    EV_ACTIVATE_ALL = 3    # every subflow of a flow whose paths have one latency
+    N_KINDS = 4            # event key = index * N_KINDS + kind
 
 cdef enum:
     PAUSED = 4    # run() returned to let Python report progress
@@ -292,6 +294,7 @@ ctypedef struct State:
     int64_t* smark       # 2*fill stamp: in region R; +1 once frozen
     int64_t* nmark       # == batch stamp: activated in this batch
     int32_t* owner
+    int8_t* same_lat     # per flow: all its subflows' paths have one latency (and it has several)
     double* plat
     double* sfin
     double* sfirst
@@ -410,14 +413,43 @@ cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
             rel = s.maxdep[d] + s.delay[d]
             if s.start[d] > rel:
                 rel = s.start[d]
-            if heap_push(&s.ev, rel, <int64_t> d * 3 + EV_RELEASE, 0) < 0:
+            if heap_push(&s.ev, rel, <int64_t> d * N_KINDS + EV_RELEASE, 0) < 0:
                 return -1
     return 0
 
 
+cdef int activate(State* s, Py_ssize_t i, double t) noexcept nogil:
+    """Subflow i starts sending (its path latency has elapsed)."""
+    s.sfirst[i] = t
+    if t < s.first[s.owner[i]]:
+        s.first[s.owner[i]] = t
+    s.tupd[i] = t
+    if s.rem[i] <= 0:
+        return finish_sub(s, i, t)
+    if s.path_ptr[i + 1] == s.path_ptr[i]:
+        # no links: only a cap limits it
+        if not isfinite(s.sub_cap[i]):
+            s.rem[i] = 0
+            return finish_sub(s, i, t)
+        s.state[i] = ST_ACTIVE
+        s.rate[i] = s.sub_cap[i]
+        ih_set(&s.fin, <int32_t> i, t + s.rem[i] / s.rate[i])
+        return 0
+    s.state[i] = ST_ACTIVE
+    s.rate[i] = 0
+    s.nmark[i] = s.batch
+    s.newlist[s.n_new] = <int32_t> i
+    s.n_new += 1
+    s.n_active += 1
+    if s.n_active > s.max_active:
+        s.max_active = s.n_active
+    link_add(s, i, t)
+    return 0
+
+
 cdef int handle(State* s, Item* it) noexcept nogil:
-    cdef int64_t kind = it.key % 3
-    cdef int64_t idx = it.key // 3
+    cdef int64_t kind = it.key % N_KINDS
+    cdef int64_t idx = it.key // N_KINDS
     cdef double t = it.t
     cdef Py_ssize_t i
     if kind == EV_RELEASE:
@@ -425,36 +457,22 @@ cdef int handle(State* s, Item* it) noexcept nogil:
         s.first[idx] = INFINITY
         for i in range(s.sub_ptr[idx], s.sub_ptr[idx + 1]):
             s.state[i] = ST_LATENCY
-            if heap_push(&s.ev, t + s.plat[i], <int64_t> i * 3 + EV_ACTIVATE, 0) < 0:
+        if s.same_lat[idx]:
+            # sprayed paths of equal latency: one event, not one per path
+            return heap_push(&s.ev, t + s.plat[s.sub_ptr[idx]], idx * N_KINDS + EV_ACTIVATE_ALL, 0)
+        for i in range(s.sub_ptr[idx], s.sub_ptr[idx + 1]):
+            if heap_push(&s.ev, t + s.plat[i], <int64_t> i * N_KINDS + EV_ACTIVATE, 0) < 0:
+                return -1
+        return 0
+    if kind == EV_ACTIVATE_ALL:
+        s.n_events += s.sub_ptr[idx + 1] - s.sub_ptr[idx] - 1   # count one per subflow, as before
+        for i in range(s.sub_ptr[idx], s.sub_ptr[idx + 1]):
+            if activate(s, i, t) < 0:
                 return -1
         return 0
     i = idx
     if kind == EV_ACTIVATE:
-        s.sfirst[i] = t
-        if t < s.first[s.owner[i]]:
-            s.first[s.owner[i]] = t
-        s.tupd[i] = t
-        if s.rem[i] <= 0:
-            return finish_sub(s, i, t)
-        if s.path_ptr[i + 1] == s.path_ptr[i]:
-            # no links: only a cap limits it
-            if not isfinite(s.sub_cap[i]):
-                s.rem[i] = 0
-                return finish_sub(s, i, t)
-            s.state[i] = ST_ACTIVE
-            s.rate[i] = s.sub_cap[i]
-            ih_set(&s.fin, <int32_t> i, t + s.rem[i] / s.rate[i])
-            return 0
-        s.state[i] = ST_ACTIVE
-        s.rate[i] = 0
-        s.nmark[i] = s.batch
-        s.newlist[s.n_new] = <int32_t> i
-        s.n_new += 1
-        s.n_active += 1
-        if s.n_active > s.max_active:
-            s.max_active = s.n_active
-        link_add(s, i, t)
-        return 0
+        return activate(s, i, t)
     # EV_FINISH (popped from the finish heap)
     drain(s, i, t)
     s.rem[i] = 0
@@ -966,7 +984,7 @@ cdef int run(State* s) noexcept nogil:
         s.started = 1
         for f in range(s.F):
             if s.pending[f] == 0:
-                if heap_push(&s.ev, s.start[f], <int64_t> f * 3 + EV_RELEASE, 0) < 0:
+                if heap_push(&s.ev, s.start[f], <int64_t> f * N_KINDS + EV_RELEASE, 0) < 0:
                     return -1
     while s.ev.n > 0 or s.fin.n > 0:
         if s.pause_every > 0 and s.batch >= s.next_pause:
@@ -985,7 +1003,7 @@ cdef int run(State* s) noexcept nogil:
         while next_time(s) <= window:
             if s.fin.n > 0 and (s.ev.n == 0 or s.fin.t[0] <= s.ev.a[0].t):
                 it.t = s.fin.t[0]
-                it.key = <int64_t> s.fin.item[0] * 3 + EV_FINISH
+                it.key = <int64_t> s.fin.item[0] * N_KINDS + EV_FINISH
                 ih_remove(&s.fin, s.fin.item[0])
             else:
                 it = heap_pop(&s.ev)
@@ -1067,6 +1085,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     dpt_ptr, dpt_idx = reverse_csr(dep_ptr, dep_idx, F) if dependents is None else dependents
     # link -> incidences, sized by how many subflows use each link
     link_ptr = _ptr_from_counts(np.bincount(path_links, minlength=L))
+    plat = _path_latency(path_ptr, path_links, lat)
     i8, i32, i64, f64 = np.int8, np.int32, np.int64, np.float64
     a = dict(
         # inputs (validated by fabric.engine)
@@ -1075,7 +1094,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         path_links=(path_links, i32),
         # derived layout
         dpt_ptr=(dpt_ptr, i64), dpt_idx=(dpt_idx, i32), link_ptr=(link_ptr, i64),
-        owner=(_owners(sub_ptr), i32), plat=(_path_latency(path_ptr, path_links, lat), f64),
+        owner=(_owners(sub_ptr), i32), plat=(plat, f64), same_lat=(_same_latency(sub_ptr, plat), i8),
         # link state
         slots=(np.zeros(K, i32), i32), pos=(np.zeros(K, i32), i32), cnt=(np.zeros(L, i32), i32),
         ucnt=(np.zeros(L, i32), i32), sat=(np.full(L, np.inf), f64), resid=(np.zeros(L), f64),
@@ -1120,6 +1139,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.dpt_idx = <int32_t*> _data(arrays["dpt_idx"])
     s.link_ptr = <int64_t*> _data(arrays["link_ptr"])
     s.owner = <int32_t*> _data(arrays["owner"])
+    s.same_lat = <int8_t*> _data(arrays["same_lat"])
     s.plat = <double*> _data(arrays["plat"])
     s.slots = <int32_t*> _data(arrays["slots"])
     s.pos = <int32_t*> _data(arrays["pos"])
@@ -1274,6 +1294,24 @@ def _path_latency(int64_t[::1] path_ptr, int32_t[::1] path_links, double[::1] la
     return out
 
 
+def _same_latency(int64_t[::1] sub_ptr, double[::1] plat):
+    """Per flow, 1 if it has several subflows and their path latencies are equal."""
+    cdef Py_ssize_t f
+    cdef int64_t i
+    out = np.zeros(sub_ptr.shape[0] - 1, np.int8)
+    cdef int8_t[::1] o = out
+    with nogil:
+        for f in range(sub_ptr.shape[0] - 1):
+            if sub_ptr[f + 1] - sub_ptr[f] < 2:
+                continue
+            o[f] = 1
+            for i in range(sub_ptr[f] + 1, sub_ptr[f + 1]):
+                if plat[i] != plat[sub_ptr[f]]:
+                    o[f] = 0
+                    break
+    return out
+
+
 def _link_bytes(Py_ssize_t L, int64_t[::1] path_ptr, int32_t[::1] path_links, double[::1] size, double[::1] rem):
     """Bytes each link carried: what every subflow crossing it has sent."""
     cdef Py_ssize_t i
@@ -1359,7 +1397,7 @@ def check_paths(int64_t[::1] path_ptr, int32_t[::1] path_links, Py_ssize_t L):
 def find_cycle(int64_t[::1] dep_ptr, int64_t[::1] dptr, int32_t[::1] dpt):
     """Kahn's algorithm over the dependency DAG (dependents ``dpt`` in CSR
     ``dptr``, from :func:`reverse_csr`); a flow on a cycle, or -1."""
-    cdef Py_ssize_t F = dep_ptr.shape[0] - 1, f, k, head = 0, tail = 0
+    cdef Py_ssize_t F = dep_ptr.shape[0] - 1, f = -1, k, head = 0, tail = 0
     cdef int32_t[::1] deg = counts32(dep_ptr)
     cdef int32_t[::1] q = np.empty(F, dtype=np.int32)
     with nogil:

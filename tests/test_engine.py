@@ -95,6 +95,12 @@ def test_sprayed_flow_over_two_disjoint_paths():
     # split in proportion to capacity: both halves end together at 1 s
     r = simulate_links([GB, 3 * GB], [0, 0], [Flow(size=4 * GB, paths=[[0], [1]], split=[1, 3])])
     assert np.allclose(r.sub_finish, [1.0, 1.0])
+    # paths of one latency start together (one event inside, still counted per path),
+    # paths of different latencies each at their own time
+    for lat, first in (([1e-6, 1e-6], [1e-6, 1e-6]), ([1e-6, 3e-6], [1e-6, 3e-6])):
+        r = simulate_links([GB, 3 * GB], lat, [Flow(size=4 * GB, paths=[[0], [1]], split=[1, 3])])
+        assert r.sub_first.tolist() == first and r.first_byte[0] == 1e-6
+        assert r.counters["events"] == 5   # release, 2 starts, 2 finishes
 
 
 def test_ring_all_reduce_closed_form():
