@@ -241,10 +241,9 @@ def _check_column(name, values, n, *, low, low_ok, allow_inf=False):
 def _check_ptr(name, ptr, n, total):
     """The offsets as int64, and the first row with nothing in it (or -1)."""
     ptr = np.ascontiguousarray(ptr, dtype=np.int64)
-    neg = -1
-    if ptr.shape == (n + 1,) and ptr[0] == 0 and ptr[-1] == total:
-        neg, empty = _core.ptr_steps(ptr)
-    if ptr.shape != (n + 1,) or ptr[0] != 0 or ptr[-1] != total or neg >= 0:
+    ends_ok = ptr.shape == (n + 1,) and ptr[0] == 0 and ptr[-1] == total
+    decrease, empty = _core.ptr_steps(ptr) if ends_ok else (0, -1)
+    if decrease >= 0:
         raise ValidationError(f"{name}: must be a CSR offset array of length {n + 1} from 0 to {total}, non-decreasing")
     return ptr, empty
 
@@ -315,7 +314,7 @@ def prepare(capacity, latency, flows, node_ids=None):
         f = _core.first_bad(frac, 0.0, False, False)   # frac >= 0 already: finds a 0
         if f >= 0:
             raise ValidationError(f"flows[{f}].split: fractions sum to 0")
-        share = frac if np.all(frac == 1) else np.ones(F)
+        share = frac if np.all(frac == 1) else np.ones(F)   # each path carries all; reuse the caller's ones
         sub_size, sub_w, sub_cap = size, weight, fcap
     else:
         sub_owner = np.repeat(np.arange(F), np.diff(sub_ptr))
