@@ -1,0 +1,25 @@
+"""The engine benchmark script runs, and its peers solve the same problem."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "engine.py")
+
+
+def test_engine_benchmark_small_cases(tmp_path):
+    out = tmp_path / "raw.json"
+    p = subprocess.run([sys.executable, SCRIPT, "--cases", "ring:8,a2a:6,perm:4:spray", "--peers", "fabric,reference",
+                        "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["case", "impl", "flows"] and len(lines) == 1 + 3 * 2
+    raw = json.loads(out.read_text())
+    for case, flows in (("ring:8", 2 * 7 * 8), ("a2a:6", 30), ("perm:4:spray", None)):
+        fab, ref = raw[case]["fabric"], raw[case]["reference"]
+        assert fab["flows"] == ref["flows"] and (flows is None or fab["flows"] == flows)
+        np.testing.assert_allclose(fab["finish_sample"], ref["finish_sample"], rtol=1e-9)
+        assert fab["peak_rss_mb"] > 0 and ref["seconds"] > 0
