@@ -301,6 +301,8 @@ def prepare(capacity, latency, flows, node_ids=None):
         raise ValidationError(f"flows[{f}].path: crosses link {path_links[k]} twice")
     if fa.src is not None and fa.dst is not None and S:
         src, dst = np.ascontiguousarray(fa.src, np.int64), np.ascontiguousarray(fa.dst, np.int64)
+        if src.shape != (F,) or dst.shape != (F,):
+            raise ValidationError(f"flows.src/dst: expected {F} node ids each, got shapes {src.shape} and {dst.shape}")
         f = _core.first_cut(sub_ptr, path_ptr, src, dst)
         if f >= 0:
             raise ValidationError(f"flows[{f}].path: empty, but src {src[f]} != dst {dst[f]}")

@@ -225,6 +225,9 @@ def _columns(**kw):
     (dict(size=[1.0, -np.inf, 3.0]), "flows.size[1]=-inf"),
     (dict(weight=[1.0, 1.0, np.inf]), "flows.weight[2]=inf"),
     (dict(sub_frac=np.array([1.0, 0.0, 0.0, 1.0])), "flows[1].split: fractions sum to 0"),
+    (dict(src=np.array([0, 1]), dst=np.array([1, 0, 1])), "flows.src/dst: expected 3 node ids each"),
+    (dict(src=np.array([0, 1, 2]), dst=np.array([1, 0, 1]), path_ptr=[0, 1, 3, 3, 4],
+          path_links=np.array([0, 1, 2, 3])), "flows[1].path: empty, but src 1 != dst 0"),
 ])
 def test_bad_columns_are_named(kw, words):
     """The columnar form is checked in single passes; errors still name the flow."""
