@@ -38,8 +38,12 @@ def simgrid_available():
 def simgrid_simulate(capacity, latency, fa):
     """Play a single-path FlowArrays with dependencies on SimGrid; finish times.
 
-    Flows sharing a path share one pair of SimGrid hosts whose route is that
-    path; a controller actor starts each flow (``Comm.sendto_async``) as soon
+    A flow runs between a host named by its path's first link and one named
+    by its last link, with the path as their route (a pair whose route is
+    already another path gets hosts of its own).  SimGrid's full zone keeps
+    a hosts x hosts route table, so a host pair per flow would need 136 GB
+    at n = 256 all-to-all; per end link it needs 512 hosts.  A controller
+    actor starts each flow (``Comm.sendto_async``) as soon
     as its dependencies have finished.  Start times must be 0, weights 1,
     no caps; sizes are rounded to whole bytes (SimGrid's unit).  SimGrid
     keeps one engine per process: call this once per process.
@@ -55,19 +59,27 @@ def simgrid_simulate(capacity, latency, fa):
     links = [zone.add_link(f"l{i}", float(c)).set_latency(float(lat)).seal()
              for i, (c, lat) in enumerate(zip(capacity, latency))]
     F = fa.n_flows
-    pair_of = {}
+    ends = {}      # ("s" or "d", first or last link, or a whole path) -> host
+    pairs = {}     # (source key, destination key) -> (index into hosts, path)
     hosts = []
     flow_pair = np.empty(F, dtype=np.int64)
+
+    def host(key):
+        if key not in ends:
+            ends[key] = zone.add_host(f"h{len(ends)}", 1e9).seal()
+        return ends[key]
+
     for f in range(F):
         path = tuple(fa.path_links[fa.path_ptr[f]:fa.path_ptr[f + 1]].tolist())
-        k = pair_of.get(path)
-        if k is None:
-            k = pair_of[path] = len(hosts)
-            src = zone.add_host(f"s{k}", 1e9).seal()
-            dst = zone.add_host(f"d{k}", 1e9).seal()
+        keys = (("s", path[0]), ("d", path[-1]))
+        if keys in pairs and pairs[keys][1] != path:   # these ends already route another path
+            keys = (("s", path), ("d", path))
+        if keys not in pairs:
+            src, dst = host(keys[0]), host(keys[1])
             zone.add_route(src, dst, [links[l] for l in path])
+            pairs[keys] = (len(hosts), path)
             hosts.append((src, dst))
-        flow_pair[f] = k
+        flow_pair[f] = pairs[keys][0]
     zone.seal()
 
     dep_ptr, dep_idx = fa.dep_ptr, fa.dep_idx
