@@ -449,7 +449,11 @@ def run_sweep(sw, out, *, workers=None, scheduler=None, resume=False, point_time
     ``progress(record, finished, total)`` is called after every point.
     """
     points = sw.points()
-    os.makedirs(os.path.join(out, "points"), exist_ok=True)
+    folder = os.path.join(out, "points")
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.startswith(".tmp-"):    # a half-written record of a sweep that was killed
+            os.remove(os.path.join(folder, name))
     if not resume:
         for p in points:
             if os.path.exists(_record_path(out, p)):
