@@ -61,6 +61,7 @@ DEF LOCAL_EXPLODE = 256  # ... or as soon as the region doubles past this many s
 DEF LOCAL_SCAN = 128     # ... or scans more than this many incidences per region subflow
 DEF LOCAL_CROWD = 64     # skip the local attempt when a changed link carries more subflows
 DEF NO_STAMP = -(1 << 62)  # a link mark no link ever carries
+DEF BULK_MIN = 64        # finish-heap size from which simultaneous finishes leave it at once
 
 cdef enum:
     EV_RELEASE = 0
@@ -167,7 +168,7 @@ cdef inline void _iswap(IHeap* h, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 
 
 cdef void _isift(IHeap* h, Py_ssize_t i) noexcept nogil:
-    cdef Py_ssize_t p, c
+    cdef Py_ssize_t p
     while i > 0:
         p = (i - 1) >> 1
         if _iless(h, i, p):
@@ -175,6 +176,11 @@ cdef void _isift(IHeap* h, Py_ssize_t i) noexcept nogil:
             i = p
         else:
             break
+    _isift_down(h, i)
+
+
+cdef void _isift_down(IHeap* h, Py_ssize_t i) noexcept nogil:
+    cdef Py_ssize_t c
     while True:
         c = 2 * i + 1
         if c >= h.n:
@@ -302,6 +308,7 @@ ctypedef struct State:
     Py_ssize_t n_r
     int32_t* newlist
     Py_ssize_t n_new
+    int32_t* due         # scratch: subflows finishing together (finish_due)
     # flow state
     int32_t* pending
     int32_t* left
@@ -966,6 +973,69 @@ cdef inline double next_time(State* s) noexcept nogil:
     return t
 
 
+cdef int finish_due(State* s, double window, double* tb) noexcept nogil:
+    """Handle every subflow due to finish by ``window`` in one go.
+
+    A collective step ends many flows at once; popping them one by one costs
+    a sift each (m log n), while taking them out and rebuilding the heap
+    costs O(n).  Returns 1 if it did so, 0 if too few were due (the caller
+    pops them singly), -1 on allocation failure in a handler.
+    """
+    cdef IHeap* h = &s.fin
+    cdef int32_t* stack = s.rlist   # depth-first: never more than the heap's depth + 2 entries
+    cdef int32_t* due = s.due
+    cdef Py_ssize_t top = 0, m = 0, k, c, n_due = 0, j
+    cdef int32_t i
+    cdef double pred
+    cdef Item it
+    # the slots whose key (a lower bound) is within the window: a subtree at the root
+    stack[top] = 0
+    top += 1
+    while top > 0:
+        top -= 1
+        k = stack[top]
+        if k >= h.n or h.t[k] > window:
+            continue
+        due[m] = <int32_t> k
+        m += 1
+        stack[top] = <int32_t> (2 * k + 1)
+        stack[top + 1] = <int32_t> (2 * k + 2)
+        top += 2
+    if m * 8 < h.n:
+        return 0
+    for c in range(m):
+        k = due[c]
+        i = h.item[k]
+        pred = s.tupd[i] + s.rem[i] / s.rate[i]
+        if pred <= window:
+            h.item[k] = -1
+            h.where[i] = -1
+            due[n_due] = i
+            n_due += 1
+        else:
+            h.t[k] = pred   # a stale lower bound: its true finish is later
+    j = 0
+    for k in range(h.n):
+        if h.item[k] >= 0:
+            h.t[j] = h.t[k]
+            h.item[j] = h.item[k]
+            h.where[h.item[j]] = <int32_t> j
+            j += 1
+    h.n = j
+    for k in range(j // 2 - 1, -1, -1):   # Floyd's heap construction
+        _isift_down(h, k)
+    for c in range(n_due):
+        i = due[c]
+        it.t = s.tupd[i] + s.rem[i] / s.rate[i]
+        it.key = <int64_t> i * N_KINDS + EV_FINISH
+        s.n_events += 1
+        if it.t > tb[0]:
+            tb[0] = it.t
+        if handle(s, &it) < 0:
+            return -1
+    return 1
+
+
 cdef void drain_all(State* s, double t) noexcept nogil:
     """Bring every sending subflow's remaining bytes up to time t."""
     cdef Py_ssize_t i
@@ -980,6 +1050,7 @@ cdef int run(State* s) noexcept nogil:
     cdef Py_ssize_t c, f
     cdef double lam0
     cdef int rc
+    cdef bint bulk
     if not s.started:
         s.started = 1
         for f in range(s.F):
@@ -1000,8 +1071,16 @@ cdef int run(State* s) noexcept nogil:
         s.n_new = 0
         s.n_chg = 0
         s.n_r = 0
+        bulk = True
         while next_time(s) <= window:
             if s.fin.n > 0 and (s.ev.n == 0 or s.fin.t[0] <= s.ev.a[0].t):
+                if bulk and s.fin.n >= BULK_MIN:
+                    rc = finish_due(s, window, &tb)
+                    if rc < 0:
+                        return -1
+                    bulk = False   # one try per batch: what comes due later is popped singly
+                    if rc:
+                        continue
                 it.t = s.fin.t[0]
                 it.key = <int64_t> s.fin.item[0] * N_KINDS + EV_FINISH
                 ih_remove(&s.fin, s.fin.item[0])
@@ -1109,7 +1188,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         tupd=(np.zeros(S), f64), newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
         fin_item=(np.zeros(S, i32), i32), fin_where=(np.full(S, -1, i32), i32),
         smark=(np.zeros(S, i64), i64), nmark=(np.zeros(S, i64), i64), sfin=(np.full(S, np.nan), f64),
-        sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S, i32), i32), newlist=(np.zeros(S, i32), i32),
+        sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S + 2, i32), i32), newlist=(np.zeros(S, i32), i32),
+        due=(np.empty(S, i32), i32),
         # flow state; finish starts at -inf so max() works
         pending=(counts32(dep_ptr), i32), left=(counts32(sub_ptr), i32),
         maxdep=(np.full(F, -np.inf), f64), release=(np.full(F, np.nan), f64), first=(np.full(F, np.nan), f64),
@@ -1180,6 +1260,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.sfirst = <double*> _data(arrays["sfirst"])
     s.rlist = <int32_t*> _data(arrays["rlist"])
     s.newlist = <int32_t*> _data(arrays["newlist"])
+    s.due = <int32_t*> _data(arrays["due"])
     s.pending = <int32_t*> _data(arrays["pending"])
     s.left = <int32_t*> _data(arrays["left"])
     s.maxdep = <double*> _data(arrays["maxdep"])

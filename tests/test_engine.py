@@ -103,8 +103,9 @@ def test_sprayed_flow_over_two_disjoint_paths():
         assert r.counters["events"] == 5   # release, 2 starts, 2 finishes
 
 
-def test_ring_all_reduce_closed_form():
-    n, S, B, L = 16, 2**30, 50e9, 2e-6
+@pytest.mark.parametrize("n", [16, 80])   # 80: a whole step finishing at once leaves the heap in one go
+def test_ring_all_reduce_closed_form(n):
+    S, B, L = 2**30, 50e9, 2e-6
     # star: link 2i = rank i -> switch, 2i+1 = switch -> rank i, L/2 each
     flows = []
     for step in range(2 * (n - 1)):
@@ -162,6 +163,26 @@ def test_deterministic(scn):
     assert a.finish.tobytes() == b.finish.tobytes()
     assert a.link_bytes.tobytes() == b.link_bytes.tobytes()
     assert all(x.tobytes() == y.tobytes() for x, y in zip(a.rate_log, b.rate_log))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(100, 300), st.integers(4, 16), st.integers(0, 2**32 - 1), st.booleans())
+def test_many_simultaneous_finishes_match_reference(n_flows, n_links, seed, latency):
+    """Enough flows that finishes due together leave the finish heap at once,
+    with sizes from a short list so that many finish at the same instant and
+    some keys in the heap are stale (rates that fell)."""
+    rng = np.random.default_rng(seed)
+    cap = rng.choice([1e9, 2e9, 4e9], n_links)
+    lat = rng.choice([0.0, 1e-6], n_links) if latency else np.zeros(n_links)
+    flows = []
+    for f in range(n_flows):
+        # mostly two hops from one half of the links to the other, as through a switch
+        path = ([int(rng.integers(0, n_links // 2)), int(rng.integers(n_links // 2, n_links))] if rng.random() < 0.8
+                else rng.choice(n_links, rng.integers(1, min(4, n_links) + 1), replace=False).tolist())
+        deps = [int(rng.integers(0, f))] if f and rng.random() < 0.1 else []
+        flows.append(Flow(size=float(rng.choice([0, 1, 2, 3, 4, 6]) * 1e8), path=path, deps=deps,
+                          start=float(rng.choice([0.0, 0.0, 0.05]))))
+    assert_matches_reference(cap, lat, flows, rtol=1e-9)
 
 
 @settings(max_examples=30, deadline=None)
