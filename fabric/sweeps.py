@@ -408,6 +408,14 @@ def _run_local(tasks, workers, done):
         except BaseException:
             for p in list(getattr(pool, "_processes", {}).values()):
                 p.terminate()
+            # A worker killed while sending a result (records can exceed a
+            # pipe buffer) leaves half a message behind, and the pool's
+            # manager thread would wait for the rest forever, holding up the
+            # interpreter's exit.  Closing our copy of the pipe's write end
+            # turns that wait into end-of-file.
+            writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
+            if writer is not None:
+                writer.close()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True, cancel_futures=True)

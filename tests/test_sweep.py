@@ -55,6 +55,12 @@ def table(out):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
 
 
+def records(out):
+    """Names of the finished point records (not the .tmp- file of one being written)."""
+    points = os.path.join(out, "points")
+    return sorted(p for p in os.listdir(points) if not p.startswith(".tmp-")) if os.path.exists(points) else []
+
+
 def summaries(out):
     found = {}
     for name in sorted(os.listdir(os.path.join(out, "points"))):
@@ -150,20 +156,17 @@ def test_resume_after_a_killed_sweep_runs_only_the_rest(tmp_path):
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 120
-        while not (points.exists() and len(os.listdir(points)) >= 3) and time.monotonic() < deadline:
+        while len(records(out)) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
         os.killpg(proc.pid, signal.SIGKILL)     # the whole sweep, workers included, mid-way
     finally:
         proc.wait()
-    def records():   # the kill may leave a half-written .tmp- file beside them
-        return {p: os.stat(points / p).st_mtime_ns for p in os.listdir(points) if not p.startswith(".tmp-")}
-
-    before = records()
+    before = {p: os.stat(points / p).st_mtime_ns for p in records(out)}   # the kill may leave a .tmp- file too
     assert 3 <= len(before) < 12
     (points / ".tmp-x0001-dead.json").write_text("{")   # as if killed mid-write, every time
     r = CliRunner().invoke(main, ["sweep", str(path), "-o", str(out), "--workers", "2", "--resume"])
     assert r.exit_code == 0, r.output
-    after = records()
+    after = {p: os.stat(points / p).st_mtime_ns for p in records(out)}
     assert len(after) == 12 and all(after[p] == t for p, t in before.items())   # finished points not re-run
     assert sorted(os.listdir(points)) == sorted(after)   # and no half-written record left behind
     CliRunner().invoke(main, ["sweep", str(path), "-o", str(tmp_path / "clean"), "--workers", "2"])
@@ -185,7 +188,7 @@ def test_a_killed_dask_worker_loses_no_point(tmp_path):
             rows=run_sweep(load_sweep(path), out, scheduler=cluster.scheduler_address)))
         runner.start()
         deadline = time.monotonic() + 120
-        while not ((out / "points").exists() and os.listdir(out / "points")) and time.monotonic() < deadline:
+        while not records(out) and time.monotonic() < deadline:
             time.sleep(0.02)
         victim = next(iter(cluster.workers.values()))
         os.kill(victim.process.process.pid, signal.SIGKILL)   # a worker dies mid-sweep; its nanny restarts it
@@ -233,7 +236,7 @@ def test_ctrl_c_keeps_finished_points(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
-        while not ((out / "points").exists() and len(os.listdir(out / "points")) >= 2) and time.monotonic() < deadline:
+        while len(records(out)) < 2 and time.monotonic() < deadline:
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
@@ -282,7 +285,7 @@ def test_a_killed_local_worker_loses_no_point(tmp_path):
     runner = threading.Thread(target=lambda: result.update(rows=run_sweep(load_sweep(path), out, workers=2)))
     runner.start()
     deadline = time.monotonic() + 120
-    while not ((out / "points").exists() and os.listdir(out / "points")) and time.monotonic() < deadline:
+    while not records(out) and time.monotonic() < deadline:
         time.sleep(0.02)
     workers = sorted(_children() - before)
     assert workers, "no worker processes found"
