@@ -170,7 +170,8 @@ def test_deterministic(scn):
 def test_many_simultaneous_finishes_match_reference(n_flows, n_links, seed, latency):
     """Enough flows that finishes due together leave the finish heap at once,
     with sizes from a short list so that many finish at the same instant and
-    some keys in the heap are stale (rates that fell)."""
+    some keys in the heap are stale (rates that fell); some flows sprayed
+    (paths of one latency start together), weighted or capped."""
     rng = np.random.default_rng(seed)
     cap = rng.choice([1e9, 2e9, 4e9], n_links)
     lat = rng.choice([0.0, 1e-6], n_links) if latency else np.zeros(n_links)
@@ -179,9 +180,12 @@ def test_many_simultaneous_finishes_match_reference(n_flows, n_links, seed, late
         # mostly two hops from one half of the links to the other, as through a switch
         path = ([int(rng.integers(0, n_links // 2)), int(rng.integers(n_links // 2, n_links))] if rng.random() < 0.8
                 else rng.choice(n_links, rng.integers(1, min(4, n_links) + 1), replace=False).tolist())
+        other = [int(rng.integers(0, n_links // 2)), int(rng.integers(n_links // 2, n_links))]
+        route = dict(paths=[path, other]) if rng.random() < 0.2 else dict(path=path)
         deps = [int(rng.integers(0, f))] if f and rng.random() < 0.1 else []
-        flows.append(Flow(size=float(rng.choice([0, 1, 2, 3, 4, 6]) * 1e8), path=path, deps=deps,
-                          start=float(rng.choice([0.0, 0.0, 0.05]))))
+        flows.append(Flow(size=float(rng.choice([0, 1, 2, 3, 4, 6]) * 1e8), deps=deps,
+                          start=float(rng.choice([0.0, 0.0, 0.05])), weight=float(rng.choice([1.0, 1.0, 2.0])),
+                          cap=float(rng.choice([np.inf, np.inf, 5e8])), **route))
     assert_matches_reference(cap, lat, flows, rtol=1e-9)
 
 
