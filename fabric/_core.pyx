@@ -1555,17 +1555,24 @@ def is_identity(int64_t[::1] ptr):
     return i == n
 
 
-def narrow(int64_t[::1] ids, int64_t n):
-    """ids as int32, and the index of the first id outside 0..n-1 (or -1)."""
+ctypedef fused ids_t:
+    int32_t
+    int64_t
+
+
+def narrow(ids_t[::1] ids, int64_t n):
+    """ids as int32 (int32 input itself, not a copy), and the index of the
+    first id outside 0..n-1 (or -1)."""
     cdef Py_ssize_t k, bad = -1
-    out = np.empty(ids.shape[0], np.int32)
+    out = np.asarray(ids) if ids_t is int32_t else np.empty(ids.shape[0], np.int32)
     cdef int32_t[::1] o = out
     with nogil:
         for k in range(ids.shape[0]):
             if ids[k] < 0 or ids[k] >= n:
                 bad = k
                 break
-            o[k] = <int32_t> ids[k]
+            if ids_t is int64_t:
+                o[k] = <int32_t> ids[k]
     return out, bad
 
 
@@ -1598,7 +1605,3 @@ def first_cut(int64_t[::1] sub_ptr, int64_t[::1] path_ptr, int64_t[::1] src, int
                 break
     return bad
 
-
-def owner_of(int64_t[::1] ptr, int64_t k):
-    """The row i with ptr[i] <= k < ptr[i+1] (for error messages)."""
-    return int(np.searchsorted(np.asarray(ptr), k, side="right") - 1)

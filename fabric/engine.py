@@ -280,7 +280,7 @@ def prepare(capacity, latency, flows, node_ids=None):
     dep_idx, bad = _narrow(fa.dep_idx, F, "flows.dep_idx")
     dep_ptr, _ = _check_ptr("flows.dep_ptr", fa.dep_ptr, F, len(dep_idx))
     if bad >= 0:
-        raise ValidationError(f"flows[{_core.owner_of(dep_ptr, bad)}].deps: {fa.dep_idx[bad]} is not a flow index (0..{F - 1})")
+        raise ValidationError(f"flows[{_row_of(dep_ptr, bad)}].deps: {fa.dep_idx[bad]} is not a flow index (0..{F - 1})")
     f = _core.first_self_dep(dep_ptr, dep_idx)
     if f >= 0:
         raise ValidationError(f"flows[{f}].deps: depends on itself")
@@ -295,7 +295,7 @@ def prepare(capacity, latency, flows, node_ids=None):
     if not problem:
         k, problem = _core.check_paths(path_ptr, path_links, L)
     if problem:
-        f = _core.owner_of(sub_ptr, _core.owner_of(path_ptr, k))
+        f = _row_of(sub_ptr, _row_of(path_ptr, k))
         if problem == 1:
             raise ValidationError(f"flows[{f}].path: link {fa.path_links[k]} does not exist (0..{L - 1})")
         raise ValidationError(f"flows[{f}].path: crosses link {path_links[k]} twice")
@@ -338,11 +338,12 @@ def _narrow(values, n, name):
     ids = np.asarray(values)
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
         raise ValidationError(f"{name}: expected integer ids, got {ids.dtype}")
-    if ids.dtype == np.int32:
-        ids = np.ascontiguousarray(ids)
-        in_range = not ids.size or (ids.min() >= 0 and ids.max() < n)
-        return ids, -1 if in_range else _first_bad((ids < 0) | (ids >= n))
-    return _core.narrow(np.ascontiguousarray(ids, dtype=np.int64), n)
+    return _core.narrow(np.ascontiguousarray(ids, dtype=np.int32 if ids.dtype == np.int32 else np.int64), n)
+
+
+def _row_of(ptr, k):
+    """The row i of a CSR offset array with ptr[i] <= k < ptr[i+1]."""
+    return int(np.searchsorted(ptr, k, side="right") - 1)
 
 
 @dataclass

@@ -139,9 +139,10 @@ def _reroute(net, of, flows):
         return ok, np.array(lens, np.int64), np.concatenate(links).astype(np.int64) if links else np.zeros(0, np.int64)
 
 
-def _fail_dependents(of, failed, pending):
-    """Mark failed every pending flow that waits, directly or not, on a failed one."""
-    dpt_ptr, dpt_idx = _core.reverse_csr(of.dep_ptr, of.dep_idx, of.n_flows)
+def _fail_dependents(dependents, failed, pending):
+    """Mark failed every pending flow that waits, directly or not, on a failed
+    one (``dependents``: the reverse dependency CSR that prepare built)."""
+    dpt_ptr, dpt_idx = dependents
     frontier = np.flatnonzero(failed)
     while len(frontier):
         nxt = dpt_idx[_ranges(dpt_ptr[frontier], np.diff(dpt_ptr)[frontier])]
@@ -180,7 +181,7 @@ def _carry(net, orig, pf, out, piece_sub, release, failed, fin, T):
     lost = np.unique(f[hit])
     ok, new_lens, new_links = _reroute(net, of, lost)
     failed[lost[~ok]] = True
-    _fail_dependents(of, failed, np.isnan(fin))
+    _fail_dependents(orig.dependents, failed, np.isnan(fin))
     alive = ~failed[f]
     ps, s0, f, whole, hit, latency = ps[alive], s0[alive], f[alive], whole[alive], hit[alive], latency[alive]
     lens, starts = lens[alive], ptr[:-1][alive]
