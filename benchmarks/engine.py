@@ -195,7 +195,7 @@ def table(rows):
     header = ["case", "impl", "flows", "time", "end to end", "flows/s", "peak MB", "x fabric time", "max rel diff"]
     lines = ["  ".join(f"{h:>13}" for h in header)]
     for case, res in rows:
-        fab = res["fabric"]
+        fab = res.get("fabric", {"error": "not run"})   # --peers without fabric: no ratios
         for impl, r in res.items():
             ok = "error" not in r
             diff = ""
