@@ -82,7 +82,6 @@ cdef enum:
 ctypedef struct Item:
     double t
     int64_t key
-    int64_t ver
 
 ctypedef struct Heap:
     Item* a
@@ -91,10 +90,12 @@ ctypedef struct Heap:
 
 
 cdef inline bint _less(Item* x, Item* y) noexcept nogil:
+    # Simultaneous events in key order: subflows then join their links in
+    # index order, and the fill walks each link's list with good locality.
     return x.t < y.t or (x.t == y.t and x.key < y.key)
 
 
-cdef int heap_push(Heap* h, double t, int64_t key, int64_t ver) noexcept nogil:
+cdef int heap_push(Heap* h, double t, int64_t key) noexcept nogil:
     cdef Py_ssize_t i, p
     cdef Item* na
     cdef Item it
@@ -108,7 +109,6 @@ cdef int heap_push(Heap* h, double t, int64_t key, int64_t ver) noexcept nogil:
     h.n += 1
     it.t = t
     it.key = key
-    it.ver = ver
     while i > 0:
         p = (i - 1) >> 1
         if _less(&it, &h.a[p]):
@@ -153,7 +153,10 @@ ctypedef struct IHeap:
 
 
 cdef inline bint _iless(IHeap* h, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    return h.t[a] < h.t[b] or (h.t[a] == h.t[b] and h.item[a] < h.item[b])
+    # No tie-break by item: equal keys (a collective step's links all at one
+    # fair share) then stop a sift at once instead of running it to the
+    # bottom.  The heap stays deterministic, which is all results need.
+    return h.t[a] < h.t[b]
 
 
 cdef inline void _iswap(IHeap* h, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -327,6 +330,8 @@ ctypedef struct State:
     bint rec_rates
     double until         # stop before events later than this (inf: run to the end)
     double now           # time of the last batch processed
+    double window        # events up to this time belong to the current batch
+    double tb            # the latest event time in the current batch
     int64_t pause_every  # return to Python every this many batches (0: never)
     int64_t next_pause
     bint started
@@ -398,6 +403,22 @@ cdef void link_remove(State* s, Py_ssize_t i, double t) noexcept nogil:
         mark_changed(s, l, 1)
 
 
+cdef int release(State* s, int64_t f, double t) noexcept nogil:
+    """Flow f is released at t: its subflows start their path latency."""
+    cdef Py_ssize_t i
+    s.release[f] = t
+    s.first[f] = INFINITY
+    for i in range(s.sub_ptr[f], s.sub_ptr[f + 1]):
+        s.state[i] = ST_LATENCY
+    if s.same_lat[f]:
+        # sprayed paths of equal latency: one event, not one per path
+        return heap_push(&s.ev, t + s.plat[s.sub_ptr[f]], f * N_KINDS + EV_ACTIVATE_ALL)
+    for i in range(s.sub_ptr[f], s.sub_ptr[f + 1]):
+        if heap_push(&s.ev, t + s.plat[i], <int64_t> i * N_KINDS + EV_ACTIVATE) < 0:
+            return -1
+    return 0
+
+
 cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
     cdef int32_t f = s.owner[i]
     cdef int64_t k
@@ -420,7 +441,15 @@ cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
             rel = s.maxdep[d] + s.delay[d]
             if s.start[d] > rel:
                 rel = s.start[d]
-            if heap_push(&s.ev, rel, <int64_t> d * N_KINDS + EV_RELEASE, 0) < 0:
+            if rel <= s.window:
+                # due in this batch anyway (a collective's next step): the
+                # heap would hand it straight back
+                s.n_events += 1
+                if rel > s.tb:
+                    s.tb = rel
+                if release(s, d, rel) < 0:
+                    return -1
+            elif heap_push(&s.ev, rel, <int64_t> d * N_KINDS + EV_RELEASE) < 0:
                 return -1
     return 0
 
@@ -460,17 +489,7 @@ cdef int handle(State* s, Item* it) noexcept nogil:
     cdef double t = it.t
     cdef Py_ssize_t i
     if kind == EV_RELEASE:
-        s.release[idx] = t
-        s.first[idx] = INFINITY
-        for i in range(s.sub_ptr[idx], s.sub_ptr[idx + 1]):
-            s.state[i] = ST_LATENCY
-        if s.same_lat[idx]:
-            # sprayed paths of equal latency: one event, not one per path
-            return heap_push(&s.ev, t + s.plat[s.sub_ptr[idx]], idx * N_KINDS + EV_ACTIVATE_ALL, 0)
-        for i in range(s.sub_ptr[idx], s.sub_ptr[idx + 1]):
-            if heap_push(&s.ev, t + s.plat[i], <int64_t> i * N_KINDS + EV_ACTIVATE, 0) < 0:
-                return -1
-        return 0
+        return release(s, idx, t)
     if kind == EV_ACTIVATE_ALL:
         s.n_events += s.sub_ptr[idx + 1] - s.sub_ptr[idx] - 1   # count one per subflow, as before
         for i in range(s.sub_ptr[idx], s.sub_ptr[idx + 1]):
@@ -666,7 +685,7 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links) noexcept 
     for c in range(s.n_r):
         i = s.rlist[c]
         if isfinite(s.sub_cap[i]):
-            if heap_push(&s.capfill, s.sub_cap[i] / w[i], i, 0) < 0:
+            if heap_push(&s.capfill, s.sub_cap[i] / w[i], i) < 0:
                 return -1
     while s.lfill.n > 0 or s.capfill.n > 0:
         if s.capfill.n == 0 or (s.lfill.n > 0 and s.lfill.t[0] <= s.capfill.a[0].t):
@@ -973,8 +992,8 @@ cdef inline double next_time(State* s) noexcept nogil:
     return t
 
 
-cdef int finish_due(State* s, double window, double* tb) noexcept nogil:
-    """Handle every subflow due to finish by ``window`` in one go.
+cdef int finish_due(State* s) noexcept nogil:
+    """Handle every subflow due to finish in the current batch in one go.
 
     A collective step ends many flows at once; popping them one by one costs
     a sift each (m log n), while taking them out and rebuilding the heap
@@ -988,6 +1007,7 @@ cdef int finish_due(State* s, double window, double* tb) noexcept nogil:
     cdef int32_t i
     cdef double pred
     cdef Item it
+    cdef double window = s.window
     # the slots whose key (a lower bound) is within the window: a subtree at the root
     stack[top] = 0
     top += 1
@@ -1029,8 +1049,8 @@ cdef int finish_due(State* s, double window, double* tb) noexcept nogil:
         it.t = s.tupd[i] + s.rem[i] / s.rate[i]
         it.key = <int64_t> i * N_KINDS + EV_FINISH
         s.n_events += 1
-        if it.t > tb[0]:
-            tb[0] = it.t
+        if it.t > s.tb:
+            s.tb = it.t
         if handle(s, &it) < 0:
             return -1
     return 1
@@ -1046,7 +1066,7 @@ cdef void drain_all(State* s, double t) noexcept nogil:
 
 cdef int run(State* s) noexcept nogil:
     cdef Item it
-    cdef double t0, window, tb
+    cdef double t0
     cdef Py_ssize_t c, f
     cdef double lam0
     cdef int rc
@@ -1055,7 +1075,7 @@ cdef int run(State* s) noexcept nogil:
         s.started = 1
         for f in range(s.F):
             if s.pending[f] == 0:
-                if heap_push(&s.ev, s.start[f], <int64_t> f * N_KINDS + EV_RELEASE, 0) < 0:
+                if heap_push(&s.ev, s.start[f], <int64_t> f * N_KINDS + EV_RELEASE) < 0:
                     return -1
     while s.ev.n > 0 or s.fin.n > 0:
         if s.pause_every > 0 and s.batch >= s.next_pause:
@@ -1065,17 +1085,17 @@ cdef int run(State* s) noexcept nogil:
         if t0 > s.until:
             drain_all(s, s.until)   # stop here, every sending subflow's bytes up to `until`
             return 0
-        window = t0 + REL_TOL * fabs(t0)
-        tb = t0
+        s.window = t0 + REL_TOL * fabs(t0)
+        s.tb = t0
         s.batch += 1
         s.n_new = 0
         s.n_chg = 0
         s.n_r = 0
         bulk = True
-        while next_time(s) <= window:
+        while next_time(s) <= s.window:
             if s.fin.n > 0 and (s.ev.n == 0 or s.fin.t[0] <= s.ev.a[0].t):
                 if bulk and s.fin.n >= BULK_MIN:
-                    rc = finish_due(s, window, &tb)
+                    rc = finish_due(s)
                     if rc < 0:
                         return -1
                     bulk = False   # one try per batch: what comes due later is popped singly
@@ -1087,10 +1107,11 @@ cdef int run(State* s) noexcept nogil:
             else:
                 it = heap_pop(&s.ev)
             s.n_events += 1
-            if it.t > tb:
-                tb = it.t
+            if it.t > s.tb:
+                s.tb = it.t
             if handle(s, &it) < 0:
                 return -1
+        s.window = -INFINITY   # releases outside a batch go through the heap
         if s.n_chg > 0:
             # after local attempts that had to widen, skip a growing number
             # of them: traffic that couples everything (all-to-all) would
@@ -1117,11 +1138,11 @@ cdef int run(State* s) noexcept nogil:
                 return -1
             if rc == 3:
                 s.n_r = 0   # nothing moved; the link log still records lost subflows
-            if (rc != 3 or s.rec_links) and apply_rates(s, tb) < 0:
+            if (rc != 3 or s.rec_links) and apply_rates(s, s.tb) < 0:
                 return -1
             for c in range(s.n_chg):
                 s.lchg[s.chg_list[c]] = 0
-        s.now = tb
+        s.now = s.tb
     return 0
 
 
@@ -1284,6 +1305,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.rec_rates = record_rates
     s.until = until
     s.now = 0.0
+    s.window = -INFINITY
+    s.tb = 0.0
     s.pause_every = progress_every if progress is not None else 0
     s.next_pause = s.pause_every
     s.started = 0
