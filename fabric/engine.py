@@ -259,6 +259,14 @@ class _Prepared:
     dependents: tuple
 
 
+_MAX_IDS = 2**31 - 1   # the engine names links, flows and subflows with int32 ids
+
+
+def _check_count(name, n):
+    if n > _MAX_IDS:
+        raise ValidationError(f"{name}: {n:,} entries; the engine's 32-bit ids allow at most {_MAX_IDS:,}")
+
+
 def prepare(capacity, latency, flows, node_ids=None):
     """Validate links and flows; return contiguous arrays for the engine.
 
@@ -268,10 +276,13 @@ def prepare(capacity, latency, flows, node_ids=None):
     if cap.ndim != 1:
         raise ValidationError(f"capacity: expected a 1-D array, got shape {cap.shape}")
     L = len(cap)
+    _check_count("capacity", L)
     cap = _check_column("capacity", cap, L, low=0, low_ok=False)
     lat = _check_column("latency", latency, L, low=0, low_ok=True)
     fa = flows if isinstance(flows, FlowArrays) else FlowArrays.from_flows(list(flows), node_ids)
     F = fa.n_flows
+    _check_count("flows", F)
+    _check_count("flows.sub_frac", len(fa.sub_frac))
     size = _check_column("flows.size", fa.size, F, low=0, low_ok=True)
     start = _check_column("flows.start", fa.start, F, low=0, low_ok=True)
     delay = np.zeros(F) if fa.delay is None else _check_column("flows.delay", fa.delay, F, low=0, low_ok=True)

@@ -262,6 +262,15 @@ def test_bad_columns_are_named(kw, words):
     simulate_links(np.ones(4), np.zeros(4), _columns())   # the unbroken table runs
 
 
+def test_more_flows_than_int32_ids_is_refused_before_any_copy():
+    # zero-stride views: 2**31 flows without the memory; the check must come
+    # before anything copies or scans them
+    n = 2**31
+    huge = _columns(size=np.broadcast_to(1.0, (n,)), sub_frac=np.broadcast_to(1.0, (n,)))
+    with pytest.raises(ValidationError, match=r"flows: 2,147,483,648 entries; .* at most 2,147,483,647"):
+        simulate_links(np.ones(4), np.zeros(4), huge)
+
+
 def test_empty_inputs():
     r = simulate_links([GB], [0], [])
     assert r.makespan == 0.0 and len(r.finish) == 0
