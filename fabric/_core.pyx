@@ -51,6 +51,7 @@ cimport numpy as cnp
 from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int32_t, int64_t, int8_t
+from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 
 cnp.import_array()
 
@@ -222,24 +223,27 @@ cdef void ih_remove(IHeap* h, int32_t i) noexcept nogil:
 
 
 ctypedef struct Log:
+    # Grown in place (realloc of big blocks remaps pages, it does not copy)
+    # and handed to numpy as is at the end: a big run's log is its largest
+    # allocation, so it must not exist twice.
     double* t
-    int64_t* id
+    int32_t* id          # link or subflow: ids are int32 (fabric.engine checks)
     double* v
     Py_ssize_t n
     Py_ssize_t cap
 
 
-cdef int log_add(Log* g, double t, int64_t id, double v) noexcept nogil:
+cdef int log_add(Log* g, double t, int32_t id, double v) noexcept nogil:
     cdef double* nt
-    cdef int64_t* ni
+    cdef int32_t* ni
     cdef double* nv
     if g.n == g.cap:
-        g.cap = g.cap * 2 + 1024
+        g.cap = g.cap + g.cap // 2 + 1024
         nt = <double*> realloc(g.t, g.cap * sizeof(double))
         if nt == NULL:
             return -1
         g.t = nt
-        ni = <int64_t*> realloc(g.id, g.cap * sizeof(int64_t))
+        ni = <int32_t*> realloc(g.id, g.cap * sizeof(int32_t))
         if ni == NULL:
             return -1
         g.id = ni
@@ -949,7 +953,7 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
             s.n_changed += 1
         drain(s, i, t)
         s.rate[i] = nr
-        if s.rec_rates and log_add(&s.ratelog, t, i, nr) < 0:
+        if s.rec_rates and log_add(&s.ratelog, t, <int32_t> i, nr) < 0:
             return -1
         if nr > 0:
             # A later finish may stay in the heap as a lower bound: next_time
@@ -1350,13 +1354,9 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
             },
         }
         if record_links:
-            out["link_log_t"] = _copy_d(s.linklog.t, s.linklog.n)
-            out["link_log_id"] = _copy_i(s.linklog.id, s.linklog.n)
-            out["link_log_v"] = _copy_d(s.linklog.v, s.linklog.n)
+            out["link_log_t"], out["link_log_id"], out["link_log_v"] = _adopt_log(&s.linklog)
         if record_rates:
-            out["rate_log_t"] = _copy_d(s.ratelog.t, s.ratelog.n)
-            out["rate_log_id"] = _copy_i(s.ratelog.id, s.ratelog.n)
-            out["rate_log_v"] = _copy_d(s.ratelog.v, s.ratelog.n)
+            out["rate_log_t"], out["rate_log_id"], out["rate_log_v"] = _adopt_log(&s.ratelog)
         return out
     finally:
         free(s.ev.a)
@@ -1431,22 +1431,32 @@ def _link_bytes(Py_ssize_t L, int64_t[::1] path_ptr, int32_t[::1] path_links, do
     return out
 
 
-cdef object _copy_d(double* p, Py_ssize_t n):
-    out = np.empty(n, dtype=np.float64)
-    cdef double[::1] v = out
-    cdef Py_ssize_t i
-    for i in range(n):
-        v[i] = p[i]
-    return out
+cdef void _free_capsule(object capsule) noexcept:
+    free(PyCapsule_GetPointer(capsule, NULL))
 
 
-cdef object _copy_i(int64_t* p, Py_ssize_t n):
-    out = np.empty(n, dtype=np.int64)
-    cdef int64_t[::1] v = out
-    cdef Py_ssize_t i
-    for i in range(n):
-        v[i] = p[i]
-    return out
+cdef object _adopt(void** p, Py_ssize_t n, Py_ssize_t itemsize, int typenum):
+    """A numpy array that takes over malloc'd ``*p`` (n items; ``*p`` is
+    cleared, the array frees it).  Shrunk to n first: no slack is kept."""
+    cdef cnp.npy_intp dims = n
+    cdef void* q
+    if n == 0:
+        return cnp.PyArray_SimpleNew(1, &dims, typenum)
+    q = realloc(p[0], n * itemsize)
+    if q == NULL:
+        q = p[0]   # shrinking failed: keep the bigger block
+    p[0] = NULL
+    capsule = PyCapsule_New(q, NULL, <void(*)(object) noexcept>_free_capsule)
+    arr = cnp.PyArray_SimpleNewFromData(1, &dims, typenum, q)
+    cnp.set_array_base(arr, capsule)
+    return arr
+
+
+cdef tuple _adopt_log(Log* g):
+    """(times, ids, values) of a log, without copying it."""
+    return (_adopt(<void**> &g.t, g.n, sizeof(double), cnp.NPY_FLOAT64),
+            _adopt(<void**> &g.id, g.n, sizeof(int32_t), cnp.NPY_INT32),
+            _adopt(<void**> &g.v, g.n, sizeof(double), cnp.NPY_FLOAT64))
 
 
 def reverse_csr(int64_t[::1] ptr, int32_t[::1] idx, Py_ssize_t n):
