@@ -1459,6 +1459,38 @@ cdef tuple _adopt_log(Log* g):
             _adopt(<void**> &g.v, g.n, sizeof(double), cnp.NPY_FLOAT64))
 
 
+def link_log_stats(double[::1] t, int32_t[::1] ids, double[::1] load, double[::1] cap, double horizon,
+                   double hot):
+    """Per link, from a time-ordered load log (``Result.link_log``): the peak
+    utilization over its changes, and the seconds within [0, horizon] spent
+    at a utilization >= ``hot``.  One pass, O(links) memory: a big run's
+    log holds 10^7-10^8 changes, too many to regroup by link."""
+    cdef Py_ssize_t L = cap.shape[0], n = t.shape[0], k, l
+    peak_a = np.zeros(L)
+    hot_a = np.zeros(L)
+    last_t_a = np.full(L, np.nan)
+    last_u_a = np.zeros(L)
+    cdef double[::1] peak = peak_a, hot_s = hot_a, last_t = last_t_a, last_u = last_u_a
+    cdef double u, a, b
+    with nogil:
+        for k in range(n):
+            l = ids[k]
+            u = load[k] / cap[l]
+            if u > peak[l]:
+                peak[l] = u
+            if last_u[l] >= hot:   # the step that ends here (never true before a link's first change)
+                a = t[k] if t[k] < horizon else horizon
+                b = last_t[l] if last_t[l] < horizon else horizon
+                hot_s[l] += a - b
+            last_t[l] = t[k]
+            last_u[l] = u
+        for l in range(L):
+            if last_u[l] >= hot:   # the last step lasts until the horizon
+                b = last_t[l] if last_t[l] < horizon else horizon
+                hot_s[l] += horizon - b
+    return peak_a, hot_a
+
+
 def reverse_csr(int64_t[::1] ptr, int32_t[::1] idx, Py_ssize_t n):
     """Transpose a CSR relation by counting sort: for every j, the rows i
     (in increasing order) with j in idx[ptr[i] .. ptr[i+1]-1]."""

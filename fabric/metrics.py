@@ -17,7 +17,7 @@ run's makespan by default):
 
 import numpy as np
 
-from .engine import _ptr
+from . import _core
 
 __all__ = ["fct_slowdown", "fct_stats", "hot_links", "link_stats", "owners", "tier_summary", "utilization_matrix"]
 
@@ -28,35 +28,6 @@ HOT = 0.9
 def _owner(tag):
     """Who a traffic tag belongs to: the part before ':' (``job:sync`` -> ``job``)."""
     return tag.split(":")[0]
-
-
-def _by_link(result):
-    """The link log grouped by link, time order kept: link l's changes are
-    ``t[ptr[l] .. ptr[l+1]-1]`` with utilizations ``util[...]``.  Computed
-    once per result (logs of big runs hold 10^8 changes)."""
-    cached = result.meta.get("_log_by_link")
-    if cached is None:
-        if result.link_log is None:
-            raise ValueError("link metrics over time need simulate(..., record_links=True)")
-        t, ids, load = result.link_log
-        L = len(result.capacity)
-        keys = ids.astype(np.uint16) if L <= 1 << 16 else ids   # 16-bit keys: numpy's linear radix sort
-        order = np.argsort(keys, kind="stable")
-        ids = ids[order]
-        cached = (_ptr(np.bincount(ids, minlength=L)), t[order], load[order] / result.capacity[ids])
-        result.meta["_log_by_link"] = cached
-    return cached
-
-
-def _steps(result, horizon):
-    """Per change of the link log: (link, start, duration, utilization), grouped by link."""
-    ptr, t, util = _by_link(result)
-    ids = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
-    end = np.empty_like(t)
-    end[:-1] = t[1:]
-    last = ptr[1:][np.diff(ptr) > 0] - 1   # each link's last change lasts until the horizon
-    end[last] = horizon
-    return ids, t, np.minimum(end, horizon) - np.minimum(t, horizon), util
 
 
 def link_stats(result, horizon=None):
@@ -80,13 +51,9 @@ def link_stats(result, horizon=None):
     L = len(result.capacity)
     out = {"bytes": result.link_bytes, "mean": result.link_bytes / (result.capacity * T) if T > 0 else np.zeros(L)}
     if result.link_log is not None:
-        ids, _, dur, util = _steps(result, T)
-        ptr = _by_link(result)[0]
-        changed = np.diff(ptr) > 0
-        peak = np.zeros(L)
-        peak[changed] = np.maximum.reduceat(util, ptr[:-1][changed]) if changed.any() else 0.0
-        out["peak"] = peak
-        out["hot_s"] = np.bincount(ids, weights=dur * (util >= HOT * (1 - 1e-9)), minlength=L)
+        t, ids, load = result.link_log
+        out["peak"], out["hot_s"] = _core.link_log_stats(t, np.asarray(ids, np.int32), load, result.capacity, T,
+                                                         HOT * (1 - 1e-9))
     result.meta[("link_stats", T)] = out
     return out
 
@@ -204,15 +171,20 @@ def utilization_matrix(result, links, bins=100, horizon=None):
     [0, horizon]: (bin edges, matrix links x bins).  Needs recorded links."""
     T = result.makespan if horizon is None else float(horizon)
     edges = np.linspace(0.0, T, bins + 1)
-    ptr, t, util = _by_link(result)
     out = np.zeros((len(links), bins))
+    if result.link_log is None:
+        raise ValueError("link metrics over time need simulate(..., record_links=True)")
     if T <= 0:
         return edges, out
-    for row, l in enumerate(np.asarray(links).tolist()):
-        a, b = ptr[l], ptr[l + 1]
-        if a == b:
+    links = np.asarray(links)
+    t, ids, load = result.link_log
+    few = np.isin(ids, links)   # a few links' changes out of the whole log
+    t, ids, load = t[few], ids[few], load[few]
+    for row, l in enumerate(links.tolist()):
+        mine = ids == l
+        if not mine.any():
             continue
-        knots = np.append(np.minimum(t[a:b], T), T)   # the integral of the step function is piecewise linear
-        integral = np.concatenate([[0.0], np.cumsum(util[a:b] * np.diff(knots))])
+        knots = np.append(np.minimum(t[mine], T), T)   # the integral of the step function is piecewise linear
+        integral = np.concatenate([[0.0], np.cumsum(load[mine] / result.capacity[l] * np.diff(knots))])
         out[row] = np.diff(np.interp(edges, knots, integral, left=0.0)) / np.diff(edges)
     return edges, out
