@@ -50,6 +50,13 @@ def test_binned_utilization_integrates_to_bytes(data):
     assert np.all(np.abs(carried - r.link_bytes) <= 1e-9 * r.link_bytes + slack)
     assert np.all(s["mean"] <= s["peak"] + 1e-9) and np.all(s["peak"] <= 1 + 1e-9)
     assert np.all(s["hot_s"] <= r.makespan * (1 + 1e-12))
+    for T in (r.makespan, 0.6 * r.makespan):   # peak and time >= 90 % against each link's own step function
+        s = metrics.link_stats(r, horizon=T)
+        for l in links:
+            t, u = r.link_utilization(l)
+            end = np.minimum(np.append(t[1:], T), T)
+            hot = np.sum((end - np.minimum(t, T))[u >= metrics.HOT * (1 - 1e-9)])
+            assert s["peak"][l] == (u.max() if len(u) else 0.0) and s["hot_s"][l] == pytest.approx(hot, abs=1e-15)
     sd = metrics.fct_slowdown(r)
     ok = np.isfinite(sd) & (sd > 0)
     fct = (r.finish - r.release)[ok]
