@@ -51,9 +51,8 @@ def link_stats(result, horizon=None):
     L = len(result.capacity)
     out = {"bytes": result.link_bytes, "mean": result.link_bytes / (result.capacity * T) if T > 0 else np.zeros(L)}
     if result.link_log is not None:
-        t, ids, load = result.link_log
-        out["peak"], out["hot_s"] = _core.link_log_stats(t, np.asarray(ids, np.int32), load, result.capacity, T,
-                                                         HOT * (1 - 1e-9))
+        t, ids, load = (np.ascontiguousarray(x, dt) for x, dt in zip(result.link_log, (np.float64, np.int32, np.float64)))
+        out["peak"], out["hot_s"] = _core.link_log_stats(t, ids, load, result.capacity, T, HOT * (1 - 1e-9))
     result.meta[("link_stats", T)] = out
     return out
 
@@ -178,13 +177,14 @@ def utilization_matrix(result, links, bins=100, horizon=None):
         return edges, out
     links = np.asarray(links)
     t, ids, load = result.link_log
-    few = np.isin(ids, links)   # a few links' changes out of the whole log
-    t, ids, load = t[few], ids[few], load[few]
-    for row, l in enumerate(links.tolist()):
-        mine = ids == l
-        if not mine.any():
+    mine = np.isin(ids, links)   # these links' changes only: the whole log of a big run is 10^8 changes
+    order = np.argsort(ids[mine], kind="stable")   # grouped by link, in time order
+    t, ids, load = t[mine][order], ids[mine][order], load[mine][order]
+    lo, hi = np.searchsorted(ids, links, "left"), np.searchsorted(ids, links, "right")
+    for row, (l, a, b) in enumerate(zip(links.tolist(), lo.tolist(), hi.tolist())):
+        if a == b:
             continue
-        knots = np.append(np.minimum(t[mine], T), T)   # the integral of the step function is piecewise linear
-        integral = np.concatenate([[0.0], np.cumsum(load[mine] / result.capacity[l] * np.diff(knots))])
+        knots = np.append(np.minimum(t[a:b], T), T)   # the integral of the step function is piecewise linear
+        integral = np.concatenate([[0.0], np.cumsum(load[a:b] / result.capacity[l] * np.diff(knots))])
         out[row] = np.diff(np.interp(edges, knots, integral, left=0.0)) / np.diff(edges)
     return edges, out
