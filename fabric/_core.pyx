@@ -1463,9 +1463,11 @@ def link_log_stats(double[::1] t, int32_t[::1] ids, double[::1] load, double[::1
                    double hot):
     """Per link, from a time-ordered load log (``Result.link_log``): the peak
     utilization over its changes, and the seconds within [0, horizon] spent
-    at a utilization >= ``hot``.  One pass, O(links) memory: a big run's
-    log holds 10^7-10^8 changes, too many to regroup by link."""
+    at a utilization >= ``hot`` (> 0).  One pass, O(links) memory: a big
+    run's log holds 10^7-10^8 changes, too many to regroup by link."""
     cdef Py_ssize_t L = cap.shape[0], n = t.shape[0], k, l
+    if ids.shape[0] != n or load.shape[0] != n or not hot > 0:
+        raise ValueError("link_log_stats: times, ids and loads of one length, and hot > 0")
     peak_a = np.zeros(L)
     hot_a = np.zeros(L)
     last_t_a = np.full(L, np.nan)
