@@ -1643,6 +1643,26 @@ def narrow(ids_t[::1] ids, int64_t n):
     return out, bad
 
 
+def compact_ids(int32_t[::1] ids, Py_ssize_t n):
+    """Renumber ids in [0, n) by first use: (the distinct ids, in that order;
+    each entry's new id).  O(len(ids) + n), no sort."""
+    cdef Py_ssize_t k, m = 0
+    cdef int32_t i
+    lut_a = np.full(n, -1, np.int32)
+    used_a = np.empty(min(n, ids.shape[0]), np.int32)
+    new_a = np.empty(ids.shape[0], np.int32)
+    cdef int32_t[::1] lut = lut_a, used = used_a, new = new_a
+    with nogil:
+        for k in range(ids.shape[0]):
+            i = ids[k]
+            if lut[i] < 0:
+                lut[i] = <int32_t> m
+                used[m] = i
+                m += 1
+            new[k] = lut[i]
+    return used_a[:m], new_a
+
+
 def first_self_dep(int64_t[::1] dep_ptr, int32_t[::1] dep_idx):
     """First flow that lists itself among its dependencies, or -1."""
     cdef Py_ssize_t f, bad = -1
