@@ -442,6 +442,31 @@ class Result:
         return t, ids, v / self.capacity[ids]
 
 
+def run_prepared(p, **options):
+    """The engine (:func:`fabric._core.simulate`) on ``prepare``'s arrays.
+
+    A few flows on a big fabric run on the links they cross only (the
+    engine's per-link arrays would cost more than the run); per-link results
+    come back under the caller's link ids.  ``options``: ``record_links``,
+    ``record_rates``, ``until``, ``progress``.
+    """
+    fa = p.fa
+    cap, lat, links, used = p.cap, p.lat, fa.path_links, None
+    if len(links) < len(cap) // 2:
+        used, links = _core.compact_ids(links, len(cap))
+        cap, lat = cap[used], lat[used]
+    out = _core.simulate(cap, lat, fa.start, fa.delay, fa.dep_ptr, fa.dep_idx, fa.sub_ptr, p.sub_size, p.sub_w,
+                         p.sub_cap, fa.path_ptr, links, dependents=p.dependents, **options)
+    if used is not None:
+        for key in ("link_bytes", "link_busy"):
+            full = np.zeros(len(p.cap))
+            full[used] = out[key]
+            out[key] = full
+        if "link_log_id" in out:
+            out["link_log_id"] = used[out["link_log_id"]]
+    return out
+
+
 def simulate_links(capacity, latency, flows, *, record_links=False, record_rates=False, node_ids=None,
                    progress=None):
     """Play flows over explicit directed-link paths; the engine on its own.
@@ -478,24 +503,7 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
     """
     p = prepare(capacity, latency, flows, node_ids)
     fa = p.fa
-    cap, lat, links, used = p.cap, p.lat, fa.path_links, None
-    if len(links) < len(cap) // 2:
-        # a few flows on a big fabric: the engine's per-link arrays cover
-        # only the links they cross (the rest would cost more than the run)
-        used, links = _core.compact_ids(links, len(cap))
-        cap, lat = cap[used], lat[used]
-    out = _core.simulate(
-        cap, lat, fa.start, fa.delay, fa.dep_ptr, fa.dep_idx, fa.sub_ptr, p.sub_size, p.sub_w,
-        p.sub_cap, fa.path_ptr, links, record_links=record_links, record_rates=record_rates,
-        progress=progress, dependents=p.dependents,
-    )
-    if used is not None:
-        for key in ("link_bytes", "link_busy"):
-            full = np.zeros(len(p.cap))
-            full[used] = out[key]
-            out[key] = full
-        if record_links:
-            out["link_log_id"] = used[out["link_log_id"]]
+    out = run_prepared(p, record_links=record_links, record_rates=record_rates, progress=progress)
     if out["counters"]["stopped"]:
         out["finish"][~out["flow_done"]] = np.nan
     if out["counters"]["stalled"]:

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
-from .engine import FlowArrays, Result, _ptr, _ranges, prepare
+from .engine import FlowArrays, Result, _ptr, _ranges, prepare, run_prepared
 from .errors import FabricError, UnroutableError
 
 __all__ = ["LinkEvent", "run_with_events"]
@@ -78,9 +77,7 @@ def run_with_events(net, fa, events, *, record_links=False, progress=None):
         until = events[k].time if k < len(events) else math.inf
         p = prepare(current.capacity, current.latency, phase_fa)
         pf = p.fa
-        out = _core.simulate(p.cap, p.lat, pf.start, pf.delay, pf.dep_ptr, pf.dep_idx, pf.sub_ptr, p.sub_size, p.sub_w,
-                             p.sub_cap, pf.path_ptr, pf.path_links, record_links=record_links, until=until,
-                             progress=progress, dependents=p.dependents)
+        out = run_prepared(p, record_links=record_links, until=until, progress=progress)
         link_bytes += out["link_bytes"]
         link_busy += out["link_busy"]
         for key, v in out["counters"].items():
