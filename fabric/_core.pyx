@@ -18,7 +18,7 @@ L directed links, F logical flows, S subflows (S >= F), K incidences.
   Index k into ``path_links`` is an *incidence*.
 * While s is sending, each of its incidences k sits in the active list of
   link l = path_links[k]: ``slots[link_ptr[l] .. link_ptr[l] + cnt[l] - 1]``
-  holds incidences, and ``pos[k]`` is k's place there (O(1) removal).
+  holds the subflows, and ``pos[k]`` is k's place there (O(1) removal).
 
 Model: a flow is released at max(start, finish of its dependencies + delay); each
 subflow then waits its path latency and drains its bytes at its max-min rate.
@@ -291,7 +291,8 @@ ctypedef struct State:
     int64_t* lmark
     double* lbusy
     double* lsince
-    double* lload
+    double* load         # sum of the rates on each link (kept only with rec_links)
+    double* lload        # ... as last logged
     int8_t* lchg          # bit 1: lost a subflow, bit 2: gained one
     int32_t* chg_list
     Py_ssize_t n_chg
@@ -404,6 +405,9 @@ cdef void link_remove(State* s, Py_ssize_t i, double t) noexcept nogil:
                 break
         if s.cnt[l] == 0:
             s.lbusy[l] += t - s.lsince[l]
+            s.load[l] = 0   # exact again whenever a link idles: no drift carried over
+        elif s.rec_links:
+            s.load[l] -= s.rate[i]
         mark_changed(s, l, 1)
 
 
@@ -927,13 +931,10 @@ cdef int local_refill(State* s, int max_rounds) noexcept nogil:
 
 cdef int log_load(State* s, int32_t l, double t) noexcept nogil:
     """Append link l's load to the link log if it changed (once per call of apply_rates)."""
-    cdef double load = 0
-    cdef int64_t base = s.link_ptr[l], c
+    cdef double load = s.load[l]
     if s.lmark[l] == -s.logstamp:
         return 0
     s.lmark[l] = -s.logstamp
-    for c in range(s.cnt[l]):
-        load += s.rate[s.slots[base + c]]
     if load != s.lload[l]:
         s.lload[l] = load
         return log_add(&s.linklog, t, l, load)
@@ -952,6 +953,12 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
         if fabs(nr - s.rate[i]) > 1e-12 * nr:
             s.n_changed += 1
         drain(s, i, t)
+        if s.rec_links:
+            # kept as rates change, not summed per log entry: a storage
+            # server's link carries thousands of flows, and every change
+            # of one of them would rescan them all
+            for j in range(s.path_ptr[i], s.path_ptr[i + 1]):
+                s.load[s.path_links[j]] += nr - s.rate[i]
         s.rate[i] = nr
         if s.rec_rates and log_add(&s.ratelog, t, <int32_t> i, nr) < 0:
             return -1
@@ -1205,7 +1212,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         wsum=(np.zeros(L), f64), bgmax=(np.zeros(L), f64), rmax=(np.zeros(L), f64),
         undo_l=(np.zeros(L, i32), i32), undo_v=(np.zeros(L), f64), umark=(np.zeros(L, i64), i64),
         lmark=(np.zeros(L, i64), i64), lbusy=(np.zeros(L), f64), lsince=(np.zeros(L), f64),
-        lload=(np.zeros(L), f64), lchg=(np.zeros(L, i8), i8), chg_list=(np.zeros(L, i32), i32),
+        load=(np.zeros(L), f64), lload=(np.zeros(L), f64), lchg=(np.zeros(L, i8), i8), chg_list=(np.zeros(L, i32), i32),
         queue=(np.zeros(L, i32), i32), lfill_t=(np.zeros(L), f64), lfill_item=(np.zeros(L, i32), i32),
         lfill_where=(np.full(L, -1, i32), i32),
         # subflow state
@@ -1269,6 +1276,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.n_undo = 0
     s.lbusy = <double*> _data(arrays["lbusy"])
     s.lsince = <double*> _data(arrays["lsince"])
+    s.load = <double*> _data(arrays["load"])
     s.lload = <double*> _data(arrays["lload"])
     s.state = <int8_t*> _data(arrays["state"])
     s.rem = <double*> _data(arrays["rem"])
