@@ -6,6 +6,7 @@ import io
 import json
 import os
 import sys
+import threading
 
 import click
 from tabulate import tabulate
@@ -344,28 +345,35 @@ def nccl(op, topology, routing, seed, minbytes, maxbytes, stepfactor, stepbytes,
 # ------------------------------------------------------------ scenarios
 
 class _RunProgress:
-    """Progress of run_jobs: a bar per run on a terminal (or with --progress,
-    a line per update); Ctrl-C is left to the engine, which stops cleanly."""
+    """Progress of run_jobs: one bar over the flows of every run on a terminal
+    (the isolated runs may play beside the shared one), or with --progress a
+    line per update; Ctrl-C is left to the engine, which stops cleanly."""
 
     def __init__(self, show, lines):
         self.show, self.lines = show, lines
-        self.stage, self.bar, self.done = None, None, 0
+        self.bar, self.done = None, {}
+        self.lock = threading.Lock()   # the runs report from their own threads
 
     def __call__(self, stage, now, events, done, total):
         if not self.show:
             return True
-        if self.lines:
-            click.echo(f"progress: {stage}: {format_time(now)} simulated, {events} events, {done}/{total} flows",
-                       err=True)
-            return True
-        if stage != self.stage:
-            self.close()
-            self.stage, self.done = stage, 0
-            self.bar = click.progressbar(length=total, label=f"{stage} run", file=sys.stderr, show_pos=True)
-            self.bar.__enter__()
-        self.bar.update(done - self.done)
-        self.bar.label = f"{stage} run ({format_time(now)} simulated, {events} events)"
-        self.done = done
+        with self.lock:
+            if self.lines:
+                if events:   # not the announcement every run makes before any plays
+                    click.echo(f"progress: {stage}: {format_time(now)} simulated, {events} events, {done}/{total} flows",
+                               err=True)
+                return True
+            if stage not in self.done:
+                self.done[stage] = 0
+                if self.bar is None:
+                    self.bar = click.progressbar(length=total, label="runs", file=sys.stderr, show_pos=True)
+                    self.bar.__enter__()
+                else:
+                    self.bar.length += total
+            self.bar.update(done - self.done[stage])
+            self.done[stage] = done
+            if events:
+                self.bar.label = f"{stage} run at {format_time(now)}"
         return True
 
     def close(self):

@@ -7,6 +7,9 @@ the other jobs, pipelines and background traffic left out).
 """
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,9 +142,16 @@ class JobsResult:
         return metrics.fct_stats(self.result, self.traffic.tag, self.traffic.tags)
 
 
+def _spare_cores():
+    try:
+        return len(os.sched_getaffinity(0)) - 1
+    except AttributeError:   # not on Linux
+        return (os.cpu_count() or 1) - 1
+
+
 def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isolated=True, record_links=True,
-             progress=None):
-    """Play jobs (and other traffic) together on ``net``, then each job alone.
+             progress=None, threads=None):
+    """Play jobs (and other traffic) together on ``net``, and each job alone.
 
     Parameters
     ----------
@@ -159,9 +169,16 @@ def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isola
     isolated : bool
         Run every job alone too (needed for slowdowns).
     progress : callable, optional
-        ``progress(stage, now, events, flows_done, flows)`` during every run
-        (stage ``"shared"`` or a job name); returning False stops the run and
-        the result is partial.
+        ``progress(stage, now, events, flows_done, flows)`` for every run
+        (stage ``"shared"`` or a job name): once with zeros before any run
+        plays, then from the thread playing it; returning False stops every
+        run and the result is partial.
+    threads : int, optional
+        Threads that play the isolated runs while the shared run plays
+        (default: one per spare core, at most one per job; 0 plays them
+        after it, one by one).  The engine runs without the GIL, so the runs
+        overlap on several cores; the results are the same either way, but
+        the runs' memory adds up.
 
     Examples
     --------
@@ -188,22 +205,67 @@ def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isola
     offsets = np.cumsum([0] + [b.traffic.n_flows for b in built])[:-1].tolist()
     shared_traffic = Traffic.concat([b.traffic for b in built] + list(traffic))
 
-    def watcher(stage, total):
-        if progress is None:
-            return None
-        return lambda now, n_events, done: progress(stage, now, n_events, done, total)
+    stop = threading.Event()   # set when any run is stopped: the others stop too
+    todo = built if isolated else []
+    n_threads = min(len(todo), _spare_cores() if threads is None else threads)
+    pool = ThreadPoolExecutor(n_threads, thread_name_prefix="fabric-isolated") if n_threads > 0 else None
+    futures = []
 
-    res = simulate(net, shared_traffic, record_links=record_links, events=events,
-                   progress=watcher("shared", shared_traffic.n_flows))
+    def start_isolated():
+        # once the shared engine plays (without the GIL), not before: building
+        # and routing hold the GIL anyway, and a Ctrl-C before the shared run
+        # plays must find nothing else running
+        if pool is not None and not futures:
+            futures.extend(pool.submit(alone, b) for b in todo)
+
+    def watcher(stage, total):
+        def report(now, n_events, done):
+            if stop.is_set():
+                return False
+            if stage == "shared" and n_events:
+                start_isolated()
+            if progress is not None and progress(stage, now, n_events, done, total) is False:
+                stop.set()
+                return False
+            return True
+        return report
+
+    def alone(b):
+        """The job's stats alone, or None if the runs were stopped."""
+        if stop.is_set():
+            return None
+        r = simulate(net, b.traffic, events=events, progress=watcher(b.job.name, b.traffic.n_flows))
+        if r.partial:
+            stop.set()
+            return None
+        return _job_stats(b, r, 0)
+
+    # every run announced before any plays, so a progress bar knows the whole length
+    for stage, total in [("shared", shared_traffic.n_flows)] + [(b.job.name, b.traffic.n_flows) for b in todo]:
+        watcher(stage, total)(0.0, 0, 0)
+    try:
+        res = simulate(net, shared_traffic, record_links=record_links, events=events,
+                       progress=watcher("shared", shared_traffic.n_flows))
+        if res.partial:
+            stop.set()
+        if pool is None:
+            alone_stats = [alone(b) for b in todo]
+        else:
+            start_isolated()   # a shared run too short to report plays first
+            try:
+                wait(futures)
+            except KeyboardInterrupt:   # as the engine does: stop, and report what ran
+                stop.set()
+                wait(futures)
+            alone_stats = [f.result() for f in futures]
+    finally:
+        stop.set()   # after an error too: leave nothing playing
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     shared = [_job_stats(b, res, off) for b, off in zip(built, offsets)]
-    alone = [None] * len(jobs)
-    partial = res.partial
-    if isolated and not partial:
-        for i, b in enumerate(built):
-            r = simulate(net, b.traffic, events=events, progress=watcher(b.job.name, b.traffic.n_flows))
-            if r.partial:
-                partial = True
-                break
-            alone[i] = _job_stats(b, r, 0)
-    return JobsResult(net=net, jobs=jobs, flows=built, offsets=offsets, shared=shared, isolated=alone, result=res,
+    if res.partial:
+        alone_stats = []   # as if never run: slowdowns against a cut-short shared run mean nothing
+    alone_stats += [None] * (len(jobs) - len(alone_stats))
+    partial = res.partial or (isolated and any(a is None for a in alone_stats))
+    return JobsResult(net=net, jobs=jobs, flows=built, offsets=offsets, shared=shared, isolated=alone_stats, result=res,
                       traffic=shared_traffic, partial=partial)

@@ -337,15 +337,17 @@ class Scenario:
                 raise self.error(("failures", i, "link"), str(exc), InfeasibleError) from None
         return jobs, placements, traffic, events
 
-    def run(self, routing=None, seed=None, *, isolated=True, progress=None):
+    def run(self, routing=None, seed=None, *, isolated=True, progress=None, threads=None):
         """Build and run the scenario: a :class:`fabric.run.JobsResult`
-        (``routing``/``seed`` override the file's)."""
+        (``routing``/``seed`` override the file's; ``threads`` as in
+        :func:`fabric.run.run_jobs`)."""
         from .run import run_jobs
 
         net = self.network(routing, seed)
         jobs, placements, traffic, events = self.build(net, seed)
         return run_jobs(net, jobs, placements=placements, traffic=traffic, events=events,
-                        seed=self.seed if seed is None else seed, isolated=isolated, progress=progress)
+                        seed=self.seed if seed is None else seed, isolated=isolated, progress=progress,
+                        threads=threads)
 
     def _pipeline(self, net, p, ranks_of, tag):
         if p["job"] is not None and p["job"] not in ranks_of:

@@ -306,7 +306,7 @@ def run_point(task):
         for path, value in point["coords"].items():
             _apply(data, path, value)
         scn = scenario_from_data(data, task["base_text"], task["base_path"])
-        jr = scn.run(progress=watch)
+        jr = scn.run(progress=watch, threads=0)   # the sweep already keeps every core busy
         watch()
         summary = summarize(jr, name=scn.name)
         record.update(status="ok", error=None, summary=summary)

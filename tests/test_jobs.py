@@ -1,5 +1,7 @@
 """Training jobs: hand-checked contention, closed-form iterations, placement."""
 
+import threading
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -179,7 +181,8 @@ def test_stopping_a_run_gives_a_partial_result():
     calls = []
 
     def stop_soon(stage, now, events, done, total):
-        calls.append(now)
+        if events:   # not the announcements before the runs play
+            calls.append(now)
         return len(calls) < 2
 
     full = run_jobs(net, jobs, isolated=False)
@@ -190,6 +193,47 @@ def test_stopping_a_run_gives_a_partial_result():
     assert 0 < done.sum() < len(done)
     assert np.array_equal(part.result.finish[done], full.result.finish[done])   # the same run, cut short
 
+
+
+def _long_jobs():
+    return fabric.Network(dumbbell()), [Job(n, 4, iterations=200, grad_size=4e8, compute=0.1) for n in "ab"]
+
+
+def test_isolated_runs_in_threads_give_the_same_result():
+    net, jobs = _long_jobs()
+    seen = set()
+    one = run_jobs(net, jobs, threads=0)
+    two = run_jobs(net, jobs, threads=2, progress=lambda stage, now, events, *_: events and seen.add(stage))
+    assert seen == {"shared", "a", "b"}   # every run long enough to report
+    assert not two.partial and np.array_equal(one.result.finish, two.result.finish)
+    for x, y in zip(one.shared + one.isolated, two.shared + two.isolated):
+        assert (x.jct, x.comm_time, x.busbw) == (y.jct, y.comm_time, y.busbw)
+        assert np.array_equal(x.iteration_times, y.iteration_times) and np.array_equal(x.syncs, y.syncs)
+
+
+def test_stopping_an_isolated_run_stops_them_all():
+    net, jobs = _long_jobs()
+    seen = []
+
+    def stop_a(stage, now, events, done, total):
+        if events:
+            seen.append(stage)
+        return not (stage == "a" and events)
+
+    r = run_jobs(net, jobs, threads=1, progress=stop_a)   # one thread: b would play after a
+    assert r.partial and r.isolated == [None, None] and "a" in seen and "b" not in seen
+
+
+def test_an_error_in_an_isolated_run_reaches_the_caller_and_leaves_no_thread():
+    net, jobs = _long_jobs()
+
+    def boom(stage, now, events, done, total):
+        if stage == "a" and events:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_jobs(net, jobs, threads=1, progress=boom)
+    assert not [t for t in threading.enumerate() if t.name.startswith("fabric-isolated")]
 
 @pytest.mark.parametrize("placement", ["packed", "spread", "random"])
 def test_tp_groups_stay_in_a_pod_whatever_the_placement(placement):
