@@ -149,6 +149,70 @@ def _spare_cores():
         return (os.cpu_count() or 1) - 1
 
 
+def _play(net, shared_traffic, todo, *, events, record_links, progress, threads):
+    """The shared run in this thread and every built job of ``todo`` alone,
+    on up to ``threads`` threads beside it (0: after it, one by one).
+    Returns the shared run's Result and per job its JobStats alone, or None
+    where the runs were stopped."""
+    stop = threading.Event()   # set when any run is stopped: the others stop too
+    n_threads = min(len(todo), threads)
+    pool = ThreadPoolExecutor(n_threads, thread_name_prefix="fabric-isolated") if n_threads > 0 else None
+    futures = []
+
+    def start_isolated():
+        # once the shared engine plays (without the GIL), not before: building
+        # and routing hold the GIL anyway, and a Ctrl-C before the shared run
+        # plays must find nothing else running
+        if pool is not None and not futures:
+            futures.extend(pool.submit(alone, b) for b in todo)
+
+    def watcher(stage, total):
+        def report(now, n_events, done):
+            if stop.is_set():
+                return False
+            if stage == "shared" and n_events:
+                start_isolated()
+            if progress is not None and progress(stage, now, n_events, done, total) is False:
+                stop.set()
+                return False
+            return True
+        return report
+
+    def alone(b):
+        """The job's stats alone, or None if the runs were stopped."""
+        if stop.is_set():
+            return None
+        r = simulate(net, b.traffic, events=events, progress=watcher(b.job.name, b.traffic.n_flows))
+        if r.partial:
+            stop.set()
+            return None
+        return _job_stats(b, r, 0)
+
+    # every run announced before any plays, so a progress bar knows the whole length
+    for stage, total in [("shared", shared_traffic.n_flows)] + [(b.job.name, b.traffic.n_flows) for b in todo]:
+        watcher(stage, total)(0.0, 0, 0)
+    try:
+        res = simulate(net, shared_traffic, record_links=record_links, events=events,
+                       progress=watcher("shared", shared_traffic.n_flows))
+        if res.partial:
+            stop.set()
+        if pool is None:
+            alone_stats = [alone(b) for b in todo]
+        else:
+            start_isolated()   # a shared run too short to report plays first
+            try:
+                wait(futures)
+            except KeyboardInterrupt:   # as the engine does: stop, and report what ran
+                stop.set()
+                wait(futures)
+            alone_stats = [f.result() for f in futures]
+    finally:
+        stop.set()   # after an error too: leave nothing playing
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return res, alone_stats
+
+
 def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isolated=True, record_links=True,
              progress=None, threads=None):
     """Play jobs (and other traffic) together on ``net``, and each job alone.
@@ -205,63 +269,9 @@ def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isola
     offsets = np.cumsum([0] + [b.traffic.n_flows for b in built])[:-1].tolist()
     shared_traffic = Traffic.concat([b.traffic for b in built] + list(traffic))
 
-    stop = threading.Event()   # set when any run is stopped: the others stop too
-    todo = built if isolated else []
-    n_threads = min(len(todo), _spare_cores() if threads is None else threads)
-    pool = ThreadPoolExecutor(n_threads, thread_name_prefix="fabric-isolated") if n_threads > 0 else None
-    futures = []
-
-    def start_isolated():
-        # once the shared engine plays (without the GIL), not before: building
-        # and routing hold the GIL anyway, and a Ctrl-C before the shared run
-        # plays must find nothing else running
-        if pool is not None and not futures:
-            futures.extend(pool.submit(alone, b) for b in todo)
-
-    def watcher(stage, total):
-        def report(now, n_events, done):
-            if stop.is_set():
-                return False
-            if stage == "shared" and n_events:
-                start_isolated()
-            if progress is not None and progress(stage, now, n_events, done, total) is False:
-                stop.set()
-                return False
-            return True
-        return report
-
-    def alone(b):
-        """The job's stats alone, or None if the runs were stopped."""
-        if stop.is_set():
-            return None
-        r = simulate(net, b.traffic, events=events, progress=watcher(b.job.name, b.traffic.n_flows))
-        if r.partial:
-            stop.set()
-            return None
-        return _job_stats(b, r, 0)
-
-    # every run announced before any plays, so a progress bar knows the whole length
-    for stage, total in [("shared", shared_traffic.n_flows)] + [(b.job.name, b.traffic.n_flows) for b in todo]:
-        watcher(stage, total)(0.0, 0, 0)
-    try:
-        res = simulate(net, shared_traffic, record_links=record_links, events=events,
-                       progress=watcher("shared", shared_traffic.n_flows))
-        if res.partial:
-            stop.set()
-        if pool is None:
-            alone_stats = [alone(b) for b in todo]
-        else:
-            start_isolated()   # a shared run too short to report plays first
-            try:
-                wait(futures)
-            except KeyboardInterrupt:   # as the engine does: stop, and report what ran
-                stop.set()
-                wait(futures)
-            alone_stats = [f.result() for f in futures]
-    finally:
-        stop.set()   # after an error too: leave nothing playing
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    res, alone_stats = _play(net, shared_traffic, built if isolated else [], events=events,
+                             record_links=record_links, progress=progress,
+                             threads=_spare_cores() if threads is None else threads)
     shared = [_job_stats(b, res, off) for b, off in zip(built, offsets)]
     if res.partial:
         alone_stats = []   # as if never run: slowdowns against a cut-short shared run mean nothing
