@@ -360,8 +360,8 @@ class _RunProgress:
         with self.lock:
             if self.lines:
                 if events:   # not the announcement every run makes before any plays
-                    click.echo(f"progress: {stage}: {format_time(now)} simulated, {events} events, {done}/{total} flows",
-                               err=True)
+                    click.echo(f"progress: {stage}: {format_time(now)} simulated, {events} events, "
+                               f"{done}/{total} flows", err=True)
                 return True
             if stage not in self.done:
                 self.done[stage] = 0
