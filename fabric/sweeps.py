@@ -337,6 +337,11 @@ def _write_record(out, record):
     atomic_write(_record_path(out, record), lambda fh: fh.write(text.encode()))
 
 
+def _read_record(path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def _row(record, axes):
     row = {"point": record["index"], "id": record["id"]}
     row.update({name: record["coords"].get(name) for name, _ in axes})
@@ -356,8 +361,7 @@ def _table(out, sw, points, known):
         if p["id"] in known:
             rows.append(known[p["id"]])
         elif os.path.exists(path):
-            with open(path, encoding="utf-8") as fh:
-                rows.append(_row(json.load(fh), sw.axes))
+            rows.append(_row(_read_record(path), sw.axes))
     columns = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns)
@@ -386,36 +390,41 @@ def _failed(task, error):
             "error": error, "summary": None, "seconds": 0.0}
 
 
-def _run_local(tasks, workers, done):
+def _run_point_into(task, out):
+    """Run one point in a local worker and write its record there.  Only the
+    point id goes back through the pool's pipe: a record can be bigger than a
+    pipe's atomic write, and a worker killed halfway through sending one
+    would leave the pool waiting for the rest of it forever."""
+    record = run_point(task)
+    _write_record(out, record)
+    return record["id"]
+
+
+def _run_local(tasks, workers, out, done):
     """Run tasks on a process pool.  A worker that dies breaks the pool: the
     points it did not finish go to a new one (a point is given up after its
     pool broke three times)."""
     todo = {t["point"]["id"]: t for t in tasks}
     tries = dict.fromkeys(todo, 0)
+
+    def collect(pid):   # the worker wrote the record
+        done(_read_record(_record_path(out, {"id": pid})), written=True)
+        del todo[pid]
+
     while todo:
         pool = cf.ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
         try:
-            futures = {pool.submit(run_point, t): pid for pid, t in todo.items()}
+            futures = {pool.submit(_run_point_into, t, out): pid for pid, t in todo.items()}
             for fut in cf.as_completed(futures):
                 if fut.exception() is not None:   # BrokenProcessPool: keep what did finish
                     for f, pid in futures.items():
                         if pid in todo and f.done() and f.exception() is None:
-                            done(f.result())
-                            del todo[pid]
+                            collect(pid)
                     break
-                done(fut.result())
-                del todo[futures[fut]]
+                collect(futures[fut])
         except BaseException:
             for p in list(getattr(pool, "_processes", {}).values()):
                 p.terminate()
-            # A worker killed while sending a result (records can exceed a
-            # pipe buffer) leaves half a message behind, and the pool's
-            # manager thread would wait for the rest forever, holding up the
-            # interpreter's exit.  Closing our copy of the pipe's write end
-            # turns that wait into end-of-file.
-            writer = getattr(getattr(pool, "_result_queue", None), "_writer", None)
-            if writer is not None:
-                writer.close()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True, cancel_futures=True)
@@ -472,9 +481,10 @@ def run_sweep(sw, out, *, workers=None, scheduler=None, resume=False, point_time
     finished = len(points) - len(todo)
     rows = {}   # of the points finished in this run
 
-    def done(record):
+    def done(record, written=False):
         nonlocal finished
-        _write_record(out, record)
+        if not written:
+            _write_record(out, record)
         rows[record["id"]] = _row(record, sw.axes)
         finished += 1
         if progress is not None:
@@ -485,7 +495,7 @@ def run_sweep(sw, out, *, workers=None, scheduler=None, resume=False, point_time
             if scheduler:
                 _run_dask(tasks, scheduler, done)
             else:
-                _run_local(tasks, workers or os.cpu_count() or 1, done)
+                _run_local(tasks, workers or os.cpu_count() or 1, out, done)
     finally:
         table = _table(out, sw, points, rows)   # also after Ctrl-C: every finished point is in it
     return table
