@@ -413,10 +413,13 @@ def _write(path, fmt, summary):
 @click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Hot links to report (default: the scenario's, 10).")
 @click.option("--isolated/--no-isolated", default=True, help="Also run every job alone (needed for slowdowns).")
+@click.option("--threads", type=click.IntRange(min=0), default=None,
+              help="Threads playing the jobs' isolated runs beside the shared run (default: one per spare core; "
+                   "0: after it, one by one, in less memory).")
 @click.option("--progress", "progress_lines", is_flag=True,
               help="Print progress lines to stderr even when it is not a terminal.")
 @_format_option
-def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv, output):
+def run(scenario, routing, seed, top, isolated, threads, progress_lines, as_json, as_csv, output):
     """Run a scenario: jobs sharing a fabric, each job's slowdown, hot links.
 
     Prints a table per job (JCT, JCT alone, slowdown, busbw) and the hottest
@@ -439,7 +442,7 @@ def run(scenario, routing, seed, top, isolated, progress_lines, as_json, as_csv,
     if watcher.show:   # building and routing come before the engine's first progress report
         click.echo(f"building and routing the flows of {len(scn.jobs)} job(s)...", err=True)
     try:
-        jr = scn.run(routing, seed, isolated=isolated, progress=watcher)
+        jr = scn.run(routing, seed, isolated=isolated, progress=watcher, threads=threads)
     except KeyboardInterrupt:
         raise _Failure("interrupted before the simulation started; nothing to report", EXIT_INTERRUPTED) from None
     finally:

@@ -59,6 +59,10 @@ def test_summary_table_csv_and_files(tmp_path):
     r = run("run", scn, "--csv", "--no-isolated")
     rows = list(csv.DictReader(io.StringIO(r.output)))
     assert rows[0]["slowdown"] == "" and float(rows[0]["jct_s"]) > 0
+    # the isolated runs in threads beside the shared run, or after it: one result
+    assert run("run", scn, "--csv", "--threads", "2").output == run("run", scn, "--csv", "--threads", "0").output
+    r = run("run", scn, "--threads", "-1")
+    assert r.exit_code == 2 and "--threads" in r.output and "-1" in r.output
 
 
 @pytest.mark.parametrize("content, code, message", [
