@@ -60,7 +60,6 @@ DEF SETTLE_TOL = 1e-12   # level comparisons in the bottleneck test
 DEF LOCAL_ROUNDS = 16    # verify-and-grow rounds before widening to the lam0 closure
 DEF LOCAL_EXPLODE = 256  # ... or as soon as the region doubles past this many subflows
 DEF LOCAL_SCAN = 32      # ... or scans more than this many incidences per region subflow
-DEF LOCAL_CROWD = 64     # skip the local attempt when a changed link carries more subflows
 DEF NO_STAMP = -(1 << 62)  # a link mark no link ever carries
 DEF BULK_MIN = 64        # finish-heap size from which simultaneous finishes leave it at once
 
@@ -833,9 +832,6 @@ cdef int local_refill(State* s, int max_rounds) noexcept nogil:
     cdef int64_t base, k, stamp, lstamp, scanned
     cdef Py_ssize_t i
     cdef int rnd
-    for c in range(s.n_chg):
-        if s.cnt[s.chg_list[c]] > LOCAL_CROWD:
-            return 2   # crowded links: every round would rescan them; go wide at once
     s.stamp += 1
     stamp = 2 * s.stamp
     for c in range(s.n_new):
