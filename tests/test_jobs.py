@@ -194,7 +194,6 @@ def test_stopping_a_run_gives_a_partial_result():
     assert np.array_equal(part.result.finish[done], full.result.finish[done])   # the same run, cut short
 
 
-
 def _long_jobs():
     return fabric.Network(dumbbell()), [Job(n, 4, iterations=200, grad_size=4e8, compute=0.1) for n in "ab"]
 
@@ -234,6 +233,7 @@ def test_an_error_in_an_isolated_run_reaches_the_caller_and_leaves_no_thread():
     with pytest.raises(RuntimeError, match="boom"):
         run_jobs(net, jobs, threads=1, progress=boom)
     assert not [t for t in threading.enumerate() if t.name.startswith("fabric-isolated")]
+
 
 @pytest.mark.parametrize("placement", ["packed", "spread", "random"])
 def test_tp_groups_stay_in_a_pod_whatever_the_placement(placement):
