@@ -359,11 +359,10 @@ class _RunProgress:
             return True
         with self.lock:
             if self.lines:
-                if events:   # not the announcement every run makes before any plays
-                    click.echo(f"progress: {stage}: {format_time(now)} simulated, {events} events, "
-                               f"{done}/{total} flows", err=True)
+                click.echo(f"progress: {stage}: {format_time(now)} simulated, {events} events, {done}/{total} flows",
+                           err=True)
                 return True
-            if stage not in self.done:
+            if stage not in self.done:   # a run joins: the bar grows by its flows
                 self.done[stage] = 0
                 if self.bar is None:
                     self.bar = click.progressbar(length=total, label="runs", file=sys.stderr, show_pos=True)
@@ -372,8 +371,7 @@ class _RunProgress:
                     self.bar.length += total
             self.bar.update(done - self.done[stage])
             self.done[stage] = done
-            if events:
-                self.bar.label = f"{stage} run at {format_time(now)}"
+            self.bar.label = f"{stage} run at {format_time(now)}"
         return True
 
     def close(self):

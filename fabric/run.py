@@ -188,9 +188,6 @@ def _play(net, shared_traffic, todo, *, events, record_links, progress, threads)
             return None
         return _job_stats(b, r, 0)
 
-    # every run announced before any plays, so a progress bar knows the whole length
-    for stage, total in [("shared", shared_traffic.n_flows)] + [(b.job.name, b.traffic.n_flows) for b in todo]:
-        watcher(stage, total)(0.0, 0, 0)
     try:
         res = simulate(net, shared_traffic, record_links=record_links, events=events,
                        progress=watcher("shared", shared_traffic.n_flows))
@@ -233,10 +230,9 @@ def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isola
     isolated : bool
         Run every job alone too (needed for slowdowns).
     progress : callable, optional
-        ``progress(stage, now, events, flows_done, flows)`` for every run
-        (stage ``"shared"`` or a job name): once with zeros before any run
-        plays, then from the thread playing it; returning False stops every
-        run and the result is partial.
+        ``progress(stage, now, events, flows_done, flows)`` during every run
+        (stage ``"shared"`` or a job name), from the thread playing it;
+        returning False stops every run and the result is partial.
     threads : int, optional
         Threads that play the isolated runs while the shared run plays
         (default: one per spare core, at most one per job; 0 plays them

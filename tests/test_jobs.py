@@ -181,8 +181,7 @@ def test_stopping_a_run_gives_a_partial_result():
     calls = []
 
     def stop_soon(stage, now, events, done, total):
-        if events:   # not the announcements before the runs play
-            calls.append(now)
+        calls.append(now)
         return len(calls) < 2
 
     full = run_jobs(net, jobs, isolated=False)
@@ -202,7 +201,7 @@ def test_isolated_runs_in_threads_give_the_same_result():
     net, jobs = _long_jobs()
     seen = set()
     one = run_jobs(net, jobs, threads=0)
-    two = run_jobs(net, jobs, threads=2, progress=lambda stage, now, events, *_: events and seen.add(stage))
+    two = run_jobs(net, jobs, threads=2, progress=lambda stage, *_: seen.add(stage))
     assert seen == {"shared", "a", "b"}   # every run long enough to report
     assert not two.partial and np.array_equal(one.result.finish, two.result.finish)
     for x, y in zip(one.shared + one.isolated, two.shared + two.isolated):
@@ -215,9 +214,8 @@ def test_stopping_an_isolated_run_stops_them_all():
     seen = []
 
     def stop_a(stage, now, events, done, total):
-        if events:
-            seen.append(stage)
-        return not (stage == "a" and events)
+        seen.append(stage)
+        return stage != "a"
 
     r = run_jobs(net, jobs, threads=1, progress=stop_a)   # one thread: b would play after a
     assert r.partial and r.isolated == [None, None] and "a" in seen and "b" not in seen
@@ -227,7 +225,7 @@ def test_an_error_in_an_isolated_run_reaches_the_caller_and_leaves_no_thread():
     net, jobs = _long_jobs()
 
     def boom(stage, now, events, done, total):
-        if stage == "a" and events:
+        if stage == "a":
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
