@@ -408,7 +408,7 @@ def _run_local(tasks, workers, out, done):
     tries = dict.fromkeys(todo, 0)
 
     def collect(pid):   # the worker wrote the record
-        done(_read_record(_record_path(out, {"id": pid})), written=True)
+        done(_read_record(_record_path(out, todo[pid]["point"])), written=True)
         del todo[pid]
 
     while todo:
