@@ -62,6 +62,7 @@ DEF LOCAL_EXPLODE = 256  # ... or as soon as the region doubles past this many s
 DEF LOCAL_SCAN = 32      # ... or scans more than this many incidences per region subflow
 DEF NO_STAMP = -(1 << 62)  # a link mark no link ever carries
 DEF BULK_MIN = 64        # finish-heap size from which simultaneous finishes leave it at once
+DEF RECOUNT = 1e-4       # a link's region weight fell below this share of its start: recount it
 
 cdef enum:
     EV_RELEASE = 0
@@ -72,6 +73,7 @@ cdef enum:
 
 cdef enum:
     PAUSED = 4    # run() returned to let Python report progress
+    OVERFLOW = 5  # the next event lies at infinity: a flow's times overflowed
 
 cdef enum:
     ST_WAIT = 0
@@ -280,6 +282,7 @@ ctypedef struct State:
     double* sat
     double* resid
     double* wsum
+    double* wtot         # wsum when the fill started (to detect cancellation)
     double* bgmax        # top level of subflows outside the region (scratch)
     int32_t* undo_l      # links whose sat a local refill changed, to restore
     double* usat         # their sat before this batch (per link)
@@ -355,6 +358,7 @@ ctypedef struct State:
     int64_t max_active
     int64_t n_stalled
     int64_t n_changed
+    int64_t bad_flow     # with OVERFLOW: a flow whose times overflowed
 
 
 cdef inline void drain(State* s, Py_ssize_t i, double t) noexcept nogil:
@@ -664,6 +668,7 @@ cdef inline void scan_link(State* s, int32_t l, int64_t stamp) noexcept nogil:
     s.n_incid += s.cnt[l]
     s.resid[l] = resid
     s.wsum[l] = wsum
+    s.wtot[l] = wsum
     s.ucnt[l] = ucnt
     s.bgmax[l] = bgmax
     s.rmax[l] = 0
@@ -671,6 +676,25 @@ cdef inline void scan_link(State* s, int32_t l, int64_t stamp) noexcept nogil:
     if ucnt > 0:
         lv = resid / wsum
         ih_set(&s.lfill, l, lv if lv > 0 else 0)
+
+
+cdef void recount(State* s, int32_t l, int64_t stamp) noexcept nogil:
+    """Link l's free capacity and unfrozen region weight, summed afresh."""
+    cdef int64_t base = s.link_ptr[l], j
+    cdef Py_ssize_t i
+    cdef double resid = s.cap[l], wsum = 0
+    for j in range(s.cnt[l]):
+        i = s.slots[base + j]
+        if s.smark[i] == stamp:
+            wsum += s.sub_w[i]
+        elif s.smark[i] == stamp + 1:
+            resid -= s.newrate[i]
+        else:
+            resid -= s.rate[i]
+    s.n_incid += s.cnt[l]
+    s.resid[l] = resid
+    s.wsum[l] = wsum
+    s.wtot[l] = wsum
 
 
 cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links) noexcept nogil:
@@ -697,6 +721,11 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links) noexcept 
     while s.lfill.n > 0 or s.capfill.n > 0:
         if s.capfill.n == 0 or (s.lfill.n > 0 and s.lfill.t[0] <= s.capfill.a[0].t):
             l = s.lfill.item[0]
+            if s.wsum[l] < s.wtot[l] * RECOUNT:
+                # Most of the weight froze elsewhere: what is left is a small
+                # difference of big sums (weights 1e16 apart leave 0), so
+                # the level would be rounding noise; sum the rest afresh.
+                recount(s, l, stamp)
             # keys are lower bounds (levels only rise as subflows freeze):
             # re-key a stale top instead of sifting on every freeze
             lv = s.resid[l] / s.wsum[l]
@@ -789,6 +818,7 @@ cdef int refill(State* s, double lam0) noexcept nogil:
             ucnt += 1
         s.resid[l] = resid
         s.wsum[l] = wsum
+        s.wtot[l] = wsum
         s.ucnt[l] = ucnt
         s.bgmax[l] = bgmax
         s.rmax[l] = 0
@@ -1078,6 +1108,16 @@ cdef void drain_all(State* s, double t) noexcept nogil:
             drain(s, i, t)
 
 
+cdef int64_t overflowed_flow(State* s) noexcept nogil:
+    """The flow of the next event, once it lies at infinity."""
+    cdef int64_t kind, idx
+    if s.ev.n > 0:
+        kind = s.ev.a[0].key % N_KINDS
+        idx = s.ev.a[0].key // N_KINDS
+        return idx if kind == EV_RELEASE or kind == EV_ACTIVATE_ALL else s.owner[idx]
+    return s.owner[s.fin.item[0]]
+
+
 cdef int run(State* s) noexcept nogil:
     cdef Item it
     cdef double t0
@@ -1099,6 +1139,9 @@ cdef int run(State* s) noexcept nogil:
         if t0 > s.until:
             drain_all(s, s.until)   # stop here, every sending subflow's bytes up to `until`
             return 0
+        if not t0 < INFINITY:
+            s.bad_flow = overflowed_flow(s)
+            return OVERFLOW
         s.window = t0 + REL_TOL * fabs(t0)
         s.tb = t0
         s.batch += 1
@@ -1184,7 +1227,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     With ``until``, the run stops before the first event later than it, with
     every sending subflow's ``sub_remaining`` brought up to that time and
     ``sub_state`` telling where each subflow stands (0 waiting, 1 in latency,
-    2 sending, 3 done).
+    2 sending, 3 done).  ``overflowed`` is -1, or a flow whose release or
+    finish time overflowed to infinity: the run stopped there.
 
     ``progress(now, events, flows_done)`` is called every ``progress_every``
     batches of simultaneous events.  When it returns False, or Ctrl-C
@@ -1212,7 +1256,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         # link state
         slots=(np.zeros(K, i32), i32), pos=(np.zeros(K, i32), i32), cnt=(np.zeros(L, i32), i32),
         ucnt=(np.zeros(L, i32), i32), sat=(np.full(L, np.inf), f64), resid=(np.zeros(L), f64),
-        wsum=(np.zeros(L), f64), bgmax=(np.zeros(L), f64), rmax=(np.zeros(L), f64),
+        wsum=(np.zeros(L), f64), wtot=(np.zeros(L), f64), bgmax=(np.zeros(L), f64), rmax=(np.zeros(L), f64),
         undo_l=(np.zeros(L, i32), i32), usat=(np.zeros(L), f64), umark=(np.zeros(L, i64), i64),
         lmark=(np.zeros(L, i64), i64), lbusy=(np.zeros(L), f64), lsince=(np.zeros(L), f64),
         load=(np.zeros(L), f64), lload=(np.zeros(L), f64), lchg=(np.zeros(L, i8), i8),
@@ -1271,6 +1315,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.sat = <double*> _data(arrays["sat"])
     s.resid = <double*> _data(arrays["resid"])
     s.wsum = <double*> _data(arrays["wsum"])
+    s.wtot = <double*> _data(arrays["wtot"])
     s.bgmax = <double*> _data(arrays["bgmax"])
     s.rmax = <double*> _data(arrays["rmax"])
     s.undo_l = <int32_t*> _data(arrays["undo_l"])
@@ -1330,6 +1375,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.skip_local = s.backoff = 0
     s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = s.n_widened = 0
     s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
+    s.bad_flow = -1
 
     cdef int rc
     cdef bint stopped = 0
@@ -1354,6 +1400,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
             "release": arrays["release"], "first_byte": arrays["first"], "finish": arrays["finish"],
             "sub_first": arrays["sfirst"], "sub_finish": arrays["sfin"],
             "sub_remaining": arrays["rem"], "sub_state": arrays["state"], "flow_done": arrays["left"] == 0,
+            "overflowed": s.bad_flow,
             "link_bytes": _link_bytes(L, arrays["path_ptr"], arrays["path_links"], arrays["sub_size"],
                                       arrays["rem"]),
             "link_busy": arrays["lbusy"],

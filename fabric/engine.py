@@ -337,11 +337,29 @@ def prepare(capacity, latency, flows, node_ids=None):
         share = frac / tot[sub_owner] if S else frac
         sub_size = np.ascontiguousarray(size[sub_owner] * share)
         sub_w = np.ascontiguousarray(weight[sub_owner] * share)
-        sub_cap = np.ascontiguousarray(fcap[sub_owner] * share)
+        # a path with share 0 carries nothing and never sends: no cap (inf * 0 is nan)
+        sub_cap = np.multiply(fcap[sub_owner], share, out=np.full(S, np.inf), where=share > 0)
+    _check_scales(cap, sub_w, sub_ptr)
     fa = FlowArrays(size, start, weight, fcap, dep_ptr, dep_idx, sub_ptr, share, path_ptr, path_links,
                     fa.src, fa.dst, delay)
     return _Prepared(cap=cap, lat=lat, fa=fa, sub_size=sub_size, sub_w=sub_w, sub_cap=sub_cap,
                      dependents=dependents)
+
+
+def _check_scales(cap, sub_w, sub_ptr):
+    """Reject weights so far from the capacities that the engine's levels
+    (rate / weight, up to capacity / weight) would overflow, or its rates
+    (down to about capacity * weight ratio / subflows) underflow to 0."""
+    wmax = float(sub_w.max()) if len(sub_w) and len(cap) else 0.0
+    if wmax <= 0:   # nothing sends (a path with share 0 never does)
+        return
+    wmin = float(np.min(sub_w, where=sub_w > 0, initial=np.inf))
+    cmin, cmax = float(cap.min()), float(cap.max())
+    if cmax / wmin > 1e300 or cmin * (wmin / wmax) / len(sub_w) < 1e-300:
+        f = _row_of(sub_ptr, int(np.flatnonzero(sub_w == wmin)[0]))
+        raise ValidationError(f"flows[{f}].weight: {wmin:g} on a path, beside weights up to {wmax:g} and capacities "
+                              f"of {cmin:g}..{cmax:g} B/s, puts rates or rate / weight outside the float range; "
+                              "rescale the weights (only their ratios matter) or the capacities")
 
 
 def _narrow(values, n, name):
@@ -442,12 +460,13 @@ class Result:
         return t, ids, v / self.capacity[ids]
 
 
-def run_prepared(p, **options):
+def run_prepared(p, flow_ids=None, **options):
     """The engine (:func:`fabric._core.simulate`) on ``prepare``'s arrays.
 
     A few flows on a big fabric run on the links they cross only (the
     engine's per-link arrays would cost more than the run); per-link results
-    come back under the caller's link ids.  ``options``: ``record_links``,
+    come back under the caller's link ids.  ``flow_ids``: the caller's index
+    of each flow, for error messages.  ``options``: ``record_links``,
     ``record_rates``, ``until``, ``progress``.
     """
     fa = p.fa
@@ -464,6 +483,12 @@ def run_prepared(p, **options):
             out[key] = full
         if "link_log_id" in out:
             out["link_log_id"] = used[out["link_log_id"]]
+    if out["overflowed"] >= 0:
+        f = out["overflowed"] if flow_ids is None else flow_ids[out["overflowed"]]
+        raise ValidationError(f"flows[{f}]: its times overflow the float range (past {np.finfo(float).max:.3g} s); "
+                              "check its start, delay, size, cap and path latency, and those of the flows it waits for")
+    if out["counters"]["stalled"]:
+        raise RuntimeError("fabric engine: a subflow got rate 0 (numerical breakdown); please report this input")
     return out
 
 
@@ -506,8 +531,6 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
     out = run_prepared(p, record_links=record_links, record_rates=record_rates, progress=progress)
     if out["counters"]["stopped"]:
         out["finish"][~out["flow_done"]] = np.nan
-    if out["counters"]["stalled"]:
-        raise RuntimeError("fabric engine: a subflow got rate 0 (numerical breakdown); please report this input")
     return Result(
         release=out["release"], first_byte=out["first_byte"], finish=out["finish"],
         sub_first=out["sub_first"], sub_finish=out["sub_finish"],

@@ -77,7 +77,7 @@ def run_with_events(net, fa, events, *, record_links=False, progress=None):
         until = events[k].time if k < len(events) else math.inf
         p = prepare(current.capacity, current.latency, phase_fa)
         pf = p.fa
-        out = run_prepared(p, record_links=record_links, until=until, progress=progress)
+        out = run_prepared(p, piece_owner, record_links=record_links, until=until, progress=progress)
         link_bytes += out["link_bytes"]
         link_busy += out["link_busy"]
         for key, v in out["counters"].items():

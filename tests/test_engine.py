@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -74,6 +75,23 @@ def test_weighted_sharing():
     assert np.allclose(v[t == 0], [GB / 4, 3 * GB / 4])
     # the heavy flow finishes at 4/3 s; then the light one gets everything
     assert np.allclose(r.finish, [4 / 3 + (1 - 1 / 3), 4 / 3])  # light: 1/3 GB sent, 2/3 GB at 1 GB/s
+
+
+@pytest.mark.parametrize("heavy", [1e4, 1e16, 1e20, 1e100])
+def test_weights_far_apart(heavy):
+    # The heavy flow is held to 1 kB/s by link 1, so on link 0 the light one
+    # gets the rest: 1e9 - 1e3 B/s.  Its share is a small difference of big
+    # weight sums (which 1e16 apart round to 0): it must not come out as noise.
+    flows = [Flow(size=1e6, path=[0, 1], weight=heavy), Flow(size=GB, path=[0])]
+    r = simulate_links([GB, 1e3], [0, 0], flows)
+    assert r.finish.tolist() == pytest.approx([1000.0, GB / (GB - 1e3)], rel=1e-12)
+
+
+def test_a_zero_split_fraction_sends_nothing_on_that_path():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # no inf * 0 on the way
+        r = simulate_links([GB, GB], [0, 0], [Flow(size=GB, paths=[[0], [1]], split=[1, 0])])
+    assert r.finish.tolist() == [1.0] and r.link_bytes.tolist() == [GB, 0]
 
 
 def test_rate_cap_frees_bandwidth():
@@ -218,6 +236,18 @@ def test_many_simultaneous_finishes_match_reference(n_flows, n_links, seed, late
     assert_matches_reference(cap, lat, flows, rtol=1e-9)
 
 
+@settings(max_examples=100, deadline=None)
+@given(link_scenarios(max_flows=10), st.lists(st.integers(-12, 12), min_size=10, max_size=10))
+def test_weights_orders_of_magnitude_apart(scn, exponents):
+    """Weights up to 1e24 apart: the fill's running sums cancel badly there."""
+    cap, lat, flows = scn
+    flows = [dataclasses.replace(f, weight=f.weight * 10.0**e) for f, e in zip(flows, exponents)]
+    assert_matches_reference(cap, lat, flows, rtol=1e-9)
+    r = simulate_links(cap, lat, flows, record_links=True, record_rates=True)
+    assert_feasible(r)
+    assert_max_min_fair(r)
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.integers(2, 12), st.integers(2, 40), st.data())
 def test_all_to_all_star_matches_reference(n, seed, data):
@@ -256,6 +286,30 @@ def test_bad_input_is_named(cap, lat, flows, words):
     with pytest.raises(ValidationError) as exc:
         simulate_links(cap, lat, flows, node_ids={"a": 0, "b": 1})
     assert words in str(exc.value)
+
+
+BIG = 1e308
+
+
+@pytest.mark.parametrize("cap, lat, flows, f", [
+    ([GB, GB], [BIG, BIG], [Flow(size=1, path=[0]), Flow(size=1, path=[0, 1])], 1),   # path latency
+    ([GB], [BIG], [Flow(size=1, path=[0], start=BIG)], 0),                            # start + latency
+    ([GB], [0], [Flow(size=1, path=[0]), Flow(size=BIG, path=[0], cap=1e-300)], 1),   # size / cap
+    ([1e-300], [0], [Flow(size=BIG, path=[0])], 0),                                   # size / capacity
+    ([GB], [0], [Flow(size=1, path=[0], start=1.7e308), Flow(size=1, path=[0], deps=[0], delay=1.7e308)], 1),
+])
+def test_times_past_the_float_range_are_named(cap, lat, flows, f):
+    # each input is valid field by field, but a time overflows to inf
+    # (once a hang or a crash)
+    with pytest.raises(ValidationError, match=rf"flows\[{f}\]: its times overflow the float range"):
+        simulate_links(cap, lat, flows)
+
+
+@pytest.mark.parametrize("weights, f", [([1e-300], 0), ([1.0, 1e-300], 1), ([1e300, 1e-100], 1)])
+def test_weights_the_engine_cannot_represent_are_named(weights, f):
+    # rate / weight would overflow, or a rate underflow to 0
+    with pytest.raises(ValidationError, match=rf"flows\[{f}\].weight: .* rescale the weights"):
+        simulate_links([GB], [0], [Flow(size=GB, path=[0], weight=w) for w in weights])
 
 
 def _columns(**kw):

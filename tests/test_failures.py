@@ -59,6 +59,15 @@ def test_no_path_left_fails_the_flow_and_its_dependents(diamond):
     assert np.isnan(r.finish[:3]).all() and r.finish[3] == 1.0   # d -> s2 -> m -> s1 -> c survives
 
 
+def test_an_overflow_after_an_event_names_the_callers_flow(diamond):
+    # after the event only flow 1 is left to play (as that phase's flow 0):
+    # its finish, 1e308 B at 1e-300 B/s, lies past the float range
+    net, flows = diamond
+    flows = [Flow("a", "b", size=GB), Flow("c", "d", size=1e308, cap=1e-300)]
+    with pytest.raises(FabricError, match=r"flows\[1\]: its times overflow"):
+        simulate(net, flows, events=[LinkEvent(1.5, [("s1", "m1")], factor=0.5)])
+
+
 def test_fat_tree_core_link_failure_mid_run():
     net = Network(T.fat_tree(4, bandwidth=GB, latency=1e-6), routing="ecmp", seed=3)
     accs = T.accelerators(net.graph)
