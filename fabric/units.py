@@ -33,7 +33,7 @@ def _split(field, text):
 
 def _finite(field, text, value, allow_zero):
     if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise FabricError(f"{field}={text!r}: must be {'>= 0' if allow_zero else '> 0'}")
+        raise FabricError(f"{field}={text!r}: must be finite and {'>= 0' if allow_zero else '> 0'}")
     return value
 
 

@@ -40,6 +40,11 @@ def test_bad_units_raise(call):
         call()
 
 
+def test_an_overflowing_size_is_called_not_finite():
+    with pytest.raises(FabricError, match=r"size='1e400B': must be finite and >= 0"):
+        parse_size("1e400B")
+
+
 @given(st.floats(1e3, 1e15))
 def test_bandwidth_format_round_trip(bps):
     text = format_bandwidth(bps).replace(" ", "")
