@@ -18,7 +18,7 @@ from . import metrics
 from .network import simulate
 from .workloads.collectives import BUSBW_FACTOR
 from .workloads.jobs import build_job, place
-from .workloads.traffic import Traffic
+from .workloads.traffic import Traffic, check_flow_count
 
 __all__ = ["JobStats", "JobsResult", "run_jobs"]
 
@@ -263,7 +263,9 @@ def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isola
     placements = place(net, jobs, seed) if placements is None else placements
     built = [build_job(net, job, ranks, label=i + 1) for i, (job, ranks) in enumerate(zip(jobs, placements))]
     offsets = np.cumsum([0] + [b.traffic.n_flows for b in built])[:-1].tolist()
-    shared_traffic = Traffic.concat([b.traffic for b in built] + list(traffic))
+    parts = [b.traffic for b in built] + list(traffic)
+    check_flow_count(sum(t.n_flows for t in parts), f"{len(jobs)} jobs and {len(traffic)} traffic sets")
+    shared_traffic = Traffic.concat(parts)
 
     res, alone_stats = _play(net, shared_traffic, built if isolated else [], events=events,
                              record_links=record_links, progress=progress,

@@ -1,4 +1,4 @@
-"""Test options: slow scale tests run only with --run-slow (see README)."""
+"""Test options: slow scale tests run only with --run-slow (see README); shared fixtures."""
 
 import os
 
@@ -22,3 +22,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def flow_budget_1000(monkeypatch):
+    """This machine's memory can play 1000 flows."""
+    from fabric.workloads import traffic
+    monkeypatch.setattr(traffic, "available_memory", lambda: 1000 * traffic.BYTES_PER_FLOW)

@@ -119,3 +119,11 @@ def test_collective_errors_are_one_line(args, words):
     r = run(*args)
     assert r.exit_code != 0
     assert words in r.output and "Traceback" not in r.output
+
+
+def test_a_typo_that_asks_for_too_many_flows_is_one_line(flow_budget_1000):
+    r = run("collective", "-t", "fat-tree:k=4", "--chunks", "1000000")
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert r.output.strip().splitlines() == [
+        "Error: all_reduce over 16 ranks, chunks=1000000: 480,000,000 flows would need about 268.2 GiB of memory; "
+        "585.9 KiB is available"]

@@ -220,6 +220,26 @@ def _mutated(s, **changes):
     return replace(s, **changes)
 
 
+@pytest.mark.parametrize("op, n, kw, words", [
+    ("all_reduce", 8, dict(chunks=100), "all_reduce over 8 ranks, chunks=100: 11,200 flows"),
+    ("all_reduce", 64, dict(algorithm="tree", chunks=10), "chunks=10: 2,520 flows"),   # known once built
+])
+def test_more_chunks_than_the_memory_holds_are_refused(flow_budget_1000, op, n, kw, words):
+    with pytest.raises(FabricError, match=words + " would need about"):
+        schedule(op, n, 1e9, **kw)
+    assert schedule(op, n, 1e9, **{**kw, "chunks": 1}).n_transfers < 1000
+
+
+def test_a_quadratic_collective_too_big_is_refused_before_building(flow_budget_1000, monkeypatch):
+    import fabric.workloads.collectives as C
+
+    monkeypatch.setattr(C, "_build", None)   # building would fail differently
+    with pytest.raises(FabricError, match="all_to_all over 64 ranks, chunks=1: 4,032 flows would need about"):
+        schedule("all_to_all", 64, 1e9)
+    with pytest.raises(FabricError, match="all_reduce over 32 ranks, chunks=1: 1,984 flows would need about"):
+        schedule("all_reduce", 32, 1e9)   # ring
+
+
 def test_replay_catches_a_send_before_the_data_arrived():
     s = schedule("all_reduce", 4, 1e6, algorithm="ring")
     # drop every dependency: step 1 now races with the step 0 delivery it forwards

@@ -175,6 +175,17 @@ def test_job_validation(kwargs, field):
         Job(**args)
 
 
+def test_more_flows_than_the_memory_holds_are_refused(flow_budget_1000):
+    # 40 flows per iteration: one job of 30 iterations is too many on its
+    # own, two of 20 only together
+    net = fabric.Network(dumbbell())
+    with pytest.raises(FabricError, match=r"job 'a' \(iterations=30, buckets=1, chunks=1, microbatches=1\): "
+                                          r"1,0\d\d flows would need about"):
+        run_jobs(net, [Job("a", 4, iterations=30, grad_size=4e8)])
+    with pytest.raises(FabricError, match="2 jobs and 0 traffic sets: 1,600 flows would need about"):
+        run_jobs(net, [Job(n, 4, iterations=20, grad_size=4e8) for n in "ab"])
+
+
 def test_stopping_a_run_gives_a_partial_result():
     net = fabric.Network(dumbbell())
     jobs = [Job(n, 4, iterations=400, grad_size=4e8, compute=0.1) for n in "ab"]

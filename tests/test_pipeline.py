@@ -99,6 +99,17 @@ def test_data_loading_slows_an_all_reduce_that_shares_its_links():
     assert mixed.tags == ("grad", "data")
 
 
+@pytest.mark.parametrize("build, words", [
+    (lambda net: data_loading(net, sample_bytes=1e6, samples=1, steps=10**9), "steps=1000000000: 32,000,000,000 flows"),
+    (lambda net: checkpoint(net, size=1e6, every=1.0, count=10**9), "count=1000000000: 32,000,000,000 flows"),
+    (lambda net: fabric.workloads.background(net, "permutation", size=1e3, load=0.5, duration=1.0),
+     "load=0.5, duration=1.0, size=1000.0: 80,000,000 flows"),
+])
+def test_more_flows_than_the_memory_holds_are_refused_before_building(flow_budget_1000, build, words):
+    with pytest.raises(FabricError, match=words + r" would need about .* of memory; 585.9 KiB is available"):
+        build(storage_fabric())
+
+
 def test_pipeline_errors_are_named():
     net = storage_fabric(1)
     plain = fabric.Network(topologies.fat_tree(4))

@@ -280,6 +280,18 @@ def test_bad_parameters_name_the_parameter(call, name):
         call()
 
 
+@pytest.mark.parametrize("call, name", [
+    (lambda: T.fat_tree(10**6), "k=1000000: 250,001,250,000,000,000 nodes"),
+    (lambda: T.torus((1000, 1000, 1000)), "dims=1000x1000x1000: 1,000,000,000 nodes"),
+    (lambda: T.dragonfly(100, 100, 100), "p=100, a=100, h=100, groups=10001: 101,010,100 nodes"),
+    (lambda: T.attach_storage(T.fat_tree(4), 10**8), "count=100000000: 100,000,036 nodes"),
+])
+def test_a_graph_too_big_to_build_is_refused_before_building(call, name):
+    # once: building until the memory ran out
+    with pytest.raises(TopologyError, match=name + r"; at most 16,777,216"):
+        call()
+
+
 def test_validate_catches_contract_breaks():
     G = T.torus(3)
     G.nodes["acc0"]["kind"] = "router"

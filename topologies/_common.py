@@ -56,6 +56,16 @@ def check_int(name, value, minimum=None):
     return value
 
 
+MAX_NODES = 1 << 24   # 16.8M nodes: as a NetworkX graph with its links, tens of GB
+
+
+def check_size(what, n_nodes):
+    """Refuse, before building it, a graph too big to build."""
+    if n_nodes > MAX_NODES:
+        raise TopologyError(f"{what}: {n_nodes:,} nodes; at most {MAX_NODES:,} "
+                            "(a NetworkX graph this big takes tens of GB)")
+
+
 def check_real(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TopologyError(f"{name}={value!r}: expected a number")

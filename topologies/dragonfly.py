@@ -8,6 +8,7 @@ from ._common import (
     add_link,
     attach_pods,
     check_int,
+    check_size,
     check_pod,
     layer_links,
     new_graph,
@@ -150,6 +151,7 @@ global_bandwidth, global_latency : float, optional
     if pod is not None and p % pod.size and pod.size % p:
         raise TopologyError(f"pod.size={pod.size}: does not divide the {p} accelerator ports per router (nor is it a multiple of them)")
     n_acc = g * a * p
+    check_size(f"p={p}, a={a}, h={h}, groups={g}", n_acc + g * a)
     if pod is not None and n_acc % pod.size:
         raise TopologyError(f"pod.size={pod.size}: does not divide the {n_acc} accelerators")
     links = layer_links(

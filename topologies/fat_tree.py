@@ -12,6 +12,7 @@ from ._common import (
     check_int,
     check_pod,
     check_real,
+    check_size,
     layer_links,
     new_graph,
 )
@@ -127,6 +128,7 @@ def fat_tree(
             "oversubscription*k/2 must be a whole number"
         )
     hosts = int(hosts)
+    check_size(f"k={k}", hosts * k * k // 2 + k * k + k * k // 4)
     pod = check_pod(pod)
     links = layer_links(
         bandwidth,

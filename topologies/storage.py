@@ -1,6 +1,8 @@
 """Storage and preprocessing hosts attached to any topology."""
 
-from ._common import DEFAULT_BANDWIDTH, DEFAULT_LATENCY, TopologyError, add_link, check_bandwidth, check_int, check_latency
+from ._common import (
+    DEFAULT_BANDWIDTH, DEFAULT_LATENCY, TopologyError, add_link, check_bandwidth, check_int, check_latency, check_size,
+)
 
 __all__ = ["attach_storage", "default_attach_points"]
 
@@ -56,6 +58,7 @@ def attach_storage(G, count, *, at=None, bandwidth=DEFAULT_BANDWIDTH, latency=DE
     [('storage0', 'core0'), ('storage1', 'core2')]
     """
     count = check_int("count", count, minimum=1)
+    check_size(f"count={count}", G.number_of_nodes() + count)
     bandwidth = check_bandwidth("bandwidth", bandwidth)
     latency = check_latency("latency", latency)
     if kind not in _NODE_KINDS:

@@ -12,6 +12,7 @@ from ._common import (
     attach_pods,
     check_bandwidth,
     check_int,
+    check_size,
     check_latency,
     check_pod,
     new_graph,
@@ -95,6 +96,7 @@ def torus(dims, *, pod_shape=None, pod=None, bandwidth=DEFAULT_BANDWIDTH, latenc
     latency = check_latency("latency", latency)
     pod = check_pod(pod)
     n = math.prod(dims)
+    check_size(f"dims={'x'.join(map(str, dims))}", n)
     if pod_shape is not None:
         pod_shape = _dims("pod_shape", pod_shape)
         if len(pod_shape) != len(dims):

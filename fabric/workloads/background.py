@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import FabricError
 from .collectives import rank_nodes
-from .traffic import Traffic
+from .traffic import Traffic, check_flow_count
 
 __all__ = ["PATTERNS", "background", "nic_bandwidth"]
 
@@ -79,6 +79,7 @@ def background(net, pattern, *, size, nodes=None, load=None, duration=None, star
         if size <= 0:
             raise FabricError(f"size={size!r}: load needs flows of some bytes")
         rate = load * nic_bandwidth(net, ids) / size       # flows per second per source
+        check_flow_count(float(np.sum(rate)) * duration, f"load={load}, duration={duration}, size={size}")
         counts = rng.poisson(rate * duration)
         src_pos = np.repeat(np.arange(n), counts)
         # given their number, Poisson arrivals are uniform over the interval

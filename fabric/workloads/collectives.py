@@ -52,7 +52,7 @@ import numpy as np
 
 from ..engine import _ptr
 from ..errors import FabricError
-from .traffic import Traffic
+from .traffic import Traffic, check_flow_count
 
 __all__ = ["ALGORITHMS", "BUSBW_FACTOR", "OPS", "CollectiveResult", "Schedule", "check_dataflow", "collective",
            "collective_sizes", "schedule"]
@@ -447,6 +447,16 @@ _BUILDERS = {"ring": _ring_alg, "direct": _direct, "halving_doubling": _halving_
              "hierarchical": _hierarchical, "multi_ring": _multi_ring}
 
 
+def _fewest_transfers(op, algorithm, n, matrix):
+    """A lower bound on one piece's transfers, known before building them:
+    the quadratic patterns exactly, any other at least one per rank."""
+    if op == "all_to_all":
+        return n * (n - 1) if matrix is None else int(np.count_nonzero(matrix)) - int(np.count_nonzero(matrix.diagonal()))
+    if op in _MODES and algorithm in ("ring", "direct"):
+        return n * (n - 1) * (2 if op == "all_reduce" else 1)
+    return 0 if op == "sendrecv" else n - 1
+
+
 def _build(op, algorithm, n, **options):
     """One piece of the collective: (builder, blocks J, origin, target)."""
     b = _Builder()
@@ -561,9 +571,12 @@ def schedule(op, n, size, *, algorithm=None, chunks=1, root=0, perm=None, matrix
     """
     algorithm = _algorithm(op, algorithm)
     n, size, matrix, perm = _check_arguments(op, algorithm, n, size, chunks, root, perm, matrix, pods, coords)
+    what = f"{op} over {n} ranks, chunks={chunks}"
+    check_flow_count(_fewest_transfers(op, algorithm, n, matrix) * chunks, what)   # before building them
     b, J, origin, target = _build(op, algorithm, n, root=root, perm=perm, pods=pods, coords=coords, matrix=matrix)
     weights = _block_weights(op, n, J, size, matrix)
     T, k = len(b.src), int(chunks)
+    check_flow_count(T * k, what)
     n_blocks, blocks = np.array(b.n_blocks, np.int64), np.array(b.blocks, np.int64)
     n_deps, deps = np.array(b.n_deps, np.int64), np.array(b.deps, np.int64)
     piece_bytes = _piece_bytes(weights, blocks, _ptr(n_blocks), k)

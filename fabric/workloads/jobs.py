@@ -39,7 +39,7 @@ from ..engine import _ptr
 from ..errors import FabricError
 from .collectives import _algorithm, schedule, topology_context
 from .pipeline import nodes_of_kind
-from .traffic import Traffic
+from .traffic import Traffic, check_flow_count, flow_budget
 
 __all__ = ["Job", "PLACEMENTS", "build_job", "place"]
 
@@ -276,10 +276,11 @@ class _Dag:
     """Flows being built, as column chunks with global ids; dependencies
     are given as columns of flow ids (-1: none) or in CSR form."""
 
-    def __init__(self, fid_base=0):
+    def __init__(self, fid_base=0, what="flows"):
         self.parts, self.n = [], 0
         self.fid_base = fid_base
         self.iter_base = 0   # flows of iteration i are labelled as their twin in iteration 0
+        self.what, self.budget = what, flow_budget()   # what to blame when they outgrow the memory
 
     def add(self, src, dst, size, tag, *, delay=0.0, deps=(), dep_ptr=None, dep_idx=None):
         src = np.asarray(src, np.int32).ravel()
@@ -289,6 +290,7 @@ class _Dag:
             cols = np.stack(cols, 1) if cols else np.zeros((k, 0), np.int64)
             ok = cols >= 0
             dep_ptr, dep_idx = _ptr(ok.sum(1)), cols[ok]
+        check_flow_count(self.n + k, self.what, self.budget)
         ids = np.arange(self.n, self.n + k)
         counts = np.diff(dep_ptr)
         # the engine counts delay from the last dependency; without one, from the start
@@ -451,7 +453,8 @@ def build_job(net, job, ranks, *, label=0):
     pp, tp, dp, m = job.pp, job.tp, job.dp, job.microbatches
     R = ranks.reshape(pp, dp, tp)
     name = job.name
-    dag = _Dag(fid_base=int(label) << 40)
+    dag = _Dag(fid_base=int(label) << 40, what=f"job {job.name!r} (iterations={job.iterations}, "
+               f"buckets={job.buckets}, chunks={job.chunks}, microbatches={job.microbatches})")
     out = JobFlows(job, ranks, None)
     cache = {}
     stores = nodes_of_kind(net, "storage", job.storage) if job.samples and job.sample_bytes else None

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import FabricError
 from .collectives import rank_nodes
-from .traffic import Traffic
+from .traffic import Traffic, check_flow_count
 
 __all__ = ["checkpoint", "data_loading", "nodes_of_kind"]
 
@@ -93,6 +93,7 @@ def data_loading(net, ranks=None, *, sample_bytes, samples, storage=None, steps=
         interval = _positive("interval", interval)
     batch = sample_bytes * samples
     hosts = None if preprocess is None else nodes_of_kind(net, "host", preprocess, "preprocess")
+    check_flow_count(steps * len(readers) * (len(stores) + (hosts is not None)), f"steps={steps}")
     preprocess_time = _positive("preprocess_time", preprocess_time)
     output_ratio = _positive("output_ratio", output_ratio)
     rows = []   # (src, dst, bytes, start, deps, delay)
@@ -135,13 +136,14 @@ def checkpoint(net, ranks=None, *, size, storage=None, times=(0.0,), every=None,
     writers = rank_nodes(net, ranks)
     stores = nodes_of_kind(net, "storage", storage)
     size = _positive("size", size)
+    n, m = len(writers), len(stores)
     if every is not None:
         every = _positive("every", every, allow_zero=False)
         if not isinstance(count, (int, np.integer)) or count < 1:
             raise FabricError(f"count={count!r}: expected an integer >= 1")
+        check_flow_count(count * n * m, f"count={count}")
         times = [every * (i + 1) for i in range(count)]
     times = [_positive("times", t) for t in times]
-    n, m = len(writers), len(stores)
     src = np.tile(np.repeat(writers, m), len(times))
     dst = np.tile(np.tile(stores, n), len(times))
     start = np.repeat(times, n * m)
