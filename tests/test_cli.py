@@ -51,6 +51,13 @@ def test_topo_build_then_info(tmp_path, ext):
     assert json.loads(r.output)["params"]["oversubscription"] == 2.0
 
 
+def test_an_output_folder_that_does_not_exist_is_named(tmp_path):
+    out = tmp_path / "missing" / "ft.json"
+    r = run("topo", "build", "fat-tree:k=4", "-o", str(out))
+    assert r.exit_code == 1
+    assert r.output.strip() == f"Error: {out}: No such file or directory"
+
+
 @pytest.mark.parametrize("spec, words", [
     ("fat-tree:k=7", "k=7"),
     ("fat-tree:k=4,pod=3", "pod.size=3"),
