@@ -473,9 +473,9 @@ def sweep_command(sweep_file, out, workers, scheduler, resume, point_timeout):
 
     A sweep file is a base scenario plus axes (grid, zip or random samples);
     see fabric/sweeps.py.  Each point's result is written as soon as it
-    finishes; a failing point is recorded with its error and the rest go on;
-    Ctrl-C keeps every finished point (exit code 130) and --resume goes on
-    from there.
+    finishes; a failing point is recorded with its error and the rest go on
+    (exit code 1 at the end if any failed); Ctrl-C keeps every finished
+    point (exit code 130) and --resume goes on from there.
 
     \b
     Example:
@@ -511,6 +511,8 @@ def sweep_command(sweep_file, out, workers, scheduler, resume, point_timeout):
             bar.render_finish()
     ok = sum(r["status"] == "ok" for r in rows)
     click.echo(f"{ok} of {total} points ok, {len(rows) - ok} failed; table: {os.path.join(out, 'table.csv')}")
+    if ok < len(rows):
+        sys.exit(1)   # the table is written; scripts still learn that points failed
 
 
 @main.command(context_settings=CONTEXT)

@@ -186,9 +186,12 @@ def load_sweep(path):
         raise ScenarioError(f"{path}: axes: missing (required): at least one axis")
     sw = Sweep(path=path, base=base, base_text=base_text, base_path=base_path, axes=axes, mode=mode,
                samples=samples, seed=seed)
-    expand(axes, mode, samples, seed)   # zip lengths
-    for name, values in axes:           # every path must address the base scenario
-        _apply(copy.deepcopy(base), name, values[0])
+    try:
+        expand(axes, mode, samples, seed)   # zip lengths
+        for name, values in axes:           # every path must address the base scenario
+            _apply(copy.deepcopy(base), name, values[0])
+    except FabricError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
     scenario_from_data(copy.deepcopy(base), base_text, base_path)
     return sw
 
@@ -471,11 +474,13 @@ def run_sweep(sw, out, *, workers=None, scheduler=None, resume=False, point_time
     for name in os.listdir(folder):
         if name.startswith(".tmp-"):    # a half-written record of a sweep that was killed
             os.remove(os.path.join(folder, name))
+    on_disk = set(os.listdir(folder))   # one listing, not a stat per point: sweeps can be big
     if not resume:
         for p in points:
-            if os.path.exists(_record_path(out, p)):
+            if f"{p['id']}.json" in on_disk:
                 os.remove(_record_path(out, p))
-    todo = [p for p in points if not os.path.exists(_record_path(out, p))]
+        on_disk = set()
+    todo = [p for p in points if f"{p['id']}.json" not in on_disk]
     tasks = [{"base": sw.base, "base_text": sw.base_text, "base_path": sw.base_path, "point": p,
               "timeout": point_timeout} for p in todo]
     finished = len(points) - len(todo)

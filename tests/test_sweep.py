@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from fabric import FabricError
 from fabric.cli import EXIT_INTERRUPTED, main
+from fabric.scenario import ScenarioError
 from fabric.sweeps import _apply, expand, load_sweep, run_sweep, sweep
 
 BASE = """
@@ -112,11 +113,12 @@ def test_sweep_file_errors(tmp_path):
         ("[sweep]\nmode = \"random\"\n", AXES, "sweep.samples: mode='random' needs samples >= 1"),
         ("[sweep]\n", "[axes]\nrouting = []\n", "axes.routing: expected a non-empty list"),
         ("[sweep]\n", "[axes]\n\"jobs[9].placement\" = [\"packed\"]\n", "jobs has 2 entries"),
+        ("[sweep]\nmode = \"zip\"\n", "[axes]\nrouting = [\"ecmp\"]\nseed = [1, 2]\n", "same number of values"),
         ("[sweep]\nbase = \"x.toml\"\n", AXES, "give a scenario file (sweep.base) or a [base] table, not both"),
     ):
-        with pytest.raises(FabricError) as e:
+        with pytest.raises(ScenarioError) as e:   # an invalid file: exit code 3, like a scenario's
             load_sweep(write_sweep(tmp_path, axes=axes, head=head))
-        assert message in str(e.value)
+        assert str(e.value).startswith(str(tmp_path / "s.toml") + ": ") and message in str(e.value)
 
 
 def test_the_same_results_with_one_or_two_workers_and_on_dask(tmp_path):
@@ -145,6 +147,13 @@ def test_a_failing_point_is_recorded_and_the_rest_finish(tmp_path):
     assert status["packd", 1][0] == "failed" and "unknown placement 'packd'" in status["packd", 1][1]
     assert status["packed", 100000] == ("failed", "timeout: still running after 0.5 s")
     assert len(table(out)) == 6
+
+
+def test_the_cli_exits_1_when_a_point_failed_and_still_writes_the_table(tmp_path):
+    path = write_sweep(tmp_path, axes='[axes]\n"jobs[0].placement" = ["packed", "packd"]\n')
+    r = CliRunner().invoke(main, ["sweep", str(path), "-o", str(tmp_path / "out"), "--workers", "1"])
+    assert r.exit_code == 1 and "1 of 2 points ok, 1 failed" in r.output, r.output
+    assert [row["status"] for row in table(tmp_path / "out")] == ["ok", "failed"]
 
 
 def test_resume_after_a_killed_sweep_runs_only_the_rest(tmp_path):
