@@ -1655,6 +1655,26 @@ def first_bad(double[::1] v, double low, bint low_ok, bint allow_inf):
     return bad
 
 
+cdef void _positive_range(double[::1] v, double* lo, double* hi) noexcept nogil:
+    cdef Py_ssize_t i
+    lo[0], hi[0] = INFINITY, 0
+    for i in range(v.shape[0]):
+        if v[i] > 0:
+            if v[i] < lo[0]:
+                lo[0] = v[i]
+            if v[i] > hi[0]:
+                hi[0] = v[i]
+
+
+def positive_ranges(double[::1] a, double[::1] b):
+    """(smallest, largest) of the values > 0 in a, then in b; (inf, 0) if none."""
+    cdef double alo, ahi, blo, bhi
+    with nogil:
+        _positive_range(a, &alo, &ahi)
+        _positive_range(b, &blo, &bhi)
+    return alo, ahi, blo, bhi
+
+
 def ptr_steps(int64_t[::1] ptr):
     """(first i with ptr[i+1] < ptr[i], first i with ptr[i+1] == ptr[i]), -1 for none."""
     cdef Py_ssize_t i, neg = -1, zero = -1

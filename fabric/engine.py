@@ -350,11 +350,9 @@ def _check_scales(cap, sub_w, sub_ptr):
     """Reject weights so far from the capacities that the engine's levels
     (rate / weight, up to capacity / weight) would overflow, or its rates
     (down to about capacity * weight ratio / subflows) underflow to 0."""
-    wmax = float(sub_w.max()) if len(sub_w) and len(cap) else 0.0
-    if wmax <= 0:   # nothing sends (a path with share 0 never does)
+    cmin, cmax, wmin, wmax = _core.positive_ranges(cap, sub_w)   # a path with share 0 never sends
+    if wmax == 0 or cmax == 0:
         return
-    wmin = float(np.min(sub_w, where=sub_w > 0, initial=np.inf))
-    cmin, cmax = float(cap.min()), float(cap.max())
     if cmax / wmin > 1e300 or cmin * (wmin / wmax) / len(sub_w) < 1e-300:
         f = _row_of(sub_ptr, int(np.flatnonzero(sub_w == wmin)[0]))
         raise ValidationError(f"flows[{f}].weight: {wmin:g} on a path, beside weights up to {wmax:g} and capacities "
