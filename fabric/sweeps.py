@@ -331,8 +331,12 @@ def run_point(task):
 
 # ------------------------------------------------------------ many points
 
+def _record_name(point):
+    return f"{point['id']}.json"
+
+
 def _record_path(out, point):
-    return os.path.join(out, "points", f"{point['id']}.json")
+    return os.path.join(out, "points", _record_name(point))
 
 
 def _write_record(out, record):
@@ -471,16 +475,16 @@ def run_sweep(sw, out, *, workers=None, scheduler=None, resume=False, point_time
     points = sw.points()
     folder = os.path.join(out, "points")
     os.makedirs(folder, exist_ok=True)
-    for name in os.listdir(folder):
+    on_disk = set(os.listdir(folder))   # one listing, not a stat per point: sweeps can be big
+    for name in on_disk:
         if name.startswith(".tmp-"):    # a half-written record of a sweep that was killed
             os.remove(os.path.join(folder, name))
-    on_disk = set(os.listdir(folder))   # one listing, not a stat per point: sweeps can be big
     if not resume:
         for p in points:
-            if f"{p['id']}.json" in on_disk:
+            if _record_name(p) in on_disk:
                 os.remove(_record_path(out, p))
         on_disk = set()
-    todo = [p for p in points if f"{p['id']}.json" not in on_disk]
+    todo = [p for p in points if _record_name(p) not in on_disk]
     tasks = [{"base": sw.base, "base_text": sw.base_text, "base_path": sw.base_path, "point": p,
               "timeout": point_timeout} for p in todo]
     finished = len(points) - len(todo)
