@@ -230,6 +230,13 @@ def test_more_chunks_than_the_memory_holds_are_refused(flow_budget_1000, op, n, 
     assert schedule(op, n, 1e9, **{**kw, "chunks": 1}).n_transfers < 1000
 
 
+def test_where_the_free_memory_is_unknown_nothing_is_refused(monkeypatch):
+    from fabric.workloads import traffic
+
+    monkeypatch.setattr(traffic, "available_memory", lambda: None)
+    assert schedule("all_reduce", 8, 1e9, chunks=100).n_transfers == 11_200
+
+
 def test_a_quadratic_collective_too_big_is_refused_before_building(flow_budget_1000, monkeypatch):
     import fabric.workloads.collectives as C
 

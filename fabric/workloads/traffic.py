@@ -5,6 +5,7 @@ Every workload (collectives, data pipelines, background traffic) produces a
 simulation, so a data pipeline overlaps the all-reduce it feeds.
 """
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -38,9 +39,9 @@ def available_memory():
 
 
 def flow_budget():
-    """How many flows the memory still available can play (None if unknown)."""
+    """How many flows the memory still available can play (inf if unknown)."""
     avail = available_memory()
-    return None if avail is None else avail // BYTES_PER_FLOW
+    return math.inf if avail is None else avail // BYTES_PER_FLOW
 
 
 def check_flow_count(n, what, budget=None):
@@ -52,7 +53,7 @@ def check_flow_count(n, what, budget=None):
     ``budget`` is :func:`flow_budget`, if the caller already has it.
     """
     budget = flow_budget() if budget is None else budget
-    if budget is not None and n > budget:
+    if n > budget:
         raise FabricError(f"{what}: {int(n):,} flows would need about {format_size(int(n) * BYTES_PER_FLOW)} of "
                           f"memory; {format_size(budget * BYTES_PER_FLOW)} is available")
 
