@@ -1440,6 +1440,25 @@ def _owners(int64_t[::1] sub_ptr):
     return out
 
 
+def ranges(int64_t[::1] starts, int64_t[::1] counts):
+    """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1, in one
+    pass (numpy needs a repeat, a cumsum and an arange, each a full copy)."""
+    cdef Py_ssize_t i, k = 0
+    cdef int64_t j, total = 0
+    for i in range(counts.shape[0]):
+        if counts[i] < 0:
+            raise ValueError(f"counts[{i}]={counts[i]}: must be >= 0")
+        total += counts[i]
+    out = np.empty(total, np.int64)
+    cdef int64_t[::1] o = out
+    with nogil:
+        for i in range(counts.shape[0]):
+            for j in range(counts[i]):
+                o[k] = starts[i] + j
+                k += 1
+    return out
+
+
 def _path_latency(int64_t[::1] path_ptr, int32_t[::1] path_links, double[::1] lat):
     """Sum of the link latencies along every subflow's path."""
     cdef Py_ssize_t i

@@ -90,9 +90,10 @@ def _ptr(counts):
 
 def _ranges(starts, counts):
     """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1."""
-    counts = np.asarray(counts, np.int64)
-    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return np.repeat(np.asarray(starts, np.int64), counts) + offsets
+    starts, counts = np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(counts, np.int64)
+    if starts.shape != counts.shape:
+        raise ValueError(f"starts and counts: shapes {starts.shape} and {counts.shape} differ")
+    return _core.ranges(starts, counts)
 
 
 @dataclass
