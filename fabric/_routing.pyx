@@ -94,3 +94,71 @@ def ecmp_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_link
                             break
                         choice -= 1
     return lengths, links_arr
+
+
+def path_counts(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, signed char[::1] forwards, int32_t[::1] dist,
+                int32_t target):
+    """How many shortest paths lead from every node to ``target`` through
+    forwarding nodes (the paths :func:`ranked_paths` and spraying walk).
+    Floats: on a torus they run into the hundreds of thousands per pair, on
+    big ones past any integer type."""
+    cdef Py_ssize_t n = dist.shape[0], i
+    cdef int32_t u, v
+    cdef int64_t k
+    cdef double c
+    counts_arr = np.zeros(n)
+    cdef double[::1] counts = counts_arr
+    cdef int64_t[::1] order = np.argsort(np.asarray(dist), kind="stable")   # nearer nodes first
+    counts[target] = 1
+    with nogil:
+        for i in range(n):
+            u = <int32_t> order[i]
+            if dist[u] <= 0:   # the target, or unreachable
+                continue
+            c = 0
+            for k in range(adj_ptr[u], adj_ptr[u + 1]):
+                v = adj_dst[k]
+                if dist[v] == dist[u] - 1 and (forwards[v] or v == target):
+                    c += counts[v]
+            counts[u] = c
+    return counts_arr
+
+
+def ranked_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_link, signed char[::1] forwards,
+                 int32_t[::1] dist, int32_t target, double[::1] counts, int32_t[::1] srcs, double[::1] ranks):
+    """Path number ``ranks[f]`` (from 0, in neighbour-id order) among the
+    shortest paths from ``srcs[f]`` to ``target``, for every f, using
+    :func:`path_counts`'s ``counts``.  Returns (lengths, links)."""
+    cdef Py_ssize_t m = srcs.shape[0], f
+    cdef int64_t total = 0, k, pos = 0, last
+    cdef int32_t u, v
+    cdef double r
+    lengths = np.empty(m, dtype=np.int64)
+    cdef int64_t[::1] lens = lengths
+    for f in range(m):
+        lens[f] = dist[srcs[f]]
+        total += lens[f]
+    links_arr = np.empty(total, dtype=np.int32)
+    cdef int32_t[::1] links = links_arr
+    with nogil:
+        for f in range(m):
+            u = srcs[f]
+            r = ranks[f]
+            while u != target:
+                last = -1
+                for k in range(adj_ptr[u], adj_ptr[u + 1]):
+                    v = adj_dst[k]
+                    if dist[v] == dist[u] - 1 and (forwards[v] or v == target):
+                        last = k
+                        if r < counts[v]:
+                            break
+                        r -= counts[v]
+                if last < 0:
+                    with gil:
+                        raise RuntimeError("ranked_paths: distance table does not match the adjacency")
+                # (a rank past the last path, possible only through rounding
+                # of astronomically many paths, takes the last one)
+                links[pos] = adj_link[last]
+                pos += 1
+                u = adj_dst[last]
+    return lengths, links_arr

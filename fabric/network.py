@@ -30,11 +30,15 @@ from .engine import Flow, FlowArrays, _ptr, _ranges, simulate_links
 from .errors import FabricError, UnroutableError
 from .failures import run_with_events
 from .routing import FAMILY_ROUTINGS, dimension_order, dragonfly_routes
+from .workloads.traffic import check_flow_count
 
 __all__ = ["Network", "simulate", "ROUTINGS"]
 
 #: routing policies by name
 ROUTINGS = ("shortest", "ecmp", "spray") + tuple(FAMILY_ROUTINGS)
+
+
+SPRAY_PATHS = 64   # default max_paths (see Network)
 
 
 class Network:
@@ -49,7 +53,7 @@ class Network:
         each hop).  ``ecmp``: per-flow hashing over all equal-cost shortest
         paths, the hash over (seed, src, dst, flow id) as in switches, so
         flows collide as they do in real fabrics.  ``spray``: each flow split
-        evenly over all (or ``max_paths``) equal-cost paths.  Tori:
+        evenly over its equal-cost paths (at most ``max_paths``).  Tori:
         ``dimension_order``; dragonflies: ``minimal``, ``valiant``, ``ugal``
         (see :mod:`fabric.routing`).  Family policies need their family; on a
         network with failures, a family route that would cross a failed link
@@ -61,9 +65,14 @@ class Network:
         ECMP hash seed; the same seed gives the same choices.
     spray : bool
         Same as ``routing="spray"`` (ECMP with packet spraying).
-    max_paths : int, optional
-        Spraying uses at most this many paths (the first ones in neighbour-id
-        order); default all of them.
+    max_paths : int or None
+        Spraying uses at most this many of a pair's equal-cost paths, spread
+        evenly over them in neighbour-id order from an offset hashed per
+        pair; None: all.  The default, 64, is every path of a fat-tree up to
+        k=16; a torus has hundreds of thousands (8x8x8: 277,200 between
+        opposite chips), and all of them would mean tens of millions of
+        subflows (on examples/torus_tpu_pipeline.toml 16 and 64 paths give
+        job times 0.2 % apart).
     intra_pod : {"scaleup", "fabric"}
         Route flows between accelerators of one pod over the pod's scale-up
         switch, or force them onto the scale-out fabric.
@@ -82,7 +91,7 @@ class Network:
     [('acc0', 'leaf0.0'), ('leaf0.0', 'acc1')]
     """
 
-    def __init__(self, G, routing="ecmp", *, seed=0, spray=False, max_paths=None, intra_pod="scaleup",
+    def __init__(self, G, routing="ecmp", *, seed=0, spray=False, max_paths=SPRAY_PATHS, intra_pod="scaleup",
                  order=None):
         topologies.validate(G)
         if not (isinstance(routing, str) and routing in ROUTINGS) and not callable(getattr(routing, "route", None)):
@@ -380,9 +389,7 @@ class Network:
         np.cumsum(lengths, out=path_ptr[1:])
         path_links = np.empty(path_ptr[-1], np.int32)
         for idx, lens, links in pieces:
-            starts = np.repeat(path_ptr[idx], lens)
-            offsets = np.arange(len(links)) - np.repeat(np.cumsum(lens) - lens, lens)
-            path_links[starts + offsets] = links
+            path_links[_ranges(path_ptr[idx], lens)] = links
         return np.arange(F + 1, dtype=np.int64), np.ones(F), path_ptr, path_links
 
     def _check_policy_paths(self, src, dst, lens, links):
@@ -399,22 +406,65 @@ class Network:
                                   f"{self.nodes[src[f]]!r} to {self.nodes[dst[f]]!r}")
 
     def _route_spray(self, src, dst):
-        sub_counts, path_lens, links = [], [], []
-        cache = {}
-        for s, d in zip(src.tolist(), dst.tolist()):
-            paths = cache.get((s, d))
-            if paths is None:
-                up = self._intra_pod(s, d)
-                paths = cache[(s, d)] = [up] if up is not None else self._enumerate(s, d, self.max_paths)
-            sub_counts.append(len(paths))
-            for p in paths:
-                path_lens.append(len(p))
-                links.extend(p)
-        sub_ptr = np.zeros(len(src) + 1, np.int64)
-        np.cumsum(sub_counts, out=sub_ptr[1:])
-        path_ptr = np.zeros(len(path_lens) + 1, np.int64)
-        np.cumsum(path_lens, out=path_ptr[1:])
-        return sub_ptr, np.ones(len(path_lens)), path_ptr, np.array(links, dtype=np.int32)
+        """Each flow over the equal-cost paths of its (src, dst) pair: all of
+        them, or ``max_paths`` spread evenly over them (every T/m-th in
+        neighbour-id order, from an offset hashed per pair, so that pairs
+        between them use every switch)."""
+        n = self.n_nodes
+        pairs, pair_of = np.unique(src.astype(np.int64) * n + dst, return_inverse=True)
+        pair_of = pair_of.ravel()
+        ps, pd = (x.astype(np.int32) for x in divmod(pairs, n))
+        fixed = {}   # pair -> its one path: within a pod, or to itself
+        for p in range(len(pairs)):
+            up = self._intra_pod(int(ps[p]), int(pd[p]))
+            if up is not None or ps[p] == pd[p]:
+                fixed[p] = up or []
+        n_paths = np.ones(len(pairs), np.int64)
+        todo = np.array([p for p in range(len(pairs)) if p not in fixed], np.int64)
+        groups = np.split(todo, np.flatnonzero(np.diff(pd[todo])) + 1) if len(todo) else []
+        total = {}   # pair -> how many paths it has
+        for group in groups:   # pairs sorted by destination: one distance table each
+            d = int(pd[group[0]])
+            dist = self._dist(d)
+            if (dist[ps[group]] < 0).any():
+                raise self._unroutable(int(ps[group][np.flatnonzero(dist[ps[group]] < 0)[0]]), d)
+            counts = _routing.path_counts(self.adj_ptr, self.adj_dst, self.forwards, dist, d)
+            total.update(zip(group.tolist(), counts[ps[group]].tolist()))
+        for p, t in total.items():
+            n_paths[p] = t if self.max_paths is None else min(t, self.max_paths)
+        most = max(total.values(), default=1)
+        check_flow_count(int(n_paths[pair_of].sum()), f"routing='spray' over up to {most:,.0f} equal-cost paths "
+                                                       "per pair (max_paths caps them)")
+        path_pair, lens, links = [], [], []
+        for p, path in fixed.items():
+            path_pair.append([p])
+            lens.append([len(path)])
+            links.append(np.asarray(path, np.int32))
+        for group in groups:
+            d = int(pd[group[0]])
+            dist = self._dist(d)
+            counts = _routing.path_counts(self.adj_ptr, self.adj_dst, self.forwards, dist, d)
+            m, t = n_paths[group], counts[ps[group]]
+            # offsets in [0, 1), hashed from the pair, so capped pairs do not all take the same switches
+            offset = ((ps[group].astype(np.uint64) * 0x9E3779B1 + pd[group].astype(np.uint64) * 0x85EBCA77
+                       + np.uint64(self.seed & 0xFFFFFFFF)) % np.uint64(1 << 20)) / float(1 << 20)
+            j = _ranges(np.zeros(len(group), np.int64), m).astype(np.float64)   # 0 .. m-1 per pair
+            at = np.repeat(np.arange(len(group)), m)
+            ranks = np.where(m[at] == t[at], j, np.floor((j + offset[at]) * t[at] / m[at]))
+            ln, lk = _routing.ranked_paths(self.adj_ptr, self.adj_dst, self.adj_link, self.forwards, dist, d, counts,
+                                           np.ascontiguousarray(ps[group][at]), ranks)
+            path_pair.append(group[at])
+            lens.append(ln)
+            links.append(lk)
+        path_pair, lens, links = (np.concatenate(x) if x else np.zeros(0, np.int64) for x in (path_pair, lens, links))
+        order = np.argsort(path_pair, kind="stable")   # paths grouped by pair, each pair's in rank order
+        starts = _ptr(lens)[:-1][order]
+        lens = lens[order].astype(np.int64)
+        per_flow = n_paths[pair_of]
+        paths = _ranges(_ptr(n_paths)[:-1][pair_of], per_flow)   # each subflow's path
+        return (_ptr(per_flow), np.ones(len(paths)), _ptr(lens[paths]),
+                links.astype(np.int32)[_ranges(starts[paths], lens[paths])])
+
 
     def flow_arrays(self, src, dst, size, *, start=None, weight=None, cap=None, dep_ptr=None, dep_idx=None,
                     flow_ids=None, delay=None):

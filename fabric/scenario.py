@@ -14,6 +14,7 @@ Layout (every key optional unless marked)::
     [topology]                   # required
     spec = "fat-tree:k=8,oversub=2,storage=4"   # or file = "fabric.json"
     routing = "ecmp"
+    max_paths = 64               # spray: equal-cost paths per flow, at most
 
     [[jobs]]                     # one table per job; see fabric.Job
     name = "a"                   # required
@@ -64,7 +65,7 @@ from topologies import TopologyError
 
 from .errors import FabricError
 from .failures import LinkEvent
-from .network import ROUTINGS, Network
+from .network import ROUTINGS, SPRAY_PATHS, Network
 from .spec import load_topology
 from .units import parse_size, parse_time
 from .workloads.background import PATTERNS, background
@@ -179,7 +180,8 @@ _ALGORITHMS = ALGORITHMS["all_reduce"]
 #: section -> key -> (parser, default); ``...`` marks a required key
 SCHEMA = {
     "": {"name": (_string, None), "seed": (_int(0), 0)},
-    "topology": {"spec": (_string, None), "file": (_string, None), "routing": (_choice(ROUTINGS, "routing"), "ecmp")},
+    "topology": {"spec": (_string, None), "file": (_string, None), "routing": (_choice(ROUTINGS, "routing"), "ecmp"),
+                 "max_paths": (_int(1), SPRAY_PATHS)},
     "jobs": {
         "name": (_string, ...), "accelerators": (_int(1), ...), "placement": (_placement, "packed"),
         "iterations": (_int(1), 1), "compute": (_time, 0.0), "forward_fraction": (_number(0, 1), 1 / 3),
@@ -286,7 +288,8 @@ class Scenario:
             G = load_topology(self.resolve(topo["file"]) if topo.get("file") else topo["spec"])
         except (FabricError, TopologyError) as exc:
             raise self.error(("topology", "file" if topo.get("file") else "spec"), str(exc)) from None
-        return Network(G, routing=routing or topo["routing"], seed=self.seed if seed is None else seed)
+        return Network(G, routing=routing or topo["routing"], seed=self.seed if seed is None else seed,
+                       max_paths=topo["max_paths"])
 
     def build(self, net, seed=None):
         """(jobs, placements, traffic, events) on ``net``."""

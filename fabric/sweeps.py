@@ -52,7 +52,7 @@ import numpy as np
 from topologies.io import atomic_write
 
 from .errors import FabricError
-from .scenario import ScenarioError, scenario_from_data
+from .scenario import SCHEMA, ScenarioError, scenario_from_data
 from .spec import _canonical
 from .summary import summarize
 
@@ -213,7 +213,7 @@ def _apply(data, path, value):
     """Set ``path`` (``a.b``, ``jobs[0].x``, ``jobs[*].x``, ``topology.<spec key>``) in scenario data."""
     path = _SHORTHAND.get(path, path)
     steps = path.split(".")
-    if steps[0] == "topology" and len(steps) == 2 and steps[1] not in ("spec", "file", "routing"):
+    if steps[0] == "topology" and len(steps) == 2 and steps[1] not in SCHEMA["topology"]:
         topo = data.get("topology", {})
         if "spec" not in topo:
             raise FabricError(f"axes.{path}: sets a key of the topology spec, but the base has no topology.spec")

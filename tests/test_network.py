@@ -54,6 +54,49 @@ def test_spray_splits_into_equal_subflows(k):
     assert len(paths) == counts[0]
 
 
+def sprayed_paths(net, src, dst):
+    """Per flow, its sprayed paths (lists of link ids), from Network.route."""
+    sub_ptr, _, path_ptr, links = net.route(net._ids(src, "src"), net._ids(dst, "dst"), routing="spray")
+    return [[links[path_ptr[i]:path_ptr[i + 1]].tolist() for i in range(sub_ptr[f], sub_ptr[f + 1])]
+            for f in range(len(sub_ptr) - 1)]
+
+
+@pytest.mark.parametrize("G", [T.fat_tree(4), T.torus((4, 3, 2)), T.dragonfly(2, 3, 2), T.torus((6, 6))])
+def test_uncapped_spray_takes_every_equal_cost_path_in_order(G):
+    # the ranked walk (path counts, then the r-th path) against the plain
+    # depth-first enumeration, for every pair
+    net = Network(G, routing="spray", max_paths=None)
+    accs = T.accelerators(G)
+    src, dst = zip(*[(a, b) for a in accs for b in accs])
+    expect = [net.equal_cost_paths(a, b) if a != b else [[]] for a, b in zip(src, dst)]
+    assert sprayed_paths(net, src, dst) == expect
+
+
+@pytest.mark.parametrize("m", [1, 3, 7])
+def test_capped_spray_spreads_evenly_over_the_equal_cost_paths(m):
+    # on an 8x8 torus opposite chips have C(8,4) * 4 = 280 shortest paths
+    net = Network(T.torus((8, 8)), routing="spray", max_paths=m)
+    accs = T.accelerators(net.graph)
+    src, dst = zip(*[(a, b) for a in accs[:8] for b in accs if a != b])
+    firsts = set()
+    for a, b, got in zip(src, dst, sprayed_paths(net, src, dst)):
+        every = net.equal_cost_paths(a, b)
+        at = [every.index(p) for p in got]
+        assert len(got) == min(m, len(every)) and at == sorted(set(at))   # distinct, in order
+        if len(every) > m:   # every T/m-th path from an offset below T/m
+            step = len(every) / m
+            assert all(abs(i - at[0] - j * step) < 1 for j, i in enumerate(at)) and at[0] < step
+            firsts.add(at[0])
+    assert len(firsts) > 1   # the offset differs between pairs
+
+
+def test_spraying_more_paths_than_the_memory_holds_is_refused(flow_budget_1000):
+    net = Network(T.torus((8, 8, 8)), routing="spray", max_paths=None)
+    with pytest.raises(FabricError, match=r"routing='spray' over up to 277,200 equal-cost paths per pair "
+                                          r"\(max_paths caps them\): 277,200 flows would need about"):
+        simulate(net, [Flow("acc0", "acc292", size=1e9)])   # (0,0,0) -> (4,4,4)
+
+
 topology_graphs = st.sampled_from([
     T.fat_tree(4), T.fat_tree(4, oversubscription=2, pod=2), T.fat_tree(6, pod=T.Pod(3)),
     T.torus((4, 3)), T.torus((3, 3, 2), pod_shape=(3, 1, 2), pod=6),

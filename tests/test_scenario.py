@@ -62,6 +62,11 @@ def _edit(old, new):
     return GOOD.replace(old, new)
 
 
+def test_spray_path_cap_is_a_topology_key():
+    assert parse_scenario(GOOD).network().max_paths == 64
+    assert parse_scenario(_edit('routing = "ecmp"', 'routing = "spray"\nmax_paths = 8')).network().max_paths == 8
+
+
 @pytest.mark.parametrize("text, message", [
     (_edit('placement = "spread"', 'placement = "packd"'),
      "bad.toml:17: jobs[1].placement: unknown placement 'packd' (expected packed, spread, random, or a list)"),
@@ -74,6 +79,7 @@ def _edit(old, new):
     (_edit('compute = "10ms"', 'compute = true'), "bad.toml:11: jobs[0].compute: expected a time"),
     (_edit('load = 0.2', 'load = 1.5'), "bad.toml:30: background[0].load: expected a number in (0, 1], got 1.5"),
     (_edit('routing = "ecmp"', 'routing = "magic"'), "bad.toml:6: topology.routing: unknown routing 'magic'"),
+    (_edit('routing = "ecmp"', 'max_paths = 0'), "bad.toml:6: topology.max_paths: expected an integer >= 1, got 0"),
     (_edit('link = ["spine0.0", "core0"]', 'link = "spine0.0"'), "bad.toml:34: failures[0].link: expected a pair"),
     (_edit('name = "b"', 'name = "a"'), "bad.toml:15: jobs[1].name: 'a' is used by jobs[0] too"),
     (_edit('[[pipelines]]\nkind = "checkpoint"\n', '[[pipelines]]\n'), "bad.toml:21: pipelines[0].kind: missing"),

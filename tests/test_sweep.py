@@ -99,7 +99,8 @@ def test_axis_paths_set_the_scenario():
     _apply(data, "routing", "spray")
     _apply(data, "jobs[*].placement", "spread")
     _apply(data, "jobs[1].iterations", 7)
-    assert data["topology"] == {"spec": "fat-tree:k=4,oversubscription=3", "routing": "spray"}
+    _apply(data, "topology.max_paths", 16)   # a key of the [topology] table, not of its spec
+    assert data["topology"] == {"spec": "fat-tree:k=4,oversubscription=3", "routing": "spray", "max_paths": 16}
     assert [j["placement"] for j in data["jobs"]] == ["spread", "spread"] and data["jobs"][1]["iterations"] == 7
     for path, message in (("jobs[5].x", "jobs has 2 entries"), ("pipelines[0].x", "no array 'pipelines'"),
                           ("jobs[0]", "not the table itself"), ("jobs[x].y", "cannot read")):
