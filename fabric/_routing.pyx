@@ -48,6 +48,18 @@ cdef inline uint64_t mix(uint64_t x) noexcept nogil:
     return x
 
 
+def _path_arrays(int32_t[::1] dist, int32_t[::1] srcs):
+    """(lengths, links) to fill with one shortest path per source."""
+    cdef Py_ssize_t f
+    cdef int64_t total = 0
+    lengths = np.empty(srcs.shape[0], dtype=np.int64)
+    cdef int64_t[::1] lens = lengths
+    for f in range(srcs.shape[0]):
+        lens[f] = dist[srcs[f]]
+        total += lens[f]
+    return lengths, np.empty(total, dtype=np.int32)
+
+
 def ecmp_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_link, signed char[::1] forwards,
                int32_t[::1] dist, int32_t target, int32_t[::1] srcs, int64_t[::1] flow_ids,
                uint64_t seed, bint hashed):
@@ -59,15 +71,10 @@ def ecmp_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_link
     links) with the paths concatenated.
     """
     cdef Py_ssize_t m = srcs.shape[0], f
-    cdef int64_t total = 0, k, pos = 0
+    cdef int64_t k, pos = 0
     cdef int32_t u, v, choice, count
     cdef uint64_t h
-    lengths = np.empty(m, dtype=np.int64)
-    cdef int64_t[::1] lens = lengths
-    for f in range(m):
-        lens[f] = dist[srcs[f]]
-        total += lens[f]
-    links_arr = np.empty(total, dtype=np.int32)
+    lengths, links_arr = _path_arrays(dist, srcs)
     cdef int32_t[::1] links = links_arr
     with nogil:
         for f in range(m):
@@ -130,15 +137,10 @@ def ranked_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_li
     shortest paths from ``srcs[f]`` to ``target``, for every f, using
     :func:`path_counts`'s ``counts``.  Returns (lengths, links)."""
     cdef Py_ssize_t m = srcs.shape[0], f
-    cdef int64_t total = 0, k, pos = 0, last
+    cdef int64_t k, pos = 0, last
     cdef int32_t u, v
     cdef double r
-    lengths = np.empty(m, dtype=np.int64)
-    cdef int64_t[::1] lens = lengths
-    for f in range(m):
-        lens[f] = dist[srcs[f]]
-        total += lens[f]
-    links_arr = np.empty(total, dtype=np.int32)
+    lengths, links_arr = _path_arrays(dist, srcs)
     cdef int32_t[::1] links = links_arr
     with nogil:
         for f in range(m):
