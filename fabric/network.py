@@ -419,28 +419,27 @@ class Network:
             up = self._intra_pod(int(ps[p]), int(pd[p]))
             if up is not None or ps[p] == pd[p]:
                 fixed[p] = up or []
-        n_paths = np.ones(len(pairs), np.int64)
+        n_paths = np.ones(len(pairs))   # floats until checked: uncapped counts outgrow any integer type
+        most = 1.0
         todo = np.array([p for p in range(len(pairs)) if p not in fixed], np.int64)
         groups = np.split(todo, np.flatnonzero(np.diff(pd[todo])) + 1) if len(todo) else []
-        total = {}   # pair -> how many paths it has
         for group in groups:   # pairs sorted by destination: one distance table each
             d = int(pd[group[0]])
             dist = self._dist(d)
             if (dist[ps[group]] < 0).any():
                 raise self._unroutable(int(ps[group][np.flatnonzero(dist[ps[group]] < 0)[0]]), d)
-            counts = _routing.path_counts(self.adj_ptr, self.adj_dst, self.forwards, dist, d)
-            total.update(zip(group.tolist(), counts[ps[group]].tolist()))
-        for p, t in total.items():
-            n_paths[p] = t if self.max_paths is None else min(t, self.max_paths)
-        most = max(total.values(), default=1)
-        check_flow_count(int(n_paths[pair_of].sum()), f"routing='spray' over up to {most:,.0f} equal-cost paths "
-                                                       "per pair (max_paths caps them)")
+            t = _routing.path_counts(self.adj_ptr, self.adj_dst, self.forwards, dist, d)[ps[group]]
+            n_paths[group] = t if self.max_paths is None else np.minimum(t, self.max_paths)
+            most = max(most, float(t.max()))
+        check_flow_count(float(n_paths[pair_of].sum()), f"routing='spray' over up to {most:,.0f} equal-cost paths "
+                                                         "per pair (max_paths caps them)")
+        n_paths = n_paths.astype(np.int64)
         path_pair, lens, links = [], [], []
         for p, path in fixed.items():
             path_pair.append([p])
             lens.append([len(path)])
             links.append(np.asarray(path, np.int32))
-        for group in groups:
+        for group in groups:   # the counts again: one table per destination at a time, not all at once
             d = int(pd[group[0]])
             dist = self._dist(d)
             counts = _routing.path_counts(self.adj_ptr, self.adj_dst, self.forwards, dist, d)
@@ -464,7 +463,6 @@ class Network:
         paths = _ranges(_ptr(n_paths)[:-1][pair_of], per_flow)   # each subflow's path
         return (_ptr(per_flow), np.ones(len(paths)), _ptr(lens[paths]),
                 links.astype(np.int32)[_ranges(starts[paths], lens[paths])])
-
 
     def flow_arrays(self, src, dst, size, *, start=None, weight=None, cap=None, dep_ptr=None, dep_idx=None,
                     flow_ids=None, delay=None):
