@@ -30,7 +30,7 @@ from .engine import Flow, FlowArrays, _ptr, _ranges, simulate_links
 from .errors import FabricError, UnroutableError
 from .failures import run_with_events
 from .routing import FAMILY_ROUTINGS, dimension_order, dragonfly_routes
-from .workloads.traffic import check_flow_count
+from .memory import check_flow_count
 
 __all__ = ["Network", "simulate", "ROUTINGS"]
 

@@ -18,7 +18,8 @@ from . import metrics
 from .network import simulate
 from .workloads.collectives import BUSBW_FACTOR
 from .workloads.jobs import build_job, place
-from .workloads.traffic import Traffic, check_flow_count
+from .memory import check_flow_count
+from .workloads.traffic import Traffic
 
 __all__ = ["JobStats", "JobsResult", "run_jobs"]
 

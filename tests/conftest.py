@@ -27,5 +27,5 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def flow_budget_1000(monkeypatch):
     """This machine's memory can play 1000 flows."""
-    from fabric.workloads import traffic
-    monkeypatch.setattr(traffic, "available_memory", lambda: 1000 * traffic.BYTES_PER_FLOW)
+    from fabric import memory
+    monkeypatch.setattr(memory, "available_memory", lambda: 1000 * memory.BYTES_PER_FLOW)

@@ -231,9 +231,9 @@ def test_more_chunks_than_the_memory_holds_are_refused(flow_budget_1000, op, n, 
 
 
 def test_where_the_free_memory_is_unknown_nothing_is_refused(monkeypatch):
-    from fabric.workloads import traffic
+    from fabric import memory
 
-    monkeypatch.setattr(traffic, "available_memory", lambda: None)
+    monkeypatch.setattr(memory, "available_memory", lambda: None)
     assert schedule("all_reduce", 8, 1e9, chunks=100).n_transfers == 11_200
 
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..errors import FabricError
 from .collectives import rank_nodes
-from .traffic import Traffic, check_flow_count
+from ..memory import check_flow_count
+from .traffic import Traffic
 
 __all__ = ["PATTERNS", "background", "nic_bandwidth"]
 

@@ -52,7 +52,8 @@ import numpy as np
 
 from ..engine import _ptr
 from ..errors import FabricError
-from .traffic import Traffic, check_flow_count
+from ..memory import check_flow_count
+from .traffic import Traffic
 
 __all__ = ["ALGORITHMS", "BUSBW_FACTOR", "OPS", "CollectiveResult", "Schedule", "check_dataflow", "collective",
            "collective_sizes", "schedule"]

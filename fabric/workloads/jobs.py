@@ -39,7 +39,8 @@ from ..engine import _ptr
 from ..errors import FabricError
 from .collectives import _algorithm, schedule, topology_context
 from .pipeline import nodes_of_kind
-from .traffic import Traffic, check_flow_count, flow_budget
+from ..memory import check_flow_count, flow_budget
+from .traffic import Traffic
 
 __all__ = ["Job", "PLACEMENTS", "build_job", "place"]
 
