@@ -1,16 +1,20 @@
 """``fabric report``: one self-contained HTML page from a run's JSON summary.
 
 Plots are drawn with matplotlib (the ``report`` extra) and inlined as SVG,
-so the page needs no network and no scripts to view.
+so the page needs no network and no scripts to view.  The summary is first
+checked against its JSON Schema (fabric/schemas/run.schema.json, with
+jsonschema, also in the extra), so a damaged or hand-edited file is refused
+with the place that is wrong rather than half drawn.
 """
 
 import html
 import io
+import json
 
 import numpy as np
 
 from .errors import FabricError
-from .summary import FORMAT, JOB_COLUMNS, LINK_COLUMNS, cell
+from .summary import FORMAT, JOB_COLUMNS, LINK_COLUMNS, SCHEMA_PATH, cell
 from .units import format_time
 
 __all__ = ["render"]
@@ -18,6 +22,19 @@ __all__ = ["render"]
 _LEVEL = {"accelerator": 0.0, "storage": 0.0, "host": 0.0, "scaleup": 0.5, "leaf": 1.0, "router": 1.0, "spine": 2.0,
           "core": 3.0}
 _MAX_DRAWN_ENDPOINTS = 1024   # beyond this, the drawing shows switches only
+
+
+def _check_schema(summary):
+    try:
+        import jsonschema
+    except ImportError:
+        raise FabricError("fabric report needs jsonschema: pip install 'fabric[report]'") from None
+    with open(SCHEMA_PATH, encoding="utf-8") as fh:
+        schema = json.load(fh)
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(summary))
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
+        raise FabricError(f"result: {where or 'top level'}: {error.message}")
 
 
 def _pyplot():
@@ -169,6 +186,7 @@ def render(summary):
     if not isinstance(summary, dict) or summary.get("format") != FORMAT:
         raise FabricError(f"result: not a fabric run result (expected format {FORMAT!r}; "
                           "write one with 'fabric run SCENARIO --json -o result.json')")
+    _check_schema(summary)
     plots = summary.get("plots")
     if not plots:
         raise FabricError("result: has no plot data (it was written without plots)")

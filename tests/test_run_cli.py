@@ -161,6 +161,21 @@ def test_report_rejects_what_is_not_a_run_result(tmp_path):
     assert not (tmp_path / "r.html").exists()
 
 
+def test_report_names_the_place_a_damaged_result_is_wrong(tmp_path):
+    result = tmp_path / "r.json"
+    assert run("run", EXAMPLES / "two_jobs_fat_tree.toml", "-o", result).exit_code == 0
+    good = json.loads(result.read_text())
+    for damage, words in ((lambda s: s.pop("jobs"), "result: top level: 'jobs' is a required property"),
+                          (lambda s: s["tiers"][0].pop("layer"), "result: tiers[0]: 'layer' is a required property"),
+                          (lambda s: s["jobs"][1].update(jct_s="fast"), "result: jobs[1].jct_s: 'fast' is not of type")):
+        summary = json.loads(json.dumps(good))
+        damage(summary)
+        result.write_text(json.dumps(summary))
+        r = run("report", result, "-o", tmp_path / "r.html")
+        assert r.exit_code == 1 and r.output.startswith("Error: " + words) and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "r.html").exists()
+
+
 @pytest.mark.slow
 def test_scale_4096_accelerators_8_jobs(tmp_path):
     """The scale scenario (also run by the examples test with --run-slow);
