@@ -4,6 +4,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import sys
 import threading
@@ -267,19 +268,25 @@ def collective(topology, routing, seed, op, algorithm, size, ranks, chunks, root
 _DTYPES = {"int8": 1, "uint8": 1, "half": 2, "bfloat16": 2, "float": 4, "int32": 4, "double": 8, "int64": 8}
 
 
+_MAX_SIZES = 10_000   # one simulation each
+
+
 def _sizes(begin, end, factor, increment):
     if begin > end:
         raise FabricError(f"minbytes={begin:g} is larger than maxbytes={end:g}")
-    if increment:
-        out, size = [], begin
-        while size <= end:
-            out.append(size)
-            size += increment
-        return out
+    if increment is not None:
+        if increment <= 0:
+            raise FabricError(f"stepbytes={increment:g}: must be > 0")
+        n = math.floor((end - begin) / increment) + 1
+        if n > _MAX_SIZES:
+            raise FabricError(f"stepbytes={increment:g}: {n:,} sizes from {begin:g} to {end:g}; at most {_MAX_SIZES:,}")
+        return [begin + i * increment for i in range(n)]
     if factor < 2 and begin < end:
         raise FabricError(f"stepfactor={factor}: must be >= 2 (or use -i for a fixed increment)")
+    if begin == 0 and begin < end:
+        raise FabricError("minbytes=0: multiplying 0 by stepfactor never reaches maxbytes (start at 1, or use -i)")
     out, size = [begin], begin
-    while factor >= 2 and size * factor <= end:
+    while factor >= 2 and 0 < size * factor <= end:
         size *= factor
         out.append(size)
     return out
@@ -318,7 +325,7 @@ def nccl(op, topology, routing, seed, minbytes, maxbytes, stepfactor, stepbytes,
     """
     net = _network(topology, routing, seed)
     sizes = _sizes(parse_size(minbytes, "minbytes"), parse_size(maxbytes, "maxbytes"), stepfactor,
-                   parse_size(stepbytes, "stepbytes") if stepbytes else None)
+                   parse_size(stepbytes, "stepbytes") if stepbytes is not None else None)
     rows = []
     with _progress(sizes, f"{op} over {len(sizes)} sizes") as todo:
         for r in collective_sizes(net, op, todo, ranks=_ranks(net, ranks), algorithm=algorithm, chunks=chunks,

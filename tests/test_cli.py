@@ -120,12 +120,21 @@ def test_nccl_table_sizes_and_csv(tmp_path):
     (["collective", "-t", "fat-tree:k=4", "--op", "broadcast", "--root", "20"], "root=20"),
     (["nccl", "bogus", "-t", "fat-tree:k=4"], "'bogus'"),
     (["nccl", "all_reduce", "-t", "fat-tree:k=4", "-b", "8M", "-e", "1M"], "larger than maxbytes"),
+    (["nccl", "all_reduce", "-t", "fat-tree:k=4", "-b", "0", "-e", "1M"], "minbytes=0: multiplying 0"),   # once a hang
+    (["nccl", "all_reduce", "-t", "fat-tree:k=4", "-b", "1M", "-e", "2M", "-i", "0"], "stepbytes=0: must be > 0"),
+    (["nccl", "all_reduce", "-t", "fat-tree:k=4", "-b", "1", "-e", "1G", "-i", "1"],
+     "stepbytes=1: 1,073,741,824 sizes from 1 to 1.07374e+09; at most 10,000"),
     (["nccl", "all_gather", "-t", "fat-tree:k=4", "-a", "tree"], "all_gather supports"),
 ])
 def test_collective_errors_are_one_line(args, words):
     r = run(*args)
     assert r.exit_code != 0
     assert words in r.output and "Traceback" not in r.output
+
+
+def test_nccl_zero_bytes_alone_is_one_size():
+    r = run("nccl", "all_reduce", "-t", "fat-tree:k=4", "-b", "0", "-e", "0", "--json")   # once a hang
+    assert r.exit_code == 0 and [x["size"] for x in json.loads(r.output)] == [0]
 
 
 def test_a_typo_that_asks_for_too_many_flows_is_one_line(flow_budget_1000):
