@@ -159,7 +159,8 @@ def _ranks(net, ranks):
     if ranks.isdigit():
         n = int(ranks)
         if not 1 <= n <= len(net.accelerators):
-            raise FabricError(f"ranks={ranks}: the topology has {len(net.accelerators)} accelerators")
+            raise FabricError(f"ranks={ranks}: expected 1 to {len(net.accelerators)}, "
+                              f"the topology has {len(net.accelerators)} accelerators")
         return [net.nodes[v] for v in net.accelerators[:n]]
     return [r.strip() for r in ranks.split(",") if r.strip()]
 
