@@ -16,7 +16,7 @@ import topologies
 from topologies.io import atomic_write
 
 from .errors import FabricError
-from .network import ROUTINGS, Network
+from .network import ROUTINGS, SPRAY_PATHS, Network
 from .scenario import InfeasibleError, ScenarioError, load_scenario
 from .spec import load_topology
 from .summary import JOB_COLUMNS, LINK_COLUMNS, cell, summarize
@@ -139,7 +139,9 @@ def info(topology, as_json):
 # ------------------------------------------------------------ collectives
 
 def _network_options(f):
-    """--topology, --routing and --seed: how every simulating command gets its network."""
+    """--topology, --routing, --seed and --max-paths: how every simulating command gets its network."""
+    f = click.option("--max-paths", default=SPRAY_PATHS, show_default=True, type=click.IntRange(min=1),
+                     help="With --routing spray: equal-cost paths per flow, at most.")(f)
     f = click.option("--seed", default=0, show_default=True, help="ECMP hash / routing seed.")(f)
     f = click.option("--routing", default="ecmp", show_default=True, type=click.Choice(ROUTINGS),
                      help="Path selection (family-specific ones need their family).")(f)
@@ -148,8 +150,8 @@ def _network_options(f):
     return f
 
 
-def _network(topology, routing, seed):
-    return Network(load_topology(topology), routing=routing, seed=seed)
+def _network(topology, routing, seed, max_paths):
+    return Network(load_topology(topology), routing=routing, seed=seed, max_paths=max_paths)
 
 
 def _ranks(net, ranks):
@@ -248,14 +250,14 @@ def _collective_row(r):
 @click.option("--size", "-s", default="1GiB", help="Buffer size (nccl-tests convention), e.g. 64MiB, 1GiB.")
 @_collective_options
 @_format_option
-def collective(topology, routing, seed, op, algorithm, size, ranks, chunks, root, as_json, as_csv, output):
+def collective(topology, routing, seed, max_paths, op, algorithm, size, ranks, chunks, root, as_json, as_csv, output):
     """Simulate one collective and report its time, algbw and busbw.
 
     \b
     Example:
       fabric collective -t fat-tree:k=8,oversub=2 --op all_reduce -a ring -s 1GiB
     """
-    net = _network(topology, routing, seed)
+    net = _network(topology, routing, seed, max_paths)
     r = run_collective(net, op, parse_size(size, "size"), ranks=_ranks(net, ranks), algorithm=algorithm,
                        chunks=chunks, root=root)
     if _machine_output([_collective_row(r)], as_json, as_csv, output):
@@ -313,7 +315,7 @@ def _progress(items, label):
 @click.option("-d", "--datatype", default="float", type=click.Choice(list(_DTYPES)), help="Element type (for count).")
 @_collective_options
 @_format_option
-def nccl(op, topology, routing, seed, minbytes, maxbytes, stepfactor, stepbytes, datatype, algorithm, ranks,
+def nccl(op, topology, routing, seed, max_paths, minbytes, maxbytes, stepfactor, stepbytes, datatype, algorithm, ranks,
          chunks, root, as_json, as_csv, output):
     """An nccl-tests look-alike: sweep message sizes, print time, algbw, busbw.
 
@@ -324,7 +326,7 @@ def nccl(op, topology, routing, seed, minbytes, maxbytes, stepfactor, stepbytes,
     Example:
       fabric nccl all_reduce -b 8 -e 8G -f 2 -t fat-tree:k=8
     """
-    net = _network(topology, routing, seed)
+    net = _network(topology, routing, seed, max_paths)
     sizes = _sizes(parse_size(minbytes, "minbytes"), parse_size(maxbytes, "maxbytes"), stepfactor,
                    parse_size(stepbytes, "stepbytes") if stepbytes is not None else None)
     rows = []

@@ -132,6 +132,17 @@ def test_collective_errors_are_one_line(args, words):
     assert words in r.output and "Traceback" not in r.output
 
 
+def test_max_paths_caps_spraying_from_the_command_line():
+    def run_a2a(*extra):
+        r = run("collective", "-t", "torus:dims=6x6", "--routing", "spray", "--op", "all_to_all", "-s", "64MiB",
+                "--json", *extra)
+        assert r.exit_code == 0, r.output
+        return json.loads(r.output)[0]
+    one, many = run_a2a("--max-paths", "1"), run_a2a()
+    # one path per flow: as many subflows as flows (a start and a finish each); more paths finish sooner
+    assert one["events"] == 3 * one["flows"] < many["events"] and many["time_s"] < one["time_s"]
+
+
 def test_nccl_zero_bytes_alone_is_one_size():
     r = run("nccl", "all_reduce", "-t", "fat-tree:k=4", "-b", "0", "-e", "0", "--json")   # once a hang
     assert r.exit_code == 0 and [x["size"] for x in json.loads(r.output)] == [0]
