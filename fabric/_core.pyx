@@ -1247,7 +1247,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     i8, i32, i64, f64 = np.int8, np.int32, np.int64, np.float64
     a = dict(
         # inputs (validated by fabric.engine)
-        cap=(cap, f64), lat=(lat, f64), start=(start, f64), delay=(delay, f64), dep_ptr=(dep_ptr, i64), sub_ptr=(sub_ptr, i64),
+        cap=(cap, f64), lat=(lat, f64), start=(start, f64), delay=(delay, f64), dep_ptr=(dep_ptr, i64),
+        sub_ptr=(sub_ptr, i64),
         sub_size=(sub_size, f64), sub_w=(sub_w, f64), sub_cap=(sub_cap, f64), path_ptr=(path_ptr, i64),
         path_links=(path_links, i32),
         # derived layout
@@ -1427,7 +1428,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         free(s.ratelog.v)
 
 
-def _owners(int64_t[::1] sub_ptr):
+def _owners(const int64_t[::1] sub_ptr):
     """The flow of every subflow."""
     cdef Py_ssize_t f
     cdef int64_t i
@@ -1440,7 +1441,7 @@ def _owners(int64_t[::1] sub_ptr):
     return out
 
 
-def ranges(int64_t[::1] starts, int64_t[::1] counts):
+def ranges(const int64_t[::1] starts, const int64_t[::1] counts):
     """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1, in one
     pass (numpy needs a repeat, a cumsum and an arange, each a full copy)."""
     cdef Py_ssize_t i, k = 0
@@ -1459,7 +1460,7 @@ def ranges(int64_t[::1] starts, int64_t[::1] counts):
     return out
 
 
-def _path_latency(int64_t[::1] path_ptr, int32_t[::1] path_links, double[::1] lat):
+def _path_latency(const int64_t[::1] path_ptr, const int32_t[::1] path_links, const double[::1] lat):
     """Sum of the link latencies along every subflow's path."""
     cdef Py_ssize_t i
     cdef int64_t k
@@ -1475,7 +1476,7 @@ def _path_latency(int64_t[::1] path_ptr, int32_t[::1] path_links, double[::1] la
     return out
 
 
-def _same_latency(int64_t[::1] sub_ptr, double[::1] plat):
+def _same_latency(const int64_t[::1] sub_ptr, const double[::1] plat):
     """Per flow, 1 if it has several subflows and their path latencies are equal."""
     cdef Py_ssize_t f
     cdef int64_t i
@@ -1493,7 +1494,8 @@ def _same_latency(int64_t[::1] sub_ptr, double[::1] plat):
     return out
 
 
-def _link_bytes(Py_ssize_t L, int64_t[::1] path_ptr, int32_t[::1] path_links, double[::1] size, double[::1] rem):
+def _link_bytes(Py_ssize_t L, const int64_t[::1] path_ptr, const int32_t[::1] path_links, const double[::1] size,
+                const double[::1] rem):
     """Bytes each link carried: what every subflow crossing it has sent."""
     cdef Py_ssize_t i
     cdef int64_t k
@@ -1536,8 +1538,8 @@ cdef tuple _adopt_log(Log* g):
             _adopt(<void**> &g.v, g.n, sizeof(double), cnp.NPY_FLOAT64))
 
 
-def link_log_stats(double[::1] t, int32_t[::1] ids, double[::1] load, double[::1] cap, double horizon,
-                   double hot):
+def link_log_stats(const double[::1] t, const int32_t[::1] ids, const double[::1] load, const double[::1] cap,
+                   double horizon, double hot):
     """Per link, from a time-ordered load log (``Result.link_log``): the peak
     utilization over its changes, and the seconds within [0, horizon] spent
     at a utilization >= ``hot`` (> 0).  One pass, O(links) memory: a big
@@ -1570,7 +1572,7 @@ def link_log_stats(double[::1] t, int32_t[::1] ids, double[::1] load, double[::1
     return peak_a, hot_a
 
 
-def reverse_csr(int64_t[::1] ptr, int32_t[::1] idx, Py_ssize_t n):
+def reverse_csr(const int64_t[::1] ptr, const int32_t[::1] idx, Py_ssize_t n):
     """Transpose a CSR relation by counting sort: for every j, the rows i
     (in increasing order) with j in idx[ptr[i] .. ptr[i+1]-1]."""
     cdef Py_ssize_t rows = ptr.shape[0] - 1, i, j
@@ -1594,7 +1596,7 @@ def reverse_csr(int64_t[::1] ptr, int32_t[::1] idx, Py_ssize_t n):
     return rptr, ridx
 
 
-def check_paths(int64_t[::1] path_ptr, int32_t[::1] path_links, Py_ssize_t L):
+def check_paths(const int64_t[::1] path_ptr, const int32_t[::1] path_links, Py_ssize_t L):
     """First bad incidence of the paths, as (k, 1) for a link id out of
     0..L-1, (k, 2) for a link repeated within one path, or (-1, 0)."""
     cdef Py_ssize_t S = path_ptr.shape[0] - 1, sub
@@ -1619,7 +1621,7 @@ def check_paths(int64_t[::1] path_ptr, int32_t[::1] path_links, Py_ssize_t L):
     return bad, problem
 
 
-def find_cycle(int64_t[::1] dep_ptr, int64_t[::1] dptr, int32_t[::1] dpt):
+def find_cycle(const int64_t[::1] dep_ptr, const int64_t[::1] dptr, const int32_t[::1] dpt):
     """Kahn's algorithm over the dependency DAG (dependents ``dpt`` in CSR
     ``dptr``, from :func:`reverse_csr`); a flow on a cycle, or -1."""
     cdef Py_ssize_t F = dep_ptr.shape[0] - 1, f = -1, k, head = 0, tail = 0
@@ -1648,7 +1650,7 @@ def find_cycle(int64_t[::1] dep_ptr, int64_t[::1] dptr, int32_t[::1] dpt):
 # temporary per step, and for millions of flows the page faults of those
 # temporaries cost more than the checks.
 
-def counts32(int64_t[::1] ptr):
+def counts32(const int64_t[::1] ptr):
     """ptr[i+1] - ptr[i] as int32 (counts within one flow fit)."""
     cdef Py_ssize_t n = ptr.shape[0] - 1, i
     out = np.empty(n, np.int32)
@@ -1659,7 +1661,7 @@ def counts32(int64_t[::1] ptr):
     return out
 
 
-def first_bad(double[::1] v, double low, bint low_ok, bint allow_inf):
+def first_bad(const double[::1] v, double low, bint low_ok, bint allow_inf):
     """Index of the first value that is NaN, infinite (but +inf with
     ``allow_inf``), or below ``low`` (or at it, unless ``low_ok``); -1 if none."""
     cdef Py_ssize_t i, bad = -1
@@ -1674,7 +1676,7 @@ def first_bad(double[::1] v, double low, bint low_ok, bint allow_inf):
     return bad
 
 
-cdef void _positive_range(double[::1] v, double* lo, double* hi) noexcept nogil:
+cdef void _positive_range(const double[::1] v, double* lo, double* hi) noexcept nogil:
     cdef Py_ssize_t i
     lo[0], hi[0] = INFINITY, 0
     for i in range(v.shape[0]):
@@ -1685,7 +1687,7 @@ cdef void _positive_range(double[::1] v, double* lo, double* hi) noexcept nogil:
                 hi[0] = v[i]
 
 
-def positive_ranges(double[::1] a, double[::1] b):
+def positive_ranges(const double[::1] a, const double[::1] b):
     """(smallest, largest) of the values > 0 in a, then in b; (inf, 0) if none."""
     cdef double alo, ahi, blo, bhi
     with nogil:
@@ -1694,7 +1696,7 @@ def positive_ranges(double[::1] a, double[::1] b):
     return alo, ahi, blo, bhi
 
 
-def ptr_steps(int64_t[::1] ptr):
+def ptr_steps(const int64_t[::1] ptr):
     """(first i with ptr[i+1] < ptr[i], first i with ptr[i+1] == ptr[i]), -1 for none."""
     cdef Py_ssize_t i, neg = -1, zero = -1
     with nogil:
@@ -1707,7 +1709,7 @@ def ptr_steps(int64_t[::1] ptr):
     return neg, zero
 
 
-def is_identity(int64_t[::1] ptr):
+def is_identity(const int64_t[::1] ptr):
     """Whether ptr is 0, 1, 2, ... (one subflow per flow)."""
     cdef Py_ssize_t i, n = ptr.shape[0]
     with nogil:
@@ -1724,7 +1726,7 @@ ctypedef fused ids_t:
     int64_t
 
 
-def narrow(ids_t[::1] ids, int64_t n):
+def narrow(const ids_t[::1] ids, int64_t n):
     """ids as int32 (int32 input itself, not a copy), and the index of the
     first id outside 0..n-1 (or -1)."""
     cdef Py_ssize_t k, bad = -1
@@ -1740,7 +1742,7 @@ def narrow(ids_t[::1] ids, int64_t n):
     return out, bad
 
 
-def compact_ids(int32_t[::1] ids, Py_ssize_t n):
+def compact_ids(const int32_t[::1] ids, Py_ssize_t n):
     """Renumber ids in [0, n) by first use: (the distinct ids, in that order;
     each entry's new id).  O(len(ids) + n), no sort."""
     cdef Py_ssize_t k, m = 0
@@ -1760,7 +1762,7 @@ def compact_ids(int32_t[::1] ids, Py_ssize_t n):
     return used_a[:m], new_a
 
 
-def first_self_dep(int64_t[::1] dep_ptr, int32_t[::1] dep_idx):
+def first_self_dep(const int64_t[::1] dep_ptr, const int32_t[::1] dep_idx):
     """First flow that lists itself among its dependencies, or -1."""
     cdef Py_ssize_t f, bad = -1
     cdef int64_t k
@@ -1774,7 +1776,7 @@ def first_self_dep(int64_t[::1] dep_ptr, int32_t[::1] dep_idx):
     return bad
 
 
-def first_cut(int64_t[::1] sub_ptr, int64_t[::1] path_ptr, int64_t[::1] src, int64_t[::1] dst):
+def first_cut(const int64_t[::1] sub_ptr, const int64_t[::1] path_ptr, const int64_t[::1] src, const int64_t[::1] dst):
     """First flow with an empty path between two distinct known endpoints, or -1."""
     cdef Py_ssize_t f, bad = -1
     cdef int64_t s

@@ -10,7 +10,7 @@ import numpy as np
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
 
-def bfs_to(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, signed char[::1] forwards, int32_t target):
+def bfs_to(const int64_t[::1] adj_ptr, const int32_t[::1] adj_dst, const signed char[::1] forwards, int32_t target):
     """Hop distance from every node to ``target`` (-1: unreachable), where
     paths may only pass through forwarding nodes.  Give it the *reverse*
     adjacency (in-links: adj_dst holds each link's source), so that one-way
@@ -48,7 +48,7 @@ cdef inline uint64_t mix(uint64_t x) noexcept nogil:
     return x
 
 
-def _path_arrays(int32_t[::1] dist, int32_t[::1] srcs):
+def _path_arrays(const int32_t[::1] dist, const int32_t[::1] srcs):
     """(lengths, links) to fill with one shortest path per source."""
     cdef Py_ssize_t f
     cdef int64_t total = 0
@@ -60,9 +60,9 @@ def _path_arrays(int32_t[::1] dist, int32_t[::1] srcs):
     return lengths, np.empty(total, dtype=np.int32)
 
 
-def ecmp_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_link, signed char[::1] forwards,
-               int32_t[::1] dist, int32_t target, int32_t[::1] srcs, int64_t[::1] flow_ids,
-               uint64_t seed, bint hashed):
+def ecmp_paths(const int64_t[::1] adj_ptr, const int32_t[::1] adj_dst, const int32_t[::1] adj_link,
+               const signed char[::1] forwards, const int32_t[::1] dist, int32_t target, const int32_t[::1] srcs,
+               const int64_t[::1] flow_ids, uint64_t seed, bint hashed):
     """One shortest path per source to ``target``.
 
     At every hop the next link is chosen among the equal-cost ones by a hash
@@ -103,8 +103,8 @@ def ecmp_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_link
     return lengths, links_arr
 
 
-def path_counts(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, signed char[::1] forwards, int32_t[::1] dist,
-                int32_t target):
+def path_counts(const int64_t[::1] adj_ptr, const int32_t[::1] adj_dst, const signed char[::1] forwards,
+                const int32_t[::1] dist, int32_t target):
     """How many shortest paths lead from every node to ``target`` through
     forwarding nodes (the paths :func:`ranked_paths` and spraying walk).
     Floats: on a torus they run into the hundreds of thousands per pair, on
@@ -131,8 +131,9 @@ def path_counts(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, signed char[::1] for
     return counts_arr
 
 
-def ranked_paths(int64_t[::1] adj_ptr, int32_t[::1] adj_dst, int32_t[::1] adj_link, signed char[::1] forwards,
-                 int32_t[::1] dist, int32_t target, double[::1] counts, int32_t[::1] srcs, double[::1] ranks):
+def ranked_paths(const int64_t[::1] adj_ptr, const int32_t[::1] adj_dst, const int32_t[::1] adj_link,
+                 const signed char[::1] forwards, const int32_t[::1] dist, int32_t target, const double[::1] counts,
+                 const int32_t[::1] srcs, const double[::1] ranks):
     """Path number ``ranks[f]`` (from 0, in neighbour-id order) among the
     shortest paths from ``srcs[f]`` to ``target``, for every f, using
     :func:`path_counts`'s ``counts``.  Returns (lengths, links)."""

@@ -229,6 +229,8 @@ def _first_bad(mask):
 
 
 def _check_column(name, values, n, *, low, low_ok, allow_inf=False):
+    if np.iscomplexobj(values):
+        raise ValidationError(f"{name}: expected real numbers, got {np.asarray(values).dtype}")
     values = np.ascontiguousarray(values, dtype=np.float64)
     if values.shape != (n,):
         raise ValidationError(f"{name}: expected {n} values, got shape {values.shape}")

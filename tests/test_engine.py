@@ -332,6 +332,7 @@ def _columns(**kw):
     (dict(sub_ptr=[0, 1, 1, 4]), "flows[1]: has no path"),
     (dict(size=[1.0, -np.inf, 3.0]), "flows.size[1]=-inf"),
     (dict(weight=[1.0, 1.0, np.inf]), "flows.weight[2]=inf"),
+    (dict(size=np.array([1, 2, 3], complex)), "flows.size: expected real numbers, got complex128"),
     (dict(sub_frac=np.array([1.0, 0.0, 0.0, 1.0])), "flows[1].split: fractions sum to 0"),
     (dict(src=np.array([0, 1]), dst=np.array([1, 0, 1])), "flows.src/dst: expected 3 node ids each"),
     (dict(src=np.array([0, 1, 2]), dst=np.array([1, 0, 1]), path_ptr=[0, 1, 3, 3, 4],
@@ -343,6 +344,19 @@ def test_bad_columns_are_named(kw, words):
         simulate_links(np.ones(4), np.zeros(4), _columns(**kw))
     assert words in str(exc.value)
     simulate_links(np.ones(4), np.zeros(4), _columns())   # the unbroken table runs
+
+
+def test_read_only_inputs_are_read_as_they_are():
+    # memory maps, Arrow buffers and np.broadcast_to hand out read-only arrays
+    # (the compiled checks once refused them: "buffer source array is read-only")
+    def read_only(a):
+        a = np.array(a)
+        a.flags.writeable = False
+        return a
+
+    cols = {k: v if v is None else read_only(v) for k, v in dataclasses.asdict(_columns()).items()}
+    r = simulate_links(np.broadcast_to(1.0, (4,)), read_only(np.zeros(4)), FlowArrays(**cols))
+    assert r.finish.tolist() == simulate_links(np.ones(4), np.zeros(4), _columns()).finish.tolist()
 
 
 def test_more_flows_than_int32_ids_is_refused_before_any_copy():
