@@ -449,6 +449,8 @@ class Result:
         """
         if self.link_log is None:
             raise ValueError("link_utilization needs simulate(..., record_links=True)")
+        if not (isinstance(link, (int, np.integer)) and 0 <= link < len(self.capacity)):
+            raise ValidationError(f"link={link!r}: expected a link id in 0..{len(self.capacity) - 1}")
         t, ids, v = self.link_log
         sel = ids == link
         return t[sel], v[sel] / self.capacity[link]

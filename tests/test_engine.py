@@ -151,6 +151,9 @@ def test_link_stats_and_utilization_log():
     assert r.link_busy.tolist() == [2.0, 1.0]
     t, u = r.link_utilization(0)
     assert t.tolist() == [0.0, 1.0, 3.0, 4.0] and u.tolist() == [1.0, 0.0, 1.0, 0.0]
+    for bad in (2, -1, "0"):   # -1 once gave an empty step function
+        with pytest.raises(ValidationError, match=rf"link={bad!r}: expected a link id in 0..1"):
+            r.link_utilization(bad)
     assert r.counters["events"] > 0 and r.max_active == 1
 
 
