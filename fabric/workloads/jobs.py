@@ -312,19 +312,20 @@ class _Dag:
         tags = list(dict.fromkeys(p[6] for p in self.parts))
         return Traffic(
             src=cat([p[0] for p in self.parts]), dst=cat([p[1] for p in self.parts]),
-            size=cat([p[2] for p in self.parts]).astype(np.float64),
+            size=cat([p[2] for p in self.parts]).astype(np.float64, copy=False),
             start=float(start) + cat([p[8] for p in self.parts]),
-            delay=cat([p[3] for p in self.parts]).astype(np.float64), dep_ptr=_ptr(cat([p[4] for p in self.parts])),
-            dep_idx=cat([p[5] for p in self.parts]).astype(np.int64),
+            delay=cat([p[3] for p in self.parts]).astype(np.float64, copy=False),
+            dep_ptr=_ptr(cat([p[4] for p in self.parts])),
+            dep_idx=cat([p[5] for p in self.parts]).astype(np.int64, copy=False),
             tag=cat([np.full(len(p[0]), tags.index(p[6]), np.int16) for p in self.parts]), tags=tuple(tags),
-            flow_id=cat([p[7] for p in self.parts]).astype(np.int64),
+            flow_id=cat([p[7] for p in self.parts]).astype(np.int64, copy=False),
         )
 
 
 def _merge_csr(n, *relations):
     """CSR over n rows from (rows, values) pairs, rows' order kept."""
-    rows = np.concatenate([r for r, _ in relations]).astype(np.int64)
-    vals = np.concatenate([v for _, v in relations]).astype(np.int64)
+    rows = np.concatenate([r for r, _ in relations]).astype(np.int64, copy=False)
+    vals = np.concatenate([v for _, v in relations]).astype(np.int64, copy=False)
     order = np.argsort(rows, kind="stable")
     return _ptr(np.bincount(rows, minlength=n)), vals[order]
 

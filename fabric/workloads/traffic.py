@@ -90,9 +90,9 @@ class Traffic:
         return cls(
             src=cat([p.src for p in parts]), dst=cat([p.dst for p in parts]), size=cat([p.size for p in parts]),
             start=cat([p.start for p in parts]), delay=cat([p.delay for p in parts]),
-            dep_ptr=_ptr(cat(dep_counts)), dep_idx=cat(dep_idx).astype(np.int64),
-            tag=cat(tag_cols).astype(np.int16), tags=tuple(tags),
-            flow_id=cat(fids).astype(np.int64) if labelled else None,
+            dep_ptr=_ptr(cat(dep_counts)), dep_idx=cat(dep_idx).astype(np.int64, copy=False),
+            tag=cat(tag_cols).astype(np.int16, copy=False), tags=tuple(tags),
+            flow_id=cat(fids).astype(np.int64, copy=False) if labelled else None,
         )
 
     def flow_arrays(self, net, flow_ids=None):
