@@ -250,6 +250,12 @@ def test_load_rejects_garbage(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(TopologyError, match="not valid JSON"):
         T.load(bad)
+    # valid JSON, but not a graph: once an AttributeError traceback for a list
+    for text in ("[1, 2]", '{"nodes": []}', '{"nodes": [1], "edges": [2]}',
+                 '{"nodes": [{"id": "a"}], "edges": [{"source": "a"}]}'):
+        bad.write_text(text)
+        with pytest.raises(TopologyError, match=r"x\.json: not a node-link graph"):
+            T.load(bad)
     with pytest.raises(TopologyError, match="unknown extension"):
         T.save(T.torus(3), tmp_path / "x.txt")
 

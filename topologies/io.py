@@ -69,11 +69,13 @@ def read_json(path):
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise TopologyError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or "nodes" not in data or not ({"edges", "links"} & set(data)):
+        raise TopologyError(f"{path}: not a node-link graph (expected an object with 'nodes' and 'edges')")
     try:
         data = _tuples(data)
         # nodes/edges lists came back as tuples; node_link_graph wants iterables of dicts
         G = nx.node_link_graph(data, edges="edges" if "edges" in data else "links")
-    except (KeyError, TypeError, nx.NetworkXError) as exc:
+    except (AttributeError, KeyError, TypeError, nx.NetworkXError) as exc:
         raise TopologyError(f"{path}: not a node-link graph ({exc})") from None
     return G
 
