@@ -1,6 +1,8 @@
 """Topology builders against their closed forms, over generated parameters."""
 
 import math
+import os
+import stat
 from collections import Counter
 
 import networkx as nx
@@ -243,6 +245,17 @@ def test_round_trip_lossless(G, ext, tmp_path):
     for u, v, d in G.edges(data=True):
         assert H.edges[u, v] == d
     assert nx.utils.graphs_equal(T.rebuild(H), G)
+
+
+def test_saved_files_get_the_usual_mode_not_a_private_one(tmp_path):
+    # written through a temporary file, which mkstemp makes 0600: results,
+    # reports and topologies must be as readable as any file the user writes
+    old = os.umask(0o022)
+    try:
+        T.save(T.torus(3), tmp_path / "t.json")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "t.json").st_mode) == 0o644
 
 
 def test_load_rejects_garbage(tmp_path):

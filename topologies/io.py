@@ -40,6 +40,10 @@ def atomic_write(path, write):
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
+        # mkstemp makes the file private (0600); give it the mode any new file would get
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
