@@ -29,8 +29,8 @@ from . import _routing
 from .engine import Flow, FlowArrays, _ptr, _ranges, simulate_links
 from .errors import FabricError, UnroutableError
 from .failures import run_with_events
-from .routing import FAMILY_ROUTINGS, dimension_order, dragonfly_routes
 from .memory import check_flow_count
+from .routing import FAMILY_ROUTINGS, dimension_order, dragonfly_routes
 
 __all__ = ["Network", "simulate", "ROUTINGS"]
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import metrics
+from .memory import check_flow_count
 from .network import simulate
 from .workloads.collectives import BUSBW_FACTOR
 from .workloads.jobs import build_job, place
-from .memory import check_flow_count
 from .workloads.traffic import Traffic
 
 __all__ = ["JobStats", "JobsResult", "run_jobs"]

@@ -167,7 +167,8 @@ def test_report_names_the_place_a_damaged_result_is_wrong(tmp_path):
     good = json.loads(result.read_text())
     for damage, words in ((lambda s: s.pop("jobs"), "result: top level: 'jobs' is a required property"),
                           (lambda s: s["tiers"][0].pop("layer"), "result: tiers[0]: 'layer' is a required property"),
-                          (lambda s: s["jobs"][1].update(jct_s="fast"), "result: jobs[1].jct_s: 'fast' is not of type")):
+                          (lambda s: s["jobs"][1].update(jct_s="fast"),
+                           "result: jobs[1].jct_s: 'fast' is not of type")):
         summary = json.loads(json.dumps(good))
         damage(summary)
         result.write_text(json.dumps(summary))

@@ -8,8 +8,8 @@ from ._common import (
     add_link,
     attach_pods,
     check_int,
-    check_size,
     check_pod,
+    check_size,
     layer_links,
     new_graph,
 )

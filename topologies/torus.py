@@ -12,9 +12,9 @@ from ._common import (
     attach_pods,
     check_bandwidth,
     check_int,
-    check_size,
     check_latency,
     check_pod,
+    check_size,
     new_graph,
 )
 

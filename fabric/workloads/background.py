@@ -12,8 +12,8 @@ import math
 import numpy as np
 
 from ..errors import FabricError
-from .collectives import rank_nodes
 from ..memory import check_flow_count
+from .collectives import rank_nodes
 from .traffic import Traffic
 
 __all__ = ["PATTERNS", "background", "nic_bandwidth"]

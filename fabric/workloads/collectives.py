@@ -451,8 +451,8 @@ _BUILDERS = {"ring": _ring_alg, "direct": _direct, "halving_doubling": _halving_
 def _fewest_transfers(op, algorithm, n, matrix):
     """A lower bound on one piece's transfers, known before building them:
     the quadratic patterns exactly, any other at least one per rank."""
-    if op == "all_to_all":
-        return n * (n - 1) if matrix is None else int(np.count_nonzero(matrix)) - int(np.count_nonzero(matrix.diagonal()))
+    if op == "all_to_all":   # every off-diagonal pair that sends
+        return n * (n - 1) if matrix is None else int(np.count_nonzero(matrix) - np.count_nonzero(matrix.diagonal()))
     if op in _MODES and algorithm in ("ring", "direct"):
         return n * (n - 1) * (2 if op == "all_reduce" else 1)
     return 0 if op == "sendrecv" else n - 1

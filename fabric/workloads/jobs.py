@@ -37,9 +37,9 @@ import numpy as np
 
 from ..engine import _ptr
 from ..errors import FabricError
+from ..memory import check_flow_count, flow_budget
 from .collectives import _algorithm, schedule, topology_context
 from .pipeline import nodes_of_kind
-from ..memory import check_flow_count, flow_budget
 from .traffic import Traffic
 
 __all__ = ["Job", "PLACEMENTS", "build_job", "place"]

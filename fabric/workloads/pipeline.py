@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from ..errors import FabricError
-from .collectives import rank_nodes
 from ..memory import check_flow_count
+from .collectives import rank_nodes
 from .traffic import Traffic
 
 __all__ = ["checkpoint", "data_loading", "nodes_of_kind"]
