@@ -154,49 +154,51 @@ ctypedef struct IHeap:
     Py_ssize_t n
 
 
-cdef inline bint _iless(IHeap* h, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    # No tie-break by item: equal keys (a collective step's links all at one
-    # fair share) then stop a sift at once instead of running it to the
-    # bottom.  The heap stays deterministic, which is all results need.
-    return h.t[a] < h.t[b]
-
-
-cdef inline void _iswap(IHeap* h, Py_ssize_t a, Py_ssize_t b) noexcept nogil:
-    cdef double t = h.t[a]
-    cdef int32_t it = h.item[a]
-    h.t[a] = h.t[b]
-    h.item[a] = h.item[b]
-    h.t[b] = t
-    h.item[b] = it
-    h.where[h.item[a]] = <int32_t> a
-    h.where[h.item[b]] = <int32_t> b
-
-
 cdef void _isift(IHeap* h, Py_ssize_t i) noexcept nogil:
-    cdef Py_ssize_t p
+    """Move slot i up or down to its place.  The entry rides in a hole that
+    the others shift into: one write per level, not a three-way swap.
+
+    No tie-break by item: equal keys (a collective step's links all at one
+    fair share) then stop a sift at once instead of running it to the
+    bottom.  The heap stays deterministic, which is all results need."""
+    cdef double t = h.t[i]
+    cdef int32_t it = h.item[i]
+    cdef Py_ssize_t p, i0 = i
     while i > 0:
         p = (i - 1) >> 1
-        if _iless(h, i, p):
-            _iswap(h, i, p)
-            i = p
-        else:
+        if not t < h.t[p]:
             break
-    _isift_down(h, i)
+        h.t[i] = h.t[p]
+        h.item[i] = h.item[p]
+        h.where[h.item[i]] = <int32_t> i
+        i = p
+    if i != i0:
+        h.t[i] = t
+        h.item[i] = it
+        h.where[it] = <int32_t> i
+    else:
+        _isift_down(h, i)
 
 
 cdef void _isift_down(IHeap* h, Py_ssize_t i) noexcept nogil:
-    cdef Py_ssize_t c
+    cdef double t = h.t[i]
+    cdef int32_t it = h.item[i]
+    cdef Py_ssize_t c, n = h.n
     while True:
         c = 2 * i + 1
-        if c >= h.n:
+        if c >= n:
             break
-        if c + 1 < h.n and _iless(h, c + 1, c):
+        if c + 1 < n and h.t[c + 1] < h.t[c]:
             c += 1
-        if _iless(h, c, i):
-            _iswap(h, c, i)
-            i = c
-        else:
+        if not h.t[c] < t:
             break
+        h.t[i] = h.t[c]
+        h.item[i] = h.item[c]
+        h.where[h.item[i]] = <int32_t> i
+        i = c
+    h.t[i] = t
+    h.item[i] = it
+    h.where[it] = <int32_t> i
 
 
 cdef void ih_set(IHeap* h, int32_t i, double t) noexcept nogil:
@@ -214,13 +216,14 @@ cdef void ih_remove(IHeap* h, int32_t i) noexcept nogil:
     cdef Py_ssize_t k = h.where[i]
     if k < 0:
         return
+    h.where[i] = -1
     h.n -= 1
     if k != h.n:
-        _iswap(h, k, h.n)
-        h.where[i] = -1
+        # the last entry fills the hole, then finds its place
+        h.t[k] = h.t[h.n]
+        h.item[k] = h.item[h.n]
+        h.where[h.item[k]] = <int32_t> k
         _isift(h, k)
-    else:
-        h.where[i] = -1
 
 
 ctypedef struct Log:
