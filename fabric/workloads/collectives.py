@@ -140,37 +140,51 @@ class Schedule:
 
 
 class _Builder:
-    """Collects transfers column by column (flat lists: millions of
-    transfers must not mean millions of Python lists)."""
+    """Collects transfers in pieces: single sends in lists, batches as the
+    arrays they came in (a million-transfer ring must not become millions
+    of Python ints)."""
+
+    _DTYPES = (np.int32, np.int32, bool, np.int64, np.int64, np.int64, np.int64)
 
     def __init__(self):
-        self.src, self.dst, self.reduce = [], [], []
-        self.n_blocks, self.blocks, self.n_deps, self.deps = [], [], [], []
+        self.n = 0          # transfers so far
+        self._pieces = []   # (src, dst, reduce, n_blocks, blocks, n_deps, deps), one array each
+        self._singles = tuple([] for _ in self._DTYPES)
 
     def send(self, s, d, blocks, reduce, deps):
         """One transfer; returns its index."""
         deps = sorted({x for x in deps if x is not None})
         blocks = list(blocks)
-        self.src.append(s)
-        self.dst.append(d)
-        self.reduce.append(reduce)
-        self.n_blocks.append(len(blocks))
-        self.blocks.extend(blocks)
-        self.n_deps.append(len(deps))
-        self.deps.extend(deps)
-        return len(self.src) - 1
+        src, dst, red, n_blocks, block_idx, n_deps, dep_idx = self._singles
+        src.append(s)
+        dst.append(d)
+        red.append(reduce)
+        n_blocks.append(len(blocks))
+        block_idx.extend(blocks)
+        n_deps.append(len(deps))
+        dep_idx.extend(deps)
+        self.n += 1
+        return self.n - 1
 
     def send_many(self, src, dst, block_ptr, block_idx, reduce, dep_ptr, dep_idx):
         """Many transfers given as arrays (CSR blocks and deps); returns their indices."""
-        first = len(self.src)
-        self.src.extend(np.asarray(src).tolist())
-        self.dst.extend(np.asarray(dst).tolist())
-        self.reduce.extend([bool(reduce)] * len(src))
-        self.n_blocks.extend(np.diff(block_ptr).tolist())
-        self.blocks.extend(np.asarray(block_idx).tolist())
-        self.n_deps.extend(np.diff(dep_ptr).tolist())
-        self.deps.extend(np.asarray(dep_idx).tolist())
-        return np.arange(first, len(self.src))
+        self._flush()
+        first, m = self.n, len(src)
+        self._pieces.append((src, dst, np.full(m, bool(reduce)), np.diff(block_ptr), block_idx, np.diff(dep_ptr),
+                             dep_idx))
+        self.n += m
+        return np.arange(first, self.n)
+
+    def _flush(self):
+        if self._singles[0]:
+            self._pieces.append(self._singles)
+            self._singles = tuple([] for _ in self._DTYPES)
+
+    def arrays(self):
+        """src, dst, reduce, n_blocks, blocks, n_deps, deps of every transfer, in order."""
+        self._flush()
+        return [np.concatenate([np.asarray(piece[i], dt) for piece in self._pieces]) if self._pieces
+                else np.zeros(0, dt) for i, dt in enumerate(self._DTYPES)]
 
 
 # ------------------------------------------------------------ building blocks
@@ -576,10 +590,9 @@ def schedule(op, n, size, *, algorithm=None, chunks=1, root=0, perm=None, matrix
     check_flow_count(_fewest_transfers(op, algorithm, n, matrix) * chunks, what)   # before building them
     b, J, origin, target = _build(op, algorithm, n, root=root, perm=perm, pods=pods, coords=coords, matrix=matrix)
     weights = _block_weights(op, n, J, size, matrix)
-    T, k = len(b.src), int(chunks)
+    T, k = b.n, int(chunks)
     check_flow_count(T * k, what)
-    n_blocks, blocks = np.array(b.n_blocks, np.int64), np.array(b.blocks, np.int64)
-    n_deps, deps = np.array(b.n_deps, np.int64), np.array(b.deps, np.int64)
+    src, dst, reduce, n_blocks, blocks, n_deps, deps = b.arrays()
     piece_bytes = _piece_bytes(weights, blocks, _ptr(n_blocks), k)
     # chunk c: the same transfers on blocks + c*J, depending on each other + c*T and,
     # FIFO, on the same transfer of chunk c-1 (appended as the last dependency of the row)
@@ -593,8 +606,7 @@ def schedule(op, n, size, *, algorithm=None, chunks=1, root=0, perm=None, matrix
         dep_rows.append((fifo_counts, idx))
     return Schedule(
         op=op, algorithm=algorithm, n_ranks=n, size=float(size), chunks=k,
-        src=np.tile(np.array(b.src, np.int32), k), dst=np.tile(np.array(b.dst, np.int32), k),
-        nbytes=np.tile(piece_bytes, k), reduce=np.tile(np.array(b.reduce, bool), k),
+        src=np.tile(src, k), dst=np.tile(dst, k), nbytes=np.tile(piece_bytes, k), reduce=np.tile(reduce, k),
         dep_ptr=_ptr(np.concatenate([r[0] for r in dep_rows])),
         dep_idx=np.concatenate([r[1] for r in dep_rows]).astype(np.int64),
         block_ptr=_ptr(np.tile(n_blocks, k)),
