@@ -419,6 +419,8 @@ def _write(path, fmt, summary):
 @click.argument("scenario", type=click.Path(exists=True, dir_okay=False))
 @click.option("--routing", type=click.Choice(ROUTINGS), default=None, help="Override the scenario's routing.")
 @click.option("--seed", type=int, default=None, help="Override the scenario's seed.")
+@click.option("--max-paths", type=click.IntRange(min=1), default=None,
+              help="With spray routing: equal-cost paths per flow, at most (default: the scenario's, 64).")
 @click.option("--top", type=click.IntRange(min=1), default=None, help="Hot links to report (default: the scenario's, 10).")
 @click.option("--isolated/--no-isolated", default=True, help="Also run every job alone (needed for slowdowns).")
 @click.option("--threads", type=click.IntRange(min=0), default=None,
@@ -427,7 +429,7 @@ def _write(path, fmt, summary):
 @click.option("--progress", "progress_lines", is_flag=True,
               help="Print progress lines to stderr even when it is not a terminal.")
 @_format_option
-def run(scenario, routing, seed, top, isolated, threads, progress_lines, as_json, as_csv, output):
+def run(scenario, routing, seed, max_paths, top, isolated, threads, progress_lines, as_json, as_csv, output):
     """Run a scenario: jobs sharing a fabric, each job's slowdown, hot links.
 
     Prints a table per job (JCT, JCT alone, slowdown, busbw) and the hottest
@@ -450,7 +452,7 @@ def run(scenario, routing, seed, top, isolated, threads, progress_lines, as_json
     if watcher.show:   # building and routing come before the engine's first progress report
         click.echo(f"building and routing the flows of {len(scn.jobs)} job(s)...", err=True)
     try:
-        jr = scn.run(routing, seed, isolated=isolated, progress=watcher, threads=threads)
+        jr = scn.run(routing, seed, max_paths=max_paths, isolated=isolated, progress=watcher, threads=threads)
     except KeyboardInterrupt:
         raise _Failure("interrupted before the simulation started; nothing to report", EXIT_INTERRUPTED) from None
     finally:

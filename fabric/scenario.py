@@ -282,14 +282,15 @@ class Scenario:
         """A path from the scenario file's directory."""
         return os.path.join(os.path.dirname(os.path.abspath(self.path)), relative)
 
-    def network(self, routing=None, seed=None):
+    def network(self, routing=None, seed=None, max_paths=None):
+        """The scenario's compiled network (arguments override the file's)."""
         topo = self.topology
         try:
             G = load_topology(self.resolve(topo["file"]) if topo.get("file") else topo["spec"])
         except (FabricError, TopologyError) as exc:
             raise self.error(("topology", "file" if topo.get("file") else "spec"), str(exc)) from None
         return Network(G, routing=routing or topo["routing"], seed=self.seed if seed is None else seed,
-                       max_paths=topo["max_paths"])
+                       max_paths=topo["max_paths"] if max_paths is None else max_paths)
 
     def build(self, net, seed=None):
         """(jobs, placements, traffic, events) on ``net``."""
@@ -340,13 +341,13 @@ class Scenario:
                 raise self.error(("failures", i, "link"), str(exc), InfeasibleError) from None
         return jobs, placements, traffic, events
 
-    def run(self, routing=None, seed=None, *, isolated=True, progress=None, threads=None):
+    def run(self, routing=None, seed=None, *, max_paths=None, isolated=True, progress=None, threads=None):
         """Build and run the scenario: a :class:`fabric.run.JobsResult`
-        (``routing``/``seed`` override the file's; ``threads`` as in
-        :func:`fabric.run.run_jobs`)."""
+        (``routing``/``seed``/``max_paths`` override the file's; ``threads``
+        as in :func:`fabric.run.run_jobs`)."""
         from .run import run_jobs
 
-        net = self.network(routing, seed)
+        net = self.network(routing, seed, max_paths)
         jobs, placements, traffic, events = self.build(net, seed)
         return run_jobs(net, jobs, placements=placements, traffic=traffic, events=events,
                         seed=self.seed if seed is None else seed, isolated=isolated, progress=progress,

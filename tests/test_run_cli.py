@@ -188,3 +188,21 @@ def test_scale_4096_accelerators_8_jobs(tmp_path):
     assert s["topology"]["accelerators"] == 4096 and len(s["jobs"]) == 8
     assert all(j["iterations_done"] == 20 for j in s["jobs"])
     assert "storage" in {t["layer"] for t in s["tiers"]}
+
+
+def test_max_paths_overrides_the_scenario(tmp_path):
+    path = tmp_path / "spray.toml"
+    path.write_text('[topology]\nspec = "torus:dims=4x4"\nrouting = "spray"\nmax_paths = 1\n\n'
+                    '[[jobs]]\nname = "a"\naccelerators = 16\niterations = 1\ngrad_size = "64MiB"\n')
+
+    def run_spray(*extra):
+        r = run("run", path, "--no-isolated", "--json", *extra)
+        assert r.exit_code == 0, r.output
+        summary = json.loads(r.output)
+        validate(summary)
+        return summary
+
+    one, many = run_spray(), run_spray("--max-paths", "8")
+    assert one["topology"]["max_paths"] == 1 and many["topology"]["max_paths"] == 8
+    # the same flows; more paths per flow are more subflows, each with its own start and finish
+    assert one["engine"]["flows"] == many["engine"]["flows"] and one["engine"]["events"] < many["engine"]["events"]
