@@ -51,6 +51,8 @@ cimport numpy as cnp
 from libc.stdlib cimport malloc, realloc, free
 from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int32_t, int64_t, int8_t
+from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 
 cnp.import_array()
@@ -73,6 +75,7 @@ cdef enum:
 
 cdef enum:
     PAUSED = 4    # run() returned to let Python report progress
+    SIGNALS = 6   # run() returned to let Python see signals (Ctrl-C)
     OVERFLOW = 5  # the next event lies at infinity: a flow's times overflowed
 
 cdef enum:
@@ -344,6 +347,7 @@ ctypedef struct State:
     double tb            # the latest event time in the current batch
     int64_t pause_every  # return to Python every this many batches (0: never)
     int64_t next_pause
+    clock_t next_signals # ... and at about this CPU time, to let Python see Ctrl-C
     bint started
     int64_t n_done       # logical flows finished
     int64_t skip_local   # local refills still to skip, and the current backoff
@@ -1138,6 +1142,10 @@ cdef int run(State* s) noexcept nogil:
         if s.pause_every > 0 and s.batch >= s.next_pause:
             s.next_pause = s.batch + s.pause_every
             return PAUSED
+        if s.batch % 16 == 0 and clock() >= s.next_signals:
+            # nogil code never sees Ctrl-C: a long run must come up for air
+            s.next_signals = clock() + CLOCKS_PER_SEC // 10
+            return SIGNALS
         t0 = next_time(s)
         if t0 > s.until:
             drain_all(s, s.until)   # stop here, every sending subflow's bytes up to `until`
@@ -1236,7 +1244,9 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     ``progress(now, events, flows_done)`` is called every ``progress_every``
     batches of simultaneous events.  When it returns False, or Ctrl-C
     (KeyboardInterrupt) arrives meanwhile, the run stops as with ``until``
-    at the time reached, and ``counters["stopped"]`` is 1.
+    at the time reached, and ``counters["stopped"]`` is 1.  Without
+    ``progress``, Ctrl-C raises KeyboardInterrupt; either way the run looks
+    for it about ten times per CPU second.
 
     ``dependents``: the reverse of the dependency CSR, (ptr, idx) from
     :func:`reverse_csr`, if the caller already has it.
@@ -1373,6 +1383,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.tb = 0.0
     s.pause_every = progress_every if progress is not None else 0
     s.next_pause = s.pause_every
+    s.next_signals = clock() + CLOCKS_PER_SEC // 10
     s.started = 0
     s.n_done = 0
     s.batch = s.stamp = s.logstamp = 0
@@ -1388,11 +1399,16 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
             try:
                 with nogil:
                     rc = run(&s)
+                if rc == SIGNALS:
+                    PyErr_CheckSignals()
+                    continue
                 if rc != PAUSED:
                     break
                 if progress(s.now, s.n_events, s.n_done) is False:
                     stopped = 1
             except KeyboardInterrupt:
+                if progress is None:
+                    raise   # a plain call: Ctrl-C interrupts it, as it would any Python code
                 stopped = 1
             if stopped:
                 drain_all(&s, s.now)   # as with `until`

@@ -2,6 +2,11 @@
 
 import dataclasses
 import math
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 import warnings
 
 import numpy as np
@@ -386,3 +391,29 @@ def test_empty_inputs():
     assert r.makespan == 0.0 and len(r.finish) == 0
     r = simulate_links([], [], [Flow(size=0, path=[])])
     assert r.finish.tolist() == [0.0]
+
+
+def test_ctrl_c_interrupts_a_long_run(tmp_path):
+    """The engine plays without the GIL, where Python never sees a signal: it
+    must come up for Ctrl-C by itself (it once ran to the end, minutes on)."""
+    script = textwrap.dedent("""
+        import numpy as np
+        from fabric import FlowArrays, simulate_links
+        n = 400   # an all-to-all of 159,600 flows of random sizes on a star: minutes of work
+        src, dst = np.nonzero(~np.eye(n, dtype=bool))
+        links = np.column_stack([2 * src, 2 * dst + 1]).ravel()
+        sizes = np.random.default_rng(1).integers(10**6, 10**8, len(src)).astype(float)
+        fa = FlowArrays.single_path(sizes, np.arange(0, len(links) + 1, 2), links)
+        print("go", flush=True)
+        simulate_links(np.full(2 * n, 50e9), np.zeros(2 * n), fa)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=tmp_path)   # not the source tree: the installed, compiled package
+    try:
+        assert proc.stdout.readline().strip() == "go", proc.stderr.read()
+        time.sleep(1)   # well into the engine
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "fabric._core.simulate" in err and err.rstrip().endswith("KeyboardInterrupt"), err
