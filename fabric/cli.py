@@ -258,8 +258,14 @@ def collective(topology, routing, seed, max_paths, op, algorithm, size, ranks, c
       fabric collective -t fat-tree:k=8,oversub=2 --op all_reduce -a ring -s 1GiB
     """
     net = _network(topology, routing, seed, max_paths)
-    r = run_collective(net, op, parse_size(size, "size"), ranks=_ranks(net, ranks), algorithm=algorithm,
-                       chunks=chunks, root=root)
+    watcher = _RunProgress(sys.stderr.isatty(), False)
+    try:
+        r = run_collective(net, op, parse_size(size, "size"), ranks=_ranks(net, ranks), algorithm=algorithm,
+                           chunks=chunks, root=root, progress=lambda *report: watcher(op, *report))
+    finally:
+        watcher.close()
+    if r.schedule.n_transfers and r.result.partial:
+        raise _Failure("interrupted: the collective did not finish; nothing to report", EXIT_INTERRUPTED)
     if _machine_output([_collective_row(r)], as_json, as_csv, output):
         rows = [("operation", f"{r.op} ({r.algorithm}, {chunks} chunk{'s' * (chunks > 1)})"),
                 ("ranks", r.n_ranks), ("size", format_size(r.size)), ("time", format_time(r.time)),
@@ -303,6 +309,43 @@ def _progress(items, label):
         return
     with click.progressbar(items, label=label, file=sys.stderr) as bar:
         yield bar
+
+
+class _RunProgress:
+    """Progress of engine runs: one bar over the flows of every run on a
+    terminal (a scenario's isolated runs may play beside the shared one), or
+    with --progress a line per update; Ctrl-C is left to the engine, which
+    stops cleanly."""
+
+    def __init__(self, show, lines):
+        self.show, self.lines = show, lines
+        self.bar, self.done = None, {}
+        self.lock = threading.Lock()   # the runs report from their own threads
+
+    def __call__(self, stage, now, events, done, total):
+        if not self.show:
+            return True
+        with self.lock:
+            if self.lines:
+                click.echo(f"progress: {stage}: {format_time(now)} simulated, {events} events, {done}/{total} flows",
+                           err=True)
+                return True
+            if stage not in self.done:   # a run joins: the bar grows by its flows
+                self.done[stage] = 0
+                if self.bar is None:
+                    self.bar = click.progressbar(length=total, label="runs", file=sys.stderr, show_pos=True)
+                    self.bar.__enter__()
+                else:
+                    self.bar.length += total
+            self.bar.update(done - self.done[stage])
+            self.done[stage] = done
+            self.bar.label = f"{stage} run at {format_time(now)}"
+        return True
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
 
 
 @main.command(context_settings=CONTEXT)
@@ -353,42 +396,6 @@ def nccl(op, topology, routing, seed, max_paths, minbytes, maxbytes, stepfactor,
 
 
 # ------------------------------------------------------------ scenarios
-
-class _RunProgress:
-    """Progress of run_jobs: one bar over the flows of every run on a terminal
-    (the isolated runs may play beside the shared one), or with --progress a
-    line per update; Ctrl-C is left to the engine, which stops cleanly."""
-
-    def __init__(self, show, lines):
-        self.show, self.lines = show, lines
-        self.bar, self.done = None, {}
-        self.lock = threading.Lock()   # the runs report from their own threads
-
-    def __call__(self, stage, now, events, done, total):
-        if not self.show:
-            return True
-        with self.lock:
-            if self.lines:
-                click.echo(f"progress: {stage}: {format_time(now)} simulated, {events} events, {done}/{total} flows",
-                           err=True)
-                return True
-            if stage not in self.done:   # a run joins: the bar grows by its flows
-                self.done[stage] = 0
-                if self.bar is None:
-                    self.bar = click.progressbar(length=total, label="runs", file=sys.stderr, show_pos=True)
-                    self.bar.__enter__()
-                else:
-                    self.bar.length += total
-            self.bar.update(done - self.done[stage])
-            self.done[stage] = done
-            self.bar.label = f"{stage} run at {format_time(now)}"
-        return True
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
 
 def _print_summary(summary, top):
     topo = summary["topology"]

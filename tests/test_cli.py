@@ -154,3 +154,11 @@ def test_a_typo_that_asks_for_too_many_flows_is_one_line(flow_budget_1000):
     assert r.output.strip().splitlines() == [
         "Error: all_reduce over 16 ranks, chunks=1000000: 480,000,000 flows would need about 268.2 GiB of memory; "
         "585.9 KiB is available"]
+
+
+def test_a_stopped_collective_reports_nothing(monkeypatch):
+    from fabric import cli
+
+    monkeypatch.setattr(cli._RunProgress, "__call__", lambda self, *report: False)   # as Ctrl-C does
+    r = run("collective", "-t", "fat-tree:k=4", "-s", "1GiB", "--chunks", "200")
+    assert r.exit_code == cli.EXIT_INTERRUPTED and "interrupted" in r.output and "algbw" not in r.output

@@ -311,3 +311,19 @@ def test_single_rank_and_zero_bytes():
     zero = fabric.collective(net, "all_reduce", 0)   # latency only: 2(n-1) L
     assert rel(zero.time, 6e-6) < 1e-9
     assert BUSBW_FACTOR["all_reduce"](4) == 1.5
+
+
+def test_progress_reports_flows_and_can_stop_a_collective():
+    net = fabric.Network(topologies.fat_tree(4))
+    seen = []
+
+    def stop_at_once(now, events, done, total):
+        seen.append((done, total))
+        return False
+
+    # 16 ranks, 30 ring steps, 200 pipelined chunks over 2-6 hop routes: thousands of event batches
+    r = fabric.collective(net, "all_reduce", size=2**30, chunks=200, progress=stop_at_once)
+    assert r.result.partial and seen[0][1] == r.schedule.n_transfers == 16 * 30 * 200 and seen[0][0] < seen[0][1]
+    assert np.nanmax(r.result.finish) <= r.time and np.isfinite(r.rank_finish).all()
+    full = fabric.collective(net, "all_reduce", size=2**30, chunks=200, progress=lambda *report: True)
+    assert not full.result.partial and full.time > r.time

@@ -766,7 +766,7 @@ def topology_context(net, nodes, algorithm):
 
 
 def collective(net, op, size, *, ranks=None, algorithm=None, chunks=1, root=0, perm=None, matrix=None,
-               start=0.0, record_links=False):
+               start=0.0, record_links=False, progress=None):
     """Play one collective over a compiled network.
 
     Parameters
@@ -786,6 +786,10 @@ def collective(net, op, size, *, ranks=None, algorithm=None, chunks=1, root=0, p
         When the collective starts.
     record_links : bool
         Keep per-link utilization over time in ``result``.
+    progress : callable, optional
+        ``progress(now, events, flows_done, flows)`` every few thousand
+        event batches; returning False, or Ctrl-C, stops the run, and
+        ``result.partial`` is True (see :func:`fabric.simulate_links`).
 
     Returns
     -------
@@ -804,8 +808,9 @@ def collective(net, op, size, *, ranks=None, algorithm=None, chunks=1, root=0, p
     from ..network import simulate
 
     nodes, sched = _prepare(net, op, size, ranks, algorithm, chunks, root, perm, matrix)
-    return _result(net, nodes, sched, simulate(net, sched.traffic(nodes, start=start), record_links=record_links),
-                   start)
+    report = None if progress is None else lambda now, events, done: progress(now, events, done, sched.n_transfers)
+    res = simulate(net, sched.traffic(nodes, start=start), record_links=record_links, progress=report)
+    return _result(net, nodes, sched, res, start)
 
 
 def collective_sizes(net, op, sizes, *, ranks=None, algorithm=None, chunks=1, root=0, perm=None):
@@ -845,8 +850,9 @@ def _result(net, nodes, sched, res, start):
     n = len(nodes)
     rank_finish = np.full(n, float(start))
     if sched.n_transfers:
-        np.maximum.at(rank_finish, sched.src, res.finish)
-        np.maximum.at(rank_finish, sched.dst, res.finish)
+        # fmax: a stopped run's unfinished transfers (nan) do not count
+        np.fmax.at(rank_finish, sched.src, res.finish)
+        np.fmax.at(rank_finish, sched.dst, res.finish)
     time = (res.makespan - start) if sched.n_transfers else 0.0
     algbw = sched.size / time if time > 0 else math.inf
     factor = BUSBW_FACTOR[sched.op](n)
