@@ -29,7 +29,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True}
 #: exit codes besides 0 (success), 1 (any other error) and 2 (command-line usage, missing files)
 EXIT_SCENARIO = 3      # the scenario file is invalid: TOML syntax, unknown key, wrong type or value
 EXIT_INFEASIBLE = 4    # the scenario does not fit its fabric: placement, node names
-EXIT_INTERRUPTED = 130  # Ctrl-C; a partial result was still written
+EXIT_INTERRUPTED = 130  # Ctrl-C (run and sweep still write what they finished)
 
 
 class _Failure(click.ClickException):
@@ -50,6 +50,8 @@ class _Group(click.Group):
             raise _Failure(str(exc), EXIT_INFEASIBLE) from None
         except (FabricError, topologies.TopologyError) as exc:
             raise _Failure(str(exc)) from None
+        except KeyboardInterrupt:   # commands with something to save on Ctrl-C catch it themselves
+            raise _Failure("interrupted; nothing to report", EXIT_INTERRUPTED) from None
         except BrokenPipeError:   # the reader (head, less) went away: nothing left to say
             sys.stderr.close()
             raise SystemExit(0) from None

@@ -162,3 +162,13 @@ def test_a_stopped_collective_reports_nothing(monkeypatch):
     monkeypatch.setattr(cli._RunProgress, "__call__", lambda self, *report: False)   # as Ctrl-C does
     r = run("collective", "-t", "fat-tree:k=4", "-s", "1GiB", "--chunks", "200")
     assert r.exit_code == cli.EXIT_INTERRUPTED and "interrupted" in r.output and "algbw" not in r.output
+
+
+def test_ctrl_c_outside_the_engine_is_one_line(monkeypatch):
+    from fabric import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "load_topology", interrupted)   # Ctrl-C while the topology builds
+    r = run("nccl", "all_reduce", "-t", "fat-tree:k=4")
+    assert r.exit_code == cli.EXIT_INTERRUPTED and r.output.strip() == "Error: interrupted; nothing to report"
