@@ -74,8 +74,7 @@ cdef enum:
     N_KINDS = 4            # event key = index * N_KINDS + kind
 
 cdef enum:
-    PAUSED = 4    # run() returned to let Python report progress
-    SIGNALS = 6   # run() returned to let Python see signals (Ctrl-C)
+    PAUSED = 4    # run() returned to let Python see signals (Ctrl-C) and report progress
     OVERFLOW = 5  # the next event lies at infinity: a flow's times overflowed
 
 cdef enum:
@@ -345,9 +344,9 @@ ctypedef struct State:
     double now           # time of the last batch processed
     double window        # events up to this time belong to the current batch
     double tb            # the latest event time in the current batch
-    int64_t pause_every  # return to Python every this many batches (0: never)
+    int64_t pause_every  # return to Python every this many batches (0: only on the clock)
     int64_t next_pause
-    clock_t next_signals # ... and at about this CPU time, to let Python see Ctrl-C
+    clock_t next_clock   # ... and at about this CPU time
     bint started
     int64_t n_done       # logical flows finished
     int64_t skip_local   # local refills still to skip, and the current backoff
@@ -1139,13 +1138,13 @@ cdef int run(State* s) noexcept nogil:
                 if heap_push(&s.ev, s.start[f], <int64_t> f * N_KINDS + EV_RELEASE) < 0:
                     return -1
     while s.ev.n > 0 or s.fin.n > 0:
-        if s.pause_every > 0 and s.batch >= s.next_pause:
+        # Nogil code never sees Ctrl-C: a long run comes up for air about ten
+        # times per CPU second (however long its batches), and every
+        # pause_every batches (progress a test can count on)
+        if (s.pause_every > 0 and s.batch >= s.next_pause) or (s.batch % 16 == 0 and clock() >= s.next_clock):
             s.next_pause = s.batch + s.pause_every
+            s.next_clock = clock() + CLOCKS_PER_SEC // 10
             return PAUSED
-        if s.batch % 16 == 0 and clock() >= s.next_signals:
-            # nogil code never sees Ctrl-C: a long run must come up for air
-            s.next_signals = clock() + CLOCKS_PER_SEC // 10
-            return SIGNALS
         t0 = next_time(s)
         if t0 > s.until:
             drain_all(s, s.until)   # stop here, every sending subflow's bytes up to `until`
@@ -1241,12 +1240,12 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     2 sending, 3 done).  ``overflowed`` is -1, or a flow whose release or
     finish time overflowed to infinity: the run stopped there.
 
-    ``progress(now, events, flows_done)`` is called every ``progress_every``
-    batches of simultaneous events.  When it returns False, or Ctrl-C
-    (KeyboardInterrupt) arrives meanwhile, the run stops as with ``until``
-    at the time reached, and ``counters["stopped"]`` is 1.  Without
-    ``progress``, Ctrl-C raises KeyboardInterrupt; either way the run looks
-    for it about ten times per CPU second.
+    ``progress(now, events, flows_done)`` is called about ten times per CPU
+    second and at least every ``progress_every`` batches of simultaneous
+    events.  When it returns False, or Ctrl-C (KeyboardInterrupt) arrives
+    meanwhile, the run stops as with ``until`` at the time reached, and
+    ``counters["stopped"]`` is 1.  Without ``progress``, Ctrl-C raises
+    KeyboardInterrupt, as fast.
 
     ``dependents``: the reverse of the dependency CSR, (ptr, idx) from
     :func:`reverse_csr`, if the caller already has it.
@@ -1383,7 +1382,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.tb = 0.0
     s.pause_every = progress_every if progress is not None else 0
     s.next_pause = s.pause_every
-    s.next_signals = clock() + CLOCKS_PER_SEC // 10
+    s.next_clock = clock() + CLOCKS_PER_SEC // 10
     s.started = 0
     s.n_done = 0
     s.batch = s.stamp = s.logstamp = 0
@@ -1399,12 +1398,10 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
             try:
                 with nogil:
                     rc = run(&s)
-                if rc == SIGNALS:
-                    PyErr_CheckSignals()
-                    continue
                 if rc != PAUSED:
                     break
-                if progress(s.now, s.n_events, s.n_done) is False:
+                PyErr_CheckSignals()
+                if progress is not None and progress(s.now, s.n_events, s.n_done) is False:
                     stopped = 1
             except KeyboardInterrupt:
                 if progress is None:

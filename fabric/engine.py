@@ -511,9 +511,11 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
         Keep every subflow rate change (``Result.rate_log``: times, subflow
         ids, rates), for invariant checkers.
     progress : callable, optional
-        ``progress(now, events, flows_done)``, called every few thousand
-        event batches.  Returning False, or Ctrl-C, stops the run where it
-        is: ``Result.partial`` is True and unfinished flows finish at nan.
+        ``progress(now, events, flows_done)``, called about ten times per
+        CPU second (and every 2000 event batches).  Returning False, or
+        Ctrl-C, stops the run where it is: ``Result.partial`` is True and
+        unfinished flows finish at nan.  Without it, Ctrl-C raises
+        KeyboardInterrupt as promptly.
 
     Examples
     --------

@@ -787,8 +787,8 @@ def collective(net, op, size, *, ranks=None, algorithm=None, chunks=1, root=0, p
     record_links : bool
         Keep per-link utilization over time in ``result``.
     progress : callable, optional
-        ``progress(now, events, flows_done, flows)`` every few thousand
-        event batches; returning False, or Ctrl-C, stops the run, and
+        ``progress(now, events, flows_done, flows)`` about ten times per
+        CPU second; returning False, or Ctrl-C, stops the run, and
         ``result.partial`` is True (see :func:`fabric.simulate_links`).
 
     Returns
