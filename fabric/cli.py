@@ -374,17 +374,27 @@ def nccl(op, topology, routing, seed, max_paths, minbytes, maxbytes, stepfactor,
     net = _network(topology, routing, seed, max_paths)
     sizes = _sizes(parse_size(minbytes, "minbytes"), parse_size(maxbytes, "maxbytes"), stepfactor,
                    parse_size(stepbytes, "stepbytes") if stepbytes is not None else None)
-    rows = []
-    with _progress(sizes, f"{op} over {len(sizes)} sizes") as todo:
-        for r in collective_sizes(net, op, todo, ranks=_ranks(net, ranks), algorithm=algorithm, chunks=chunks,
-                                  root=root):
-            rows.append({"size": int(r.size), "count": int(r.size // _DTYPES[datatype]), "type": datatype,
-                         "redop": "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none",
-                         "root": root if op in ("broadcast", "reduce") else -1, "time_us": r.time * 1e6,
-                         "algbw_GBps": r.algbw / 1e9, "busbw_GBps": r.busbw / 1e9,
-                         "algorithm": r.algorithm, "ranks": r.n_ranks})
-    if not _machine_output(rows, as_json, as_csv, output):
-        return
+    rows, interrupted = [], False
+    try:
+        with _progress(sizes, f"{op} over {len(sizes)} sizes") as todo:
+            for r in collective_sizes(net, op, todo, ranks=_ranks(net, ranks), algorithm=algorithm, chunks=chunks,
+                                      root=root):
+                rows.append({"size": int(r.size), "count": int(r.size // _DTYPES[datatype]), "type": datatype,
+                             "redop": "sum" if op in ("all_reduce", "reduce_scatter", "reduce") else "none",
+                             "root": root if op in ("broadcast", "reduce") else -1, "time_us": r.time * 1e6,
+                             "algbw_GBps": r.algbw / 1e9, "busbw_GBps": r.busbw / 1e9,
+                             "algorithm": r.algorithm, "ranks": r.n_ranks})
+    except KeyboardInterrupt:   # as nccl-tests: the sizes done so far still print
+        if not rows:
+            raise
+        interrupted = True
+    if _machine_output(rows, as_json, as_csv, output):
+        _print_nccl_table(op, routing, topology, rows)
+    if interrupted:
+        raise _Failure(f"interrupted after {len(rows)} of {len(sizes)} sizes", EXIT_INTERRUPTED)
+
+
+def _print_nccl_table(op, routing, topology, rows):
     click.echo(f"# fabric nccl {op}: {rows[0]['ranks']} ranks, algorithm {rows[0]['algorithm']}, routing {routing}, "
                f"topology {topology}")
     click.echo("#")

@@ -172,3 +172,17 @@ def test_ctrl_c_outside_the_engine_is_one_line(monkeypatch):
     monkeypatch.setattr(cli, "load_topology", interrupted)   # Ctrl-C while the topology builds
     r = run("nccl", "all_reduce", "-t", "fat-tree:k=4")
     assert r.exit_code == cli.EXIT_INTERRUPTED and r.output.strip() == "Error: interrupted; nothing to report"
+
+
+def test_ctrl_c_in_nccl_keeps_the_sizes_done(monkeypatch):
+    from fabric import cli
+
+    real = cli.collective_sizes
+
+    def one_then_ctrl_c(*args, **kwargs):
+        yield next(real(*args, **kwargs))
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "collective_sizes", one_then_ctrl_c)
+    r = run("nccl", "all_reduce", "-t", "fat-tree:k=4", "-b", "1M", "-e", "4M", "-f", "2")
+    assert r.exit_code == cli.EXIT_INTERRUPTED and "interrupted after 1 of 3 sizes" in r.output
+    assert "   1048576 " in r.output and "2097152" not in r.output   # the first size's row, as nccl-tests would
