@@ -64,6 +64,7 @@ DEF LOCAL_EXPLODE = 256  # ... or as soon as the region doubles past this many s
 DEF LOCAL_SCAN = 32      # ... or scans more than this many incidences per region subflow
 DEF NO_STAMP = -(1 << 62)  # a link mark no link ever carries
 DEF BULK_MIN = 64        # finish-heap size from which simultaneous finishes leave it at once
+DEF BREATHS = 10         # a long run returns to Python this often per CPU second (Ctrl-C, progress)
 DEF RECOUNT = 1e-4       # a link's region weight fell below this share of its start: recount it
 
 cdef enum:
@@ -1138,12 +1139,12 @@ cdef int run(State* s) noexcept nogil:
                 if heap_push(&s.ev, s.start[f], <int64_t> f * N_KINDS + EV_RELEASE) < 0:
                     return -1
     while s.ev.n > 0 or s.fin.n > 0:
-        # Nogil code never sees Ctrl-C: a long run comes up for air about ten
+        # Nogil code never sees Ctrl-C: a long run comes up for air BREATHS
         # times per CPU second (however long its batches), and every
         # pause_every batches (progress a test can count on)
         if (s.pause_every > 0 and s.batch >= s.next_pause) or (s.batch % 16 == 0 and clock() >= s.next_clock):
             s.next_pause = s.batch + s.pause_every
-            s.next_clock = clock() + CLOCKS_PER_SEC // 10
+            s.next_clock = clock() + CLOCKS_PER_SEC // BREATHS
             return PAUSED
         t0 = next_time(s)
         if t0 > s.until:
@@ -1382,7 +1383,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.tb = 0.0
     s.pause_every = progress_every if progress is not None else 0
     s.next_pause = s.pause_every
-    s.next_clock = clock() + CLOCKS_PER_SEC // 10
+    s.next_clock = clock() + CLOCKS_PER_SEC // BREATHS
     s.started = 0
     s.n_done = 0
     s.batch = s.stamp = s.logstamp = 0

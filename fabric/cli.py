@@ -266,7 +266,7 @@ def collective(topology, routing, seed, max_paths, op, algorithm, size, ranks, c
                            chunks=chunks, root=root, progress=lambda *report: watcher(op, *report))
     finally:
         watcher.close()
-    if r.schedule.n_transfers and r.result.partial:
+    if r.result.partial:
         raise _Failure("interrupted: the collective did not finish; nothing to report", EXIT_INTERRUPTED)
     if _machine_output([_collective_row(r)], as_json, as_csv, output):
         rows = [("operation", f"{r.op} ({r.algorithm}, {chunks} chunk{'s' * (chunks > 1)})"),
