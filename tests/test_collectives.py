@@ -245,6 +245,19 @@ def test_a_quadratic_collective_too_big_is_refused_before_building(flow_budget_1
         schedule("all_to_all", 64, 1e9)
     with pytest.raises(FabricError, match="all_reduce over 32 ranks, chunks=1: 1,984 flows would need about"):
         schedule("all_reduce", 32, 1e9)   # ring
+    # one rank per pod: the cross-pod rings are one ring over all 32 ranks
+    with pytest.raises(FabricError, match="all_reduce over 32 ranks, chunks=1: 1,984 flows would need about"):
+        schedule("all_reduce", 32, 1e9, algorithm="hierarchical", pods=list(range(32)))
+
+
+@pytest.mark.parametrize("n, P", [(8, 1), (8, 2), (12, 3), (16, 16)])
+def test_hierarchical_transfer_count_is_known_before_building(n, P):
+    from fabric.workloads.collectives import _fewest_transfers
+
+    m = n // P   # P pods of m ranks: rings of m in each pod, twice; m rings of P across them
+    pods = [r // m for r in range(n)]
+    built = schedule("all_reduce", n, 1e6, algorithm="hierarchical", pods=pods).n_transfers
+    assert _fewest_transfers("all_reduce", "hierarchical", n, None, pods) == built == 2 * n * (m + P - 2)
 
 
 def test_replay_catches_a_send_before_the_data_arrived():

@@ -462,13 +462,19 @@ _BUILDERS = {"ring": _ring_alg, "direct": _direct, "halving_doubling": _halving_
              "hierarchical": _hierarchical, "multi_ring": _multi_ring}
 
 
-def _fewest_transfers(op, algorithm, n, matrix):
+def _fewest_transfers(op, algorithm, n, matrix, pods):
     """A lower bound on one piece's transfers, known before building them:
     the quadratic patterns exactly, any other at least one per rank."""
     if op == "all_to_all":   # every off-diagonal pair that sends
         return n * (n - 1) if matrix is None else int(np.count_nonzero(matrix) - np.count_nonzero(matrix.diagonal()))
     if op in _MODES and algorithm in ("ring", "direct"):
         return n * (n - 1) * (2 if op == "all_reduce" else 1)
+    if algorithm == "hierarchical":
+        # rings of m within each of P pods (reduce-scatter, all-gather) and
+        # m all-reduce rings across the pods: quadratic in the larger of m, P
+        P = len(np.unique(np.asarray(pods)))
+        m = n // P
+        return 2 * n * (m - 1) + 2 * n * (P - 1)
     return 0 if op == "sendrecv" else n - 1
 
 
@@ -587,7 +593,7 @@ def schedule(op, n, size, *, algorithm=None, chunks=1, root=0, perm=None, matrix
     algorithm = _algorithm(op, algorithm)
     n, size, matrix, perm = _check_arguments(op, algorithm, n, size, chunks, root, perm, matrix, pods, coords)
     what = f"{op} over {n} ranks, chunks={chunks}"
-    check_flow_count(_fewest_transfers(op, algorithm, n, matrix) * chunks, what)   # before building them
+    check_flow_count(_fewest_transfers(op, algorithm, n, matrix, pods) * chunks, what)   # before building them
     b, J, origin, target = _build(op, algorithm, n, root=root, perm=perm, pods=pods, coords=coords, matrix=matrix)
     weights = _block_weights(op, n, J, size, matrix)
     T, k = b.n, int(chunks)
