@@ -12,6 +12,7 @@ from fabric import FabricError
 from fabric.workloads import ALGORITHMS, check_dataflow, schedule
 from fabric.workloads.collectives import BUSBW_FACTOR
 
+from _examples import examples
 from _graphs import star
 
 B = 1e9
@@ -27,7 +28,7 @@ sizes = st.floats(1e3, 1e10)
 latencies = st.sampled_from([0.0, 1e-6, 5e-6])
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(st.integers(2, 16), sizes, latencies)
 def test_ring_closed_forms(n, S, L):
     net = fabric.Network(star(n, B, L))
@@ -37,7 +38,7 @@ def test_ring_closed_forms(n, S, L):
     assert rel(fabric.collective(net, "all_gather", S, algorithm="ring").time, (n - 1) * step) < 1e-9
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(st.integers(1, 5).map(lambda e: 2 ** e), sizes, latencies)
 def test_halving_doubling_closed_form(n, S, L):
     net = fabric.Network(star(n, B, L))
@@ -45,7 +46,7 @@ def test_halving_doubling_closed_form(n, S, L):
     assert rel(fabric.collective(net, "all_reduce", S, algorithm="halving_doubling").time, want) < 1e-9
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(st.integers(2, 16), sizes, latencies)
 def test_direct_all_to_all_closed_form(n, S, L):
     net = fabric.Network(star(n, B, L))
@@ -191,7 +192,7 @@ def _cases():
                 yield op, a
 
 
-@settings(max_examples=60)
+@settings(max_examples=examples(60))
 @given(st.sampled_from(list(_cases())), st.integers(1, 12), st.integers(1, 3), st.data())
 def test_every_rank_ends_with_the_result(case, n, chunks, data):
     op, algorithm = case
@@ -204,7 +205,7 @@ def test_every_rank_ends_with_the_result(case, n, chunks, data):
     assert check_dataflow(s) == []
 
 
-@settings(max_examples=20)
+@settings(max_examples=examples(20))
 @given(st.integers(1, 4), st.integers(1, 4), st.integers(1, 2))
 def test_hierarchical_and_multi_ring_end_with_the_result(m, P, chunks):
     s = schedule("all_reduce", m * P, 1e6, algorithm="hierarchical", pods=[r // m for r in range(m * P)],

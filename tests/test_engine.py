@@ -18,6 +18,8 @@ from fabric.testing import (
     assert_conserved, assert_feasible, assert_matches_reference, assert_max_min_fair, link_scenarios,
 )
 
+from _examples import examples
+
 GB = 1e9
 
 
@@ -164,14 +166,14 @@ def test_link_stats_and_utilization_log():
 
 # ------------------------------------------------------------ properties
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(link_scenarios())
 def test_engine_equals_reference(scn):
     cap, lat, flows = scn
     assert_matches_reference(cap, lat, flows, rtol=1e-9)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(link_scenarios(max_links=5, max_flows=10))
 def test_invariants(scn):
     cap, lat, flows = scn
@@ -181,7 +183,7 @@ def test_invariants(scn):
     assert_conserved(r)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(link_scenarios(), st.integers(0, 60), st.randoms(use_true_random=False))
 def test_unused_links_change_nothing(scn, extra, rnd):
     """A few flows on a big fabric run on the links they cross only (the
@@ -209,7 +211,7 @@ def test_unused_links_change_nothing(scn, extra, rnd):
     assert np.array_equal(big.link_log[1], np.asarray(where)[ids])
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(link_scenarios(max_flows=12))
 def test_deterministic(scn):
     cap, lat, flows = scn
@@ -220,7 +222,7 @@ def test_deterministic(scn):
     assert all(x.tobytes() == y.tobytes() for x, y in zip(a.rate_log, b.rate_log))
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(st.integers(100, 300), st.integers(4, 16), st.integers(0, 2**32 - 1), st.booleans())
 def test_many_simultaneous_finishes_match_reference(n_flows, n_links, seed, latency):
     """Enough flows that finishes due together leave the finish heap at once,
@@ -244,7 +246,7 @@ def test_many_simultaneous_finishes_match_reference(n_flows, n_links, seed, late
     assert_matches_reference(cap, lat, flows, rtol=1e-9)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(link_scenarios(max_flows=10), st.lists(st.integers(-12, 12), min_size=10, max_size=10))
 def test_weights_orders_of_magnitude_apart(scn, exponents):
     """Weights up to 1e24 apart: the fill's running sums cancel badly there.
@@ -266,7 +268,7 @@ def test_weights_orders_of_magnitude_apart(scn, exponents):
     assert_max_min_fair(r)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.integers(2, 12), st.integers(2, 40), st.data())
 def test_all_to_all_star_matches_reference(n, seed, data):
     # every flow coupled to every other through the star: the incremental

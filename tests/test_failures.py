@@ -9,6 +9,8 @@ import topologies as T
 from fabric import FabricError, Flow, LinkEvent, Network, simulate
 from fabric.testing import assert_feasible, flow_sets, networks, topologies
 
+from _examples import examples
+
 GB = 1e9
 
 
@@ -85,7 +87,7 @@ def test_fat_tree_core_link_failure_mid_run():
     assert_feasible(r)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.data())
 def test_event_off_every_path_changes_nothing(data):
     # splitting the run into phases at an event that touches no path must be exact
@@ -106,7 +108,7 @@ def test_event_off_every_path_changes_nothing(data):
     np.testing.assert_allclose(b.release, a.release, rtol=1e-9)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.data())
 def test_random_failures_keep_the_model_sound(data):
     """Any flows, any links failing or degrading at any time: no link is ever

@@ -12,6 +12,8 @@ from fabric.testing import flow_sets, networks
 from fabric.testing import topologies as graphs
 from fabric.workloads import background
 
+from _examples import examples
+
 
 def test_link_stats_by_hand():
     # link 0 (1 GB/s) carries two 0.5 GB flows: both at 0.5 GB/s for 1 s;
@@ -26,7 +28,7 @@ def test_link_stats_by_hand():
     assert metrics.fct_slowdown(r).tolist() == [2.0, 2.0]
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(st.data())
 def test_binned_utilization_integrates_to_bytes(data):
     """Whatever the flows, the utilization heatmap is the link log averaged

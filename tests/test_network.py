@@ -8,6 +8,8 @@ from hypothesis import given, settings, strategies as st
 import topologies as T
 from fabric import FabricError, Flow, Network, UnroutableError, simulate
 
+from _examples import examples
+
 
 def hops(net, src, dst):
     """Shortest scale-out hop count, through switches only (or any node in direct networks)."""
@@ -104,7 +106,7 @@ topology_graphs = st.sampled_from([
 ])
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(topology_graphs, st.data(), st.sampled_from(["shortest", "ecmp"]), st.integers(0, 2**32))
 def test_paths_are_shortest_walks(G, data, routing, seed):
     net = Network(G, routing=routing, seed=seed)
@@ -190,7 +192,7 @@ def test_torus_routes_through_accelerators():
 
 # ------------------------------------------------------------ torus and dragonfly policies
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.lists(st.integers(1, 6), min_size=1, max_size=3), st.data())
 def test_dimension_order_paths(dims, data):
     G = T.torus(dims)
@@ -220,7 +222,7 @@ dragonflies = st.sampled_from([T.dragonfly(2, 4, 2), T.dragonfly(1, 3, 2, arrang
                                T.dragonfly(2, 2, 3, groups=4, arrangement="circulant")])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(dragonflies, st.data(), st.sampled_from(["minimal", "valiant", "ugal"]), st.integers(0, 1000))
 def test_dragonfly_paths(G, data, routing, seed):
     net = Network(G, routing=routing, seed=seed)
@@ -298,7 +300,7 @@ def test_degraded_link_halves_a_flow():
         net.degraded([0], 0)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(topology_graphs, st.data(), st.sampled_from(["shortest", "ecmp"]), st.integers(0, 2**32))
 def test_paths_avoid_failed_links_and_are_reproducible(G, data, routing, seed):
     net = Network(G, routing=routing, seed=seed)

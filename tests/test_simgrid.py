@@ -18,6 +18,8 @@ from hypothesis import given, settings, strategies as st
 
 from fabric import FlowArrays, simulate_links
 
+from _examples import examples
+
 PEERS = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "peers.py")
 
 
@@ -68,7 +70,7 @@ def star_scenarios(draw):
     return cap, lat, fa
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(star_scenarios())
 def test_finish_times_agree_with_simgrid(tmp_path_factory, scn):
     cap, lat, fa = scn

@@ -14,8 +14,10 @@ from fabric.testing import (
     bad_topology_params, collectives, dragonflies, fat_trees, flow_sets, jobs, networks, tori, topologies,
 )
 
+from _examples import examples
 
-@settings(max_examples=60)
+
+@settings(max_examples=examples(60))
 @given(topologies(max_accelerators=32))
 def test_topologies_are_valid_and_bounded(G):
     assert T.validate(G) is G
@@ -26,7 +28,7 @@ def test_topologies_are_valid_and_bounded(G):
 
 @pytest.mark.parametrize("strategy,family", [(fat_trees, "fat_tree"), (tori, "torus"), (dragonflies, "dragonfly")])
 def test_each_family_strategy_builds_its_family(strategy, family):
-    @settings(max_examples=30)
+    @settings(max_examples=examples(30))
     @given(strategy(max_accelerators=24))
     def check(G):
         assert G.graph["family"] == family
@@ -41,7 +43,7 @@ def test_family_choice_is_honoured():
         topologies(families=("mesh",))
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(st.data())
 def test_flow_sets_on_networks_keep_the_invariants(data):
     net = data.draw(networks(topologies(max_accelerators=16)))
@@ -54,7 +56,7 @@ def test_flow_sets_on_networks_keep_the_invariants(data):
     assert_max_min_fair(r)
 
 
-@settings(max_examples=30)
+@settings(max_examples=examples(30))
 @given(st.data())
 def test_collectives_strategy_gives_runnable_correct_collectives(data):
     net = data.draw(networks(topologies(max_accelerators=16, storage=False)))
@@ -64,7 +66,7 @@ def test_collectives_strategy_gives_runnable_correct_collectives(data):
     assert_collective_dataflow(r.schedule)
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(bad_topology_params())
 def test_bad_topology_params_are_rejected_by_name(case):
     family, kw = case
@@ -73,7 +75,7 @@ def test_bad_topology_params_are_rejected_by_name(case):
     assert any(key in str(exc.value) for key in kw) or "k=" in str(exc.value)
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(bad_flows())
 def test_bad_flows_are_rejected(case):
     cap, lat, flows = case
@@ -103,7 +105,7 @@ def test_a_failing_property_shrinks_to_a_handful_of_flows():
     assert all(f.size == 0 or f.src == f.dst for f in smallest[:-1])   # the rest are inert
 
 
-@settings(max_examples=40)
+@settings(max_examples=examples(40))
 @given(st.data())
 def test_job_mixes_fit_and_run_soundly(data):
     """Whatever mix is drawn: it places, every job finishes every iteration,

@@ -12,6 +12,8 @@ from hypothesis import given, settings, strategies as st
 import topologies as T
 from topologies import TopologyError
 
+from _examples import examples
+
 
 def by_kind(G):
     return Counter(d["kind"] for _, d in G.nodes(data=True))
@@ -35,7 +37,7 @@ fat_params = st.tuples(st.sampled_from([2, 4, 6, 8]), st.sampled_from([1, 2, 3])
 
 
 @given(fat_params)
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 def test_fat_tree_counts_and_radix(params):
     k, r = params
     G = T.fat_tree(k, oversubscription=r)
@@ -54,7 +56,7 @@ def test_fat_tree_counts_and_radix(params):
 
 
 @given(st.sampled_from([2, 4, 6]))
-@settings(max_examples=5, deadline=None)
+@settings(max_examples=examples(5), deadline=None)
 def test_fat_tree_hops(k):
     G = T.fat_tree(k)
     accs = T.accelerators(G)
@@ -81,7 +83,7 @@ def test_fat_tree_oversubscription_cuts_bisection():
 
 
 @given(st.sampled_from([4, 8]), st.sampled_from([2, 4]))
-@settings(max_examples=6, deadline=None)
+@settings(max_examples=examples(6), deadline=None)
 def test_fat_tree_rail_optimized(k, m):
     G = T.fat_tree(k, pod=T.Pod(m), rail_optimized=True)
     T.validate(G)
@@ -114,7 +116,7 @@ dims_st = st.lists(st.integers(1, 5), min_size=1, max_size=4).filter(lambda d: m
 
 
 @given(dims_st)
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 def test_torus_counts_degree_diameter(dims):
     G = T.torus(dims)
     T.validate(G)
@@ -159,7 +161,7 @@ def global_pairs(G):
 
 
 @given(df_params, st.sampled_from(T.ARRANGEMENTS))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 def test_dragonfly_max_size(params, arrangement):
     p, a, h = params
     G = T.dragonfly(p, a, h, arrangement=arrangement)
@@ -187,7 +189,7 @@ def test_dragonfly_max_size(params, arrangement):
 
 
 @given(df_params, st.data(), st.sampled_from(T.ARRANGEMENTS))
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 def test_dragonfly_fewer_groups_spread_evenly(params, data, arrangement):
     p, a, h = params
     g = data.draw(st.integers(2, a * h + 1))
