@@ -186,6 +186,17 @@ def test_more_flows_than_the_memory_holds_are_refused(flow_budget_1000):
         run_jobs(net, [Job(n, 4, iterations=20, grad_size=4e8) for n in "ab"])
 
 
+def test_a_job_whose_all_reduces_cannot_fit_is_refused_before_building(flow_budget_1000, monkeypatch):
+    import fabric.workloads.jobs as J
+
+    monkeypatch.setattr(J, "schedule", None)   # building would fail differently
+    net = fabric.Network(dumbbell())
+    # 50 iterations of a 4-rank ring all-reduce: 50 * 2 * 3 * 4 transfers
+    with pytest.raises(FabricError, match=r"job 'a' \(iterations=50, buckets=1, chunks=1, microbatches=1\): "
+                                          "1,200 flows would need about"):
+        J.build_job(net, Job("a", 4, iterations=50, grad_size=4e8), net.accelerators[:4])
+
+
 def test_stopping_a_run_gives_a_partial_result():
     net = fabric.Network(dumbbell())
     jobs = [Job(n, 4, iterations=400, grad_size=4e8, compute=0.1) for n in "ab"]

@@ -469,12 +469,13 @@ def _fewest_transfers(op, algorithm, n, matrix, pods):
         return n * (n - 1) if matrix is None else int(np.count_nonzero(matrix) - np.count_nonzero(matrix.diagonal()))
     if op in _MODES and algorithm in ("ring", "direct"):
         return n * (n - 1) * (2 if op == "all_reduce" else 1)
-    if algorithm == "hierarchical":
+    if algorithm == "hierarchical" and pods is not None and len(pods) == n:
         # rings of m within each of P pods (reduce-scatter, all-gather) and
         # m all-reduce rings across the pods: quadratic in the larger of m, P
-        P = len(np.unique(np.asarray(pods)))
-        m = n // P
-        return 2 * n * (m - 1) + 2 * n * (P - 1)
+        counts = np.unique(np.asarray(pods), return_counts=True)[1]
+        if len(set(counts.tolist())) == 1:   # else schedule() says why not
+            m, P = int(counts[0]), len(counts)
+            return 2 * n * (m - 1) + 2 * n * (P - 1)
     return 0 if op == "sendrecv" else n - 1
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from ..engine import _ptr
 from ..errors import FabricError
 from ..memory import check_flow_count, flow_budget
-from .collectives import _algorithm, schedule, topology_context
+from .collectives import _algorithm, _fewest_transfers, schedule, topology_context
 from .pipeline import nodes_of_kind
 from .traffic import Traffic
 
@@ -465,6 +465,12 @@ def build_job(net, job, ranks, *, label=0):
     dp_groups = R.transpose(0, 2, 1).reshape(pp * tp, dp)
     none = np.full(R.shape, -1, np.int64)
     prev_end, data, started = none, none, none
+    if dp > 1 and job.grad_size > 0:
+        # the gradient all-reduces alone, counted before any is built: a job
+        # too big to play is refused at once, not after minutes of building
+        pods = [net.pod[g] if job.algorithm == "hierarchical" else None for g in dp_groups]
+        per_sync = sum(_fewest_transfers("all_reduce", job.algorithm, dp, None, p) for p in pods)
+        check_flow_count(job.iterations * job.buckets * job.chunks * per_sync, dag.what, dag.budget)
 
     def compute(s, seconds, deps):
         ids = dag.markers(R[s], seconds, f"{name}:compute", deps=deps)
