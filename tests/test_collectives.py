@@ -55,6 +55,24 @@ def test_direct_all_to_all_closed_form(n, S, L):
     assert rel(r.busbw, r.algbw * (n - 1) / n) < 1e-12
 
 
+@settings(max_examples=examples(30))
+@given(st.integers(2, 16), sizes, latencies)
+def test_direct_all_reduce_closed_form(n, S, L):
+    # every rank sends S/n to each other rank at once, twice (reduce-scatter, then all-gather)
+    r = fabric.collective(fabric.Network(star(n, B, L)), "all_reduce", S, algorithm="direct")
+    assert rel(r.time, 2 * (L + (n - 1) * S / (n * B))) < 1e-9
+
+
+def test_direct_all_reduce_dependencies_grow_as_n_squared():
+    # each all-gather send waits on one "block reduced" marker, not on the n-1 transfers behind it
+    # (n^3 dependencies: 1024 ranks took more memory than the machine has)
+    n = 64
+    s = schedule("all_reduce", n, 1e6, algorithm="direct")
+    markers = s.src == s.dst
+    assert markers.sum() == n and s.nbytes[markers].max() == 0
+    assert s.n_transfers == 2 * n * (n - 1) + n and len(s.dep_idx) == 2 * n * (n - 1)
+
+
 def test_halving_doubling_other_counts_fold_and_unfold():
     # n = 6: ranks 0,2 hand their vector to 1,3 (S/B), 4 ranks run halving-doubling, results go back (S/B)
     S, n = 1e8, 6

@@ -50,7 +50,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..engine import _ptr
+from ..engine import _ptr, _ranges
 from ..errors import FabricError
 from ..memory import check_flow_count
 from .traffic import Traffic
@@ -91,7 +91,8 @@ class Schedule:
     dependencies of transfer t are ``dep_idx[dep_ptr[t] .. dep_ptr[t+1]-1]``;
     it carries blocks ``block_idx[block_ptr[t] .. block_ptr[t+1]-1]`` and
     ``reduce[t]`` says whether the receiver adds them to its copy (True) or
-    stores them (False).
+    stores them (False).  A transfer from a rank to itself with no blocks is
+    a marker (zero bytes): a point in the DAG that other transfers wait on.
 
     Blocks (length B): ``block_bytes``; ``origin[b]`` is the rank that holds
     block b at the start, or -1 when every rank holds its own contribution
@@ -224,49 +225,59 @@ def _ring(b, members, groups, mode, ready):
     return {int(members[q]): [int(prev[q - 1]), int(prev[q])] for q in range(m)}
 
 
-def _halving_doubling(b, members, groups, mode, ready):
+def _halving_doubling(b, members, mode, ready):
     """Recursive halving (rs) and/or doubling (ag) among a power-of-two
-    number of ``members``; ``groups[q]`` is what member q owns in between."""
-    p = len(members)
-    last_in = {q: None for q in range(p)}    # last transfer into member q
-    last_out = {q: None for q in range(p)}   # member q's last send
-    first = True
+    number of ``members``: member q ends the reduce-scatter owning block q
+    and starts the all-gather from it.
 
-    def deps(q, partner):   # a pairwise exchange: both sides are done with the previous step
-        if first:
-            return ready.get(members[q], []) + ready.get(members[partner], [])
-        return [last_in[q], last_out[q], last_in[partner], last_out[partner]]
+    Member q holds blocks lo[q] .. hi[q]-1 at every step, so what it sends
+    is one range of block ids."""
+    p = len(members)
+    members = np.asarray(members)
+    q = np.arange(p)
+    last = None   # (last transfer into each member, each member's last send)
+
+    def step(d, lo, hi, reduce):
+        nonlocal last
+        partner = q ^ d
+        if last is None:
+            rows = [sorted(set(ready.get(int(members[x]), []) + ready.get(int(members[partner[x]]), [])))
+                    for x in range(p)]
+            dep_ptr, dep_idx = _ptr([len(r) for r in rows]), np.array([x for r in rows for x in r], np.int64)
+        else:   # a pairwise exchange: both sides are done with the previous step
+            into, out = last
+            dep_ptr, dep_idx = _distinct_rows(np.column_stack([into, out, into[partner], out[partner]]))
+        sent = b.send_many(members, members[partner], _ptr(hi - lo), _ranges(lo, hi - lo), reduce, dep_ptr, dep_idx)
+        last = sent[partner], sent
 
     if mode in ("rs", "ar"):
-        lo, hi = [0] * p, [p] * p
+        lo, hi = np.zeros(p, np.int64), np.full(p, p, np.int64)
         d = p // 2
         while d >= 1:
-            sent = {}
-            for q in range(p):
-                mid = (lo[q] + hi[q]) // 2
-                keep, give = ((mid, hi[q]), (lo[q], mid)) if q & d else ((lo[q], mid), (mid, hi[q]))
-                blocks = [x for g in range(*give) for x in groups[g]]
-                sent[q] = b.send(members[q], members[q ^ d], blocks, True, deps(q, q ^ d))
-                lo[q], hi[q] = keep
-            for q in range(p):
-                last_out[q], last_in[q ^ d] = sent[q], sent[q]
-            first = False
+            mid = (lo + hi) // 2
+            upper = (q & d) > 0   # keeps the upper half, gives the lower
+            step(d, np.where(upper, lo, mid), np.where(upper, mid, hi), True)
+            lo, hi = np.where(upper, mid, lo), np.where(upper, hi, mid)
             d //= 2
     if mode in ("ag", "ar"):
-        lo, hi = list(range(p)), [q + 1 for q in range(p)]
+        lo, hi = q.copy(), q + 1
         d = 1
         while d < p:
-            sent = {}
-            for q in range(p):
-                blocks = [x for g in range(lo[q], hi[q]) for x in groups[g]]
-                sent[q] = b.send(members[q], members[q ^ d], blocks, False, deps(q, q ^ d))
-            for q in range(p):
-                last_out[q], last_in[q ^ d] = sent[q], sent[q]
-            lo = [min(lo[q], lo[q ^ d]) for q in range(p)]
-            hi = [max(hi[q], hi[q ^ d]) for q in range(p)]
-            first = False
+            step(d, lo, hi, False)
+            lo, hi = np.minimum(lo, lo[q ^ d]), np.maximum(hi, hi[q ^ d])
             d *= 2
-    return {members[q]: [last_in[q], last_out[q]] for q in range(p)}
+    if last is None:   # one member: nothing to send
+        return {int(members[0]): [None, None]}
+    into, out = last
+    return {int(members[x]): [int(into[x]), int(out[x])] for x in range(p)}
+
+
+def _distinct_rows(a):
+    """Each row's distinct values, ascending, as CSR (ptr, idx)."""
+    a = np.sort(a, axis=1)
+    keep = np.ones(a.shape, bool)
+    keep[:, 1:] = a[:, 1:] != a[:, :-1]
+    return _ptr(keep.sum(axis=1)), a[keep]
 
 
 def _btree(n):
@@ -380,32 +391,39 @@ def _ring_alg(b, op, algorithm, n, **_):
 def _direct(b, op, algorithm, n, **_):
     """Reduce-scatter: i sends block j to j; all-gather: i sends block i to
     everyone, once block i is fully reduced (which also orders it after the
-    receiver's read of that block)."""
+    receiver's read of that block).  In an all-reduce a zero-byte transfer
+    i -> i marks "block i is reduced": each of i's n-1 sends waits on it, not
+    on all n-1 transfers into i (n^3 dependencies in all)."""
     mode = _MODES[op]
-    into = {r: [] for r in range(n)}
+    if n == 1:
+        return _owned_blocks(op, n)
+    src, dst = np.nonzero(~np.eye(n, dtype=bool))   # i, then j, ascending
+    m = len(src)
+    one_each, no_deps = np.arange(m + 1), (np.zeros(m + 1, np.int64), np.zeros(0, np.int64))
+    deps = no_deps
     if mode in ("rs", "ar"):
-        for i in range(n):
-            for j in range(n):
-                if i != j:
-                    into[j].append(b.send(i, j, [j], True, []))
+        rs = b.send_many(src, dst, one_each, dst, True, *no_deps)
+        if mode == "ar":
+            into = rs[np.argsort(dst, kind="stable")]   # by receiver, senders ascending
+            ranks = np.arange(n)
+            reduced = b.send_many(ranks, ranks, np.zeros(n + 1, np.int64), np.zeros(0, np.int64), False,
+                                  np.arange(0, m + 1, n - 1), into)
+            deps = one_each, reduced[src]
     if mode in ("ag", "ar"):
-        for i in range(n):
-            for j in range(n):
-                if i != j:
-                    b.send(i, j, [i], False, into[i])
+        b.send_many(src, dst, one_each, src, False, *deps)
     return _owned_blocks(op, n)
 
 
 def _halving_doubling_alg(b, op, algorithm, n, **_):
     if _pow2(n):
-        _halving_doubling(b, list(range(n)), [[r] for r in range(n)], _MODES[op], {})
+        _halving_doubling(b, list(range(n)), _MODES[op], {})
         return _owned_blocks(op, n)
     # all_reduce only (checked by the caller): fold to 2^k ranks and back
     k = 1 << (n.bit_length() - 1)
     extra = n - k
     ready = {2 * i + 1: [b.send(2 * i, 2 * i + 1, range(k), True, [])] for i in range(extra)}
     active = [2 * i + 1 for i in range(extra)] + list(range(2 * extra, n))
-    done = _halving_doubling(b, active, [[q] for q in range(k)], "ar", ready)
+    done = _halving_doubling(b, active, "ar", ready)
     for i in range(extra):
         b.send(2 * i + 1, 2 * i, range(k), False, done[2 * i + 1])
     return k, np.full(k, -1), np.full(k, -1)
@@ -493,7 +511,14 @@ def _build(op, algorithm, n, **options):
 
 def _piece_bytes(weights, blocks, block_ptr, k):
     """Bytes of each transfer of one piece: its blocks' weights, over k chunks."""
-    return np.add.reduceat(weights[blocks], block_ptr[:-1]) / k if len(block_ptr) > 1 else np.zeros(0)
+    if len(weights) and np.all(weights == weights[0]):   # equal blocks: no pass over n^2 block ids
+        return np.diff(block_ptr) * (weights[0] / k)
+    counts = np.diff(block_ptr)
+    sums = np.zeros(len(counts))
+    has = counts > 0   # a marker carries nothing (reduceat would give it its neighbour's block)
+    if has.any():
+        sums[has] = np.add.reduceat(weights[blocks], block_ptr[:-1][has])
+    return sums / k
 
 
 def _block_weights(op, n, J, size, matrix):
@@ -617,7 +642,7 @@ def schedule(op, n, size, *, algorithm=None, chunks=1, root=0, perm=None, matrix
         dep_ptr=_ptr(np.concatenate([r[0] for r in dep_rows])),
         dep_idx=np.concatenate([r[1] for r in dep_rows]).astype(np.int64),
         block_ptr=_ptr(np.tile(n_blocks, k)),
-        block_idx=np.concatenate([blocks + c * J for c in range(k)]) if k else blocks,
+        block_idx=np.concatenate([blocks + c * J for c in range(k)]) if k > 1 else blocks,
         block_bytes=np.tile(weights / k, k), origin=np.tile(origin, k), target=np.tile(target, k),
     )
 
