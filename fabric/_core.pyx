@@ -44,6 +44,18 @@ changed link through such subflows is refilled from scratch, with the rates
 of all other subflows as fixed background load.  As a safety net, if a
 refilled subflow lands below lam0 (only possible through rounding), the fill is
 redone with lam0 = 0 (the whole component); ``fallbacks`` counts that.
+
+R is found one of two ways.  Scanning: BFS over links, reading every
+subflow on each (the background is what falls below lam0).  By candidates:
+one pass over the sending subflows (``alist``) picks H = new or level >=
+lam0, each link's share of H is listed (``radj``), the BFS walks only H's
+incidences, and a link's background is its kept load (``load``, summed
+with its rounding error in ``load_c`` as rates change) minus H's rates.
+The second wins when few candidates sit on crowded links (all-to-all on a
+fat-tree), the first when the candidates are most of what their links carry
+(all-to-all on a star); each closure by candidates measures which case it
+is in, and backs off to scanning (keeping neither loads nor alist) while
+scanning wins.
 """
 
 import numpy as np
@@ -299,12 +311,21 @@ ctypedef struct State:
     int64_t* lmark
     double* lbusy
     double* lsince
-    double* load         # sum of the rates on each link (kept only with rec_links)
+    double* load         # sum of the rates on each link, kept as rates change ...
+    double* load_c       # ... with its rounding error (compensated summation)
     double* lload        # ... as last logged
     int8_t* lchg          # bit 1: lost a subflow, bit 2: gained one
     int32_t* chg_list
     Py_ssize_t n_chg
     int32_t* queue
+    int64_t* amark       # == H stamp: the link's candidates are radj[rstart[l] .. + rcnt[l] - 1]
+    int64_t* rstart
+    int32_t* rcnt
+    int32_t* radj
+    int32_t* hlinks      # scratch: the links of H
+    int32_t* alist       # the sending subflows that cross links, in no order (kept with the loads) ...
+    int32_t* apos        # ... and each one's place there
+    Py_ssize_t n_alist
     # incidence state
     int32_t* pos
     # subflow state
@@ -352,6 +373,10 @@ ctypedef struct State:
     int64_t n_done       # logical flows finished
     int64_t skip_local   # local refills still to skip, and the current backoff
     int64_t backoff
+    int64_t skip_candidates   # closures to find by scanning before trying candidates again, ...
+    int64_t cand_backoff      # ... and how many the next failed try skips
+    bint by_candidates   # closures go by candidates (and refills use the kept loads) ...
+    bint keep_loads      # ... so load and alist are kept up to date, as they are for the link log
     int64_t batch
     int64_t stamp
     int64_t logstamp
@@ -361,6 +386,7 @@ ctypedef struct State:
     int64_t n_incid
     int64_t n_fallbacks
     int64_t n_widened
+    int64_t n_by_candidates
     int64_t n_active
     int64_t max_active
     int64_t n_stalled
@@ -376,6 +402,19 @@ cdef inline void drain(State* s, Py_ssize_t i, double t) noexcept nogil:
         if s.rem[i] < 0:
             s.rem[i] = 0
     s.tupd[i] = t
+
+
+cdef inline void load_add(State* s, int32_t l, double x) noexcept nogil:
+    """load[l] += x, keeping the rounding error in load_c (Neumaier): a
+    crowded link sees millions of rate changes, and a plain running sum
+    would drift by their rounding errors."""
+    cdef double a = s.load[l]
+    cdef double t = a + x
+    if fabs(a) >= fabs(x):
+        s.load_c[l] += (a - t) + x
+    else:
+        s.load_c[l] += (x - t) + a
+    s.load[l] = t
 
 
 cdef inline void mark_changed(State* s, int32_t l, int8_t bit) noexcept nogil:
@@ -416,8 +455,9 @@ cdef void link_remove(State* s, Py_ssize_t i, double t) noexcept nogil:
         if s.cnt[l] == 0:
             s.lbusy[l] += t - s.lsince[l]
             s.load[l] = 0   # exact again whenever a link idles: no drift carried over
-        elif s.rec_links:
-            s.load[l] -= s.rate[i]
+            s.load_c[l] = 0
+        elif s.keep_loads and s.rate[i] != 0:
+            load_add(s, l, -s.rate[i])
         mark_changed(s, l, 1)
 
 
@@ -498,6 +538,10 @@ cdef int activate(State* s, Py_ssize_t i, double t) noexcept nogil:
     if s.n_active > s.max_active:
         s.max_active = s.n_active
     link_add(s, i, t)
+    if s.keep_loads:
+        s.apos[i] = <int32_t> s.n_alist
+        s.alist[s.n_alist] = <int32_t> i
+        s.n_alist += 1
     return 0
 
 
@@ -523,6 +567,10 @@ cdef int handle(State* s, Item* it) noexcept nogil:
     if s.path_ptr[i + 1] > s.path_ptr[i]:
         s.n_active -= 1
         link_remove(s, i, t)
+        if s.keep_loads:
+            s.n_alist -= 1
+            s.alist[s.apos[i]] = s.alist[s.n_alist]
+            s.apos[s.alist[s.n_alist]] = s.apos[i]
     s.rate[i] = 0
     return finish_sub(s, i, t)
 
@@ -704,12 +752,27 @@ cdef void recount(State* s, int32_t l, int64_t stamp) noexcept nogil:
     s.wtot[l] = wsum
 
 
-cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links) noexcept nogil:
+cdef double background_max(State* s, int32_t l, int64_t stamp) noexcept nogil:
+    """The top level of the subflows on link l outside the region."""
+    cdef int64_t base = s.link_ptr[l], j
+    cdef Py_ssize_t i
+    cdef double top = 0
+    for j in range(s.cnt[l]):
+        i = s.slots[base + j]
+        if s.smark[i] != stamp and s.smark[i] != stamp + 1 and s.rate[i] > top * s.sub_w[i]:
+            top = s.rate[i] / s.sub_w[i]
+    s.n_incid += s.cnt[l]
+    return top
+
+
+cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t adj) noexcept nogil:
     """Freeze the region's subflows (smark == stamp) level by level.
 
     The region's links (queue[0 .. n_links-1]) must have been scanned.  New
     rates go to newrate; links that fill get sat = their level; a touched
     link left with no room gets sat = the top level on it; others inf.
+    Links with amark == adj list their region members in radj (the rest of
+    a crowded link need not be walked); bgmax < 0 means not yet known.
     """
     cdef Py_ssize_t c, i
     cdef int32_t l
@@ -743,12 +806,20 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links) noexcept 
             ih_remove(&s.lfill, l)
             cur = lv
             s.sat[l] = lv
-            base = s.link_ptr[l]
-            for j in range(s.cnt[l]):
-                i = slots[base + j]
-                if mark[i] == stamp:
-                    mark[i] = frozen
-                    freeze(s, i, w[i] * lv, lv)
+            if s.amark[l] == adj:
+                base = s.rstart[l]
+                for j in range(s.rcnt[l]):
+                    i = s.radj[base + j]
+                    if mark[i] == stamp:
+                        mark[i] = frozen
+                        freeze(s, i, w[i] * lv, lv)
+            else:
+                base = s.link_ptr[l]
+                for j in range(s.cnt[l]):
+                    i = slots[base + j]
+                    if mark[i] == stamp:
+                        mark[i] = frozen
+                        freeze(s, i, w[i] * lv, lv)
         else:
             it = heap_pop(&s.capfill)
             i = it.key
@@ -760,22 +831,38 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links) noexcept 
     for c in range(n_links):
         l = s.queue[c]
         if s.sat[l] == INFINITY and s.resid[l] <= s.cap[l] * SETTLE_TOL:
+            if s.bgmax[l] < 0:
+                s.bgmax[l] = background_max(s, l, stamp)
             s.sat[l] = s.bgmax[l] if s.bgmax[l] > s.rmax[l] else s.rmax[l]
     return 0
 
 
-cdef int refill(State* s, double lam0) noexcept nogil:
-    """Refill the lam0 closure: new subflows plus every subflow with level >=
-    lam0 reachable from a changed link through such subflows (module notes).
+cdef inline void region_link(State* s, int32_t l, double resid, double wsum, int32_t ucnt,
+                             double bgmax) noexcept nogil:
+    """Link l's free capacity and region weight, ready for the fill."""
+    cdef double lv
+    s.resid[l] = resid
+    s.wsum[l] = wsum
+    s.wtot[l] = wsum
+    s.ucnt[l] = ucnt
+    s.bgmax[l] = bgmax
+    s.rmax[l] = 0
+    s.sat[l] = INFINITY
+    if ucnt > 0:
+        lv = resid / wsum
+        ih_set(&s.lfill, l, lv if lv > 0 else 0)
 
-    Returns 1 if a refilled subflow landed below lam0 (caller redoes with 0),
-    -1 on allocation failure, else 0.
-    """
+
+cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t* n_links) noexcept nogil:
+    """The closure by BFS over links, reading every subflow on each: cheap
+    when the region is most of what its links carry (all-to-all on a star).
+    Membership is decided by the threshold alone, so a link's background
+    load and region weight are final when it is dequeued: one pass."""
     cdef Py_ssize_t c, j, qh = 0, qt = 0, n_r = 0
     cdef int32_t l, l2, ucnt
-    cdef int64_t base, k, stamp
+    cdef int64_t base, k
     cdef Py_ssize_t i
-    cdef double thr = lam0 * (1 - SETTLE_TOL), resid, wsum, bgmax, lv
+    cdef double resid, wsum, bgmax
     cdef int32_t* slots = s.slots
     cdef int64_t* path_ptr = s.path_ptr
     cdef int32_t* path_links = s.path_links
@@ -784,17 +871,11 @@ cdef int refill(State* s, double lam0) noexcept nogil:
     cdef int32_t* queue = s.queue
     cdef double* rate = s.rate
     cdef double* w = s.sub_w
-    s.stamp += 1
-    stamp = 2 * s.stamp
-    s.n_fills += 1
-    # BFS from the changed links through region subflows
     for c in range(s.n_chg):
         l = s.chg_list[c]
         lmark[l] = stamp
         queue[qt] = l
         qt += 1
-    # Membership is decided by the threshold alone, so a link's background
-    # load and region weight are final when it is dequeued: one pass.
     while qh < qt:
         l = queue[qh]
         qh += 1
@@ -823,23 +904,198 @@ cdef int refill(State* s, double lam0) noexcept nogil:
                         qt += 1
             wsum += w[i]
             ucnt += 1
-        s.resid[l] = resid
-        s.wsum[l] = wsum
-        s.wtot[l] = wsum
-        s.ucnt[l] = ucnt
-        s.bgmax[l] = bgmax
-        s.rmax[l] = 0
-        s.sat[l] = INFINITY
-        if ucnt > 0:
-            lv = resid / wsum
-            ih_set(&s.lfill, l, lv if lv > 0 else 0)
+        region_link(s, l, resid, wsum, ucnt, bgmax)
+    n_links[0] = qt
+    return n_r
+
+
+cdef int64_t list_by_link(State* s, int32_t* members, Py_ssize_t n, int64_t astamp, int64_t* crowd) noexcept nogil:
+    """Each link's share of ``members``, in one block of radj per link
+    (amark == astamp marks the links listed).  Returns the members'
+    incidences; ``crowd`` gets how many subflows those links carry."""
+    cdef Py_ssize_t c, n_tl = 0
+    cdef Py_ssize_t i
+    cdef int32_t l
+    cdef int64_t k, off = 0
+    cdef int32_t* tl = s.hlinks
+    crowd[0] = 0
+    for c in range(n):
+        i = members[c]
+        for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+            l = s.path_links[k]
+            if s.amark[l] != astamp:
+                s.amark[l] = astamp
+                s.rcnt[l] = 0
+                tl[n_tl] = l
+                n_tl += 1
+            s.rcnt[l] += 1
+    for c in range(n_tl):
+        l = tl[c]
+        s.rstart[l] = off
+        off += s.rcnt[l]
+        crowd[0] += s.cnt[l]
+        s.rcnt[l] = 0
+    for c in range(n):
+        i = members[c]
+        for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+            l = s.path_links[k]
+            s.radj[s.rstart[l] + s.rcnt[l]] = <int32_t> i
+            s.rcnt[l] += 1
+    s.n_incid += 2 * off
+    return off
+
+
+cdef inline void kept_link(State* s, int32_t l, int64_t astamp) noexcept nogil:
+    """Link l ready for the fill from its kept load: the background is the
+    load minus the rates of the region members listed on it (radj)."""
+    cdef double resid = s.cap[l] - (s.load[l] + s.load_c[l]), wsum = 0
+    cdef int32_t ucnt = 0
+    cdef int64_t base, j
+    cdef Py_ssize_t i
+    if s.amark[l] == astamp:
+        base = s.rstart[l]
+        for j in range(s.rcnt[l]):
+            i = s.radj[base + j]
+            resid += s.rate[i]
+            wsum += s.sub_w[i]
+        ucnt = s.rcnt[l]
+    region_link(s, l, resid, wsum, ucnt, -1)   # bgmax: found if needed (progressive_fill)
+
+
+cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int64_t stamp,
+                                      Py_ssize_t* n_links) noexcept nogil:
+    """The closure by BFS over the candidates H (new, or level >= thr)
+    only: one pass over the sending subflows finds them, each link's share
+    of them is listed (radj), and a crowded link's background is its kept
+    load minus H's rates, not a pass over everything on it (all-to-all on a
+    fat-tree: a few hundred candidates on links carrying thousands)."""
+    cdef Py_ssize_t c, j, qh = 0, qt = 0, n_r = 0, n_h = 0
+    cdef int32_t l, l2, ucnt
+    cdef int64_t base, k, off, crowd
+    cdef Py_ssize_t i
+    cdef double resid, wsum
+    cdef int32_t* hl = s.due   # H (scratch)
+    cdef int64_t* path_ptr = s.path_ptr
+    cdef int32_t* path_links = s.path_links
+    cdef int64_t* mark = s.smark
+    cdef int64_t* lmark = s.lmark
+    cdef int32_t* queue = s.queue
+    cdef double* rate = s.rate
+    cdef double* w = s.sub_w
+    for c in range(s.n_alist):
+        i = s.alist[c]
+        if s.nmark[i] == s.batch or not rate[i] < thr * w[i]:
+            mark[i] = hstamp
+            hl[n_h] = <int32_t> i
+            n_h += 1
+    s.n_incid += s.n_alist
+    off = list_by_link(s, hl, n_h, hstamp, &crowd)
+    if off * 3 > crowd:
+        # H is much of what its links carry: scanning them is as cheap, and
+        # needs neither lists nor kept loads; probe again after a while,
+        # less often each time it fails (the traffic may change)
+        s.cand_backoff = s.cand_backoff * 2 if s.cand_backoff < 1024 else 1024
+        s.skip_candidates = s.cand_backoff
+        s.by_candidates = False
+        s.keep_loads = s.rec_links
+    else:
+        s.cand_backoff = 16
+    # BFS from the changed links: on a link it reaches, every H member is reached
+    for c in range(s.n_chg):
+        l = s.chg_list[c]
+        lmark[l] = stamp
+        queue[qt] = l
+        qt += 1
+    while qh < qt:
+        l = queue[qh]
+        qh += 1
+        resid = s.cap[l] - (s.load[l] + s.load_c[l])
+        wsum = 0
+        ucnt = 0
+        if s.amark[l] == hstamp:
+            base = s.rstart[l]
+            for j in range(s.rcnt[l]):
+                i = s.radj[base + j]
+                if mark[i] == hstamp:
+                    mark[i] = stamp
+                    s.rlist[n_r] = <int32_t> i
+                    n_r += 1
+                    for k in range(path_ptr[i], path_ptr[i + 1]):
+                        l2 = path_links[k]
+                        if lmark[l2] != stamp:
+                            lmark[l2] = stamp
+                            queue[qt] = l2
+                            qt += 1
+                resid += rate[i]
+                wsum += w[i]
+                ucnt += 1
+        region_link(s, l, resid, wsum, ucnt, -1)   # bgmax: found if needed (progressive_fill)
+    n_links[0] = qt
+    return n_r
+
+
+cdef void start_keeping_loads(State* s) noexcept nogil:
+    """Every link's load summed afresh, and the list of sending subflows
+    (alist) gathered from the links; both kept up to date from now on."""
+    cdef Py_ssize_t l, i
+    cdef int64_t j, base, seen
+    cdef double load
+    s.stamp += 1
+    seen = 2 * s.stamp
+    s.n_alist = 0
+    for l in range(s.L):
+        base = s.link_ptr[l]
+        load = 0
+        for j in range(s.cnt[l]):
+            i = s.slots[base + j]
+            load += s.rate[i]
+            if s.smark[i] != seen:
+                s.smark[i] = seen
+                s.apos[i] = <int32_t> s.n_alist
+                s.alist[s.n_alist] = <int32_t> i
+                s.n_alist += 1
+        s.load[l] = load
+        s.load_c[l] = 0
+        s.n_incid += s.cnt[l]
+    s.keep_loads = True
+    s.by_candidates = True
+
+
+cdef int refill(State* s, double lam0) noexcept nogil:
+    """Refill the lam0 closure: new subflows plus every subflow with level >=
+    lam0 reachable from a changed link through such subflows (module notes).
+
+    Returns 1 if a refilled subflow landed below lam0 (caller redoes with 0),
+    -1 on allocation failure, else 0.
+    """
+    cdef Py_ssize_t c, n_r, qt
+    cdef int64_t stamp, hstamp, adj
+    cdef Py_ssize_t i
+    cdef double thr = lam0 * (1 - SETTLE_TOL)
+    s.stamp += 1
+    hstamp = 2 * s.stamp
+    s.stamp += 1
+    stamp = 2 * s.stamp
+    s.n_fills += 1
+    if s.skip_candidates > 0:
+        s.skip_candidates -= 1
+        n_r = closure_by_scan(s, thr, stamp, &qt)
+        adj = NO_STAMP
+    else:
+        if not s.by_candidates:
+            # summed afresh even when the link log kept them: rates must not
+            # depend on whether links are recorded
+            start_keeping_loads(s)
+        n_r = closure_by_candidates(s, thr, hstamp, stamp, &qt)
+        adj = hstamp
+        s.n_by_candidates += 1
     s.n_r = n_r
     s.n_refilled += n_r
-    if progressive_fill(s, stamp, qt) < 0:
+    if progressive_fill(s, stamp, qt, adj) < 0:
         return -1
     for c in range(n_r):
         i = s.rlist[c]
-        if s.nmark[i] != s.batch and s.newrate[i] < w[i] * lam0 * (1 - 1e-9):
+        if s.nmark[i] != s.batch and s.newrate[i] < s.sub_w[i] * lam0 * (1 - 1e-9):
             return 1
     return 0
 
@@ -866,7 +1122,7 @@ cdef int local_refill(State* s, int max_rounds) noexcept nogil:
     """
     cdef Py_ssize_t c, j, qt, n_r = 0, n_before
     cdef int32_t l
-    cdef int64_t base, k, stamp, lstamp, scanned
+    cdef int64_t base, k, stamp, lstamp, scanned, adj, crowd
     cdef Py_ssize_t i
     cdef int rnd
     s.stamp += 1
@@ -925,11 +1181,18 @@ cdef int local_refill(State* s, int max_rounds) noexcept nogil:
                     s.queue[qt] = l
                     qt += 1
         scanned = 0
+        adj = NO_STAMP
+        if s.by_candidates:   # crowded links: their kept load, not a pass over them
+            adj = lstamp
+            list_by_link(s, s.rlist, n_r, adj, &crowd)
         for c in range(qt):
             save_sat(s, s.queue[c])
-            scan_link(s, s.queue[c], stamp)
+            if s.by_candidates:
+                kept_link(s, s.queue[c], adj)
+            else:
+                scan_link(s, s.queue[c], stamp)
             scanned += s.cnt[s.queue[c]]
-        if progressive_fill(s, stamp, qt) < 0:
+        if progressive_fill(s, stamp, qt, adj) < 0:
             return -1
         # outside subflows on touched links: above a filled link, or unsettled?
         # Not on a link whose level came out as before the batch: its outside
@@ -971,7 +1234,7 @@ cdef int local_refill(State* s, int max_rounds) noexcept nogil:
 
 cdef int log_load(State* s, int32_t l, double t) noexcept nogil:
     """Append link l's load to the link log if it changed (once per call of apply_rates)."""
-    cdef double load = s.load[l]
+    cdef double load = s.load[l] + s.load_c[l]
     if s.lmark[l] == -s.logstamp:
         return 0
     s.lmark[l] = -s.logstamp
@@ -993,12 +1256,12 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
         if fabs(nr - s.rate[i]) > 1e-12 * nr:
             s.n_changed += 1
         drain(s, i, t)
-        if s.rec_links:
-            # kept as rates change, not summed per log entry: a storage
-            # server's link carries thousands of flows, and every change
-            # of one of them would rescan them all
+        if s.keep_loads:
+            # kept as rates change, not summed when needed: a storage
+            # server's link carries thousands of flows, and the closure
+            # refill and the link log would rescan them all on every change
             for j in range(s.path_ptr[i], s.path_ptr[i + 1]):
-                s.load[s.path_links[j]] += nr - s.rate[i]
+                load_add(s, s.path_links[j], nr - s.rate[i])
         s.rate[i] = nr
         if s.rec_rates and log_add(&s.ratelog, t, <int32_t> i, nr) < 0:
             return -1
@@ -1275,6 +1538,9 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         lmark=(np.zeros(L, i64), i64), lbusy=(np.zeros(L), f64), lsince=(np.zeros(L), f64),
         load=(np.zeros(L), f64), lload=(np.zeros(L), f64), lchg=(np.zeros(L, i8), i8),
         chg_list=(np.zeros(L, i32), i32), queue=(np.zeros(L, i32), i32), lfill_t=(np.zeros(L), f64),
+        load_c=(np.zeros(L), f64), amark=(np.zeros(L, i64), i64), rstart=(np.zeros(L, i64), i64),
+        rcnt=(np.zeros(L, i32), i32), hlinks=(np.zeros(L, i32), i32), radj=(np.zeros(K, i32), i32),
+        alist=(np.zeros(S, i32), i32), apos=(np.zeros(S, i32), i32),
         lfill_item=(np.zeros(L, i32), i32), lfill_where=(np.full(L, -1, i32), i32),
         # subflow state
         state=(np.zeros(S, i8), i8), rem=(np.array(sub_size, dtype=f64), f64), rate=(np.zeros(S), f64),
@@ -1320,6 +1586,14 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.ucnt = <int32_t*> _data(arrays["ucnt"])
     s.chg_list = <int32_t*> _data(arrays["chg_list"])
     s.queue = <int32_t*> _data(arrays["queue"])
+    s.load_c = <double*> _data(arrays["load_c"])
+    s.amark = <int64_t*> _data(arrays["amark"])
+    s.rstart = <int64_t*> _data(arrays["rstart"])
+    s.rcnt = <int32_t*> _data(arrays["rcnt"])
+    s.hlinks = <int32_t*> _data(arrays["hlinks"])
+    s.radj = <int32_t*> _data(arrays["radj"])
+    s.alist = <int32_t*> _data(arrays["alist"])
+    s.apos = <int32_t*> _data(arrays["apos"])
     s.lchg = <int8_t*> _data(arrays["lchg"])
     s.lmark = <int64_t*> _data(arrays["lmark"])
     s.lfill.t = <double*> _data(arrays["lfill_t"])
@@ -1367,6 +1641,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.ev.n = s.ev.cap = 0
     s.capfill.a = NULL
     s.capfill.n = s.capfill.cap = 0
+    s.n_alist = 0
     s.linklog.t = NULL
     s.linklog.id = NULL
     s.linklog.v = NULL
@@ -1388,7 +1663,11 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.n_done = 0
     s.batch = s.stamp = s.logstamp = 0
     s.skip_local = s.backoff = 0
-    s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = s.n_widened = 0
+    s.skip_candidates = 0
+    s.cand_backoff = 16
+    s.keep_loads = record_links
+    s.by_candidates = False
+    s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = s.n_widened = s.n_by_candidates = 0
     s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
     s.bad_flow = -1
 
@@ -1425,7 +1704,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
             "counters": {
                 "events": s.n_events, "batches": s.batch, "fills": s.n_fills,
                 "refilled_subflows": s.n_refilled, "incidences": s.n_incid,
-                "fallbacks": s.n_fallbacks, "widened": s.n_widened, "max_active": s.max_active,
+                "fallbacks": s.n_fallbacks, "widened": s.n_widened, "by_candidates": s.n_by_candidates,
+                "max_active": s.max_active,
                 "stalled": s.n_stalled, "rate_changes": s.n_changed, "stopped": int(stopped),
             },
         }

@@ -395,7 +395,10 @@ class Result:
     counters : dict
         ``events``, ``batches``, ``fills``, ``refilled_subflows``,
         ``incidences`` (flow-link incidences visited), ``fallbacks``,
-        ``max_active`` (most subflows sending at once), ``stalled``.
+        ``widened`` (local refills that grew into the lam0 closure),
+        ``by_candidates`` (closures walked over their candidates' own
+        incidences instead of whole links), ``max_active`` (most subflows
+        sending at once), ``stalled``.
     flows : FlowArrays
         The normalized input, for checkers and reports.
     failed : ndarray of bool (F,)
