@@ -704,6 +704,22 @@ cdef inline void freeze(State* s, Py_ssize_t i, double r, double lv) noexcept no
             ih_remove(&s.lfill, l)
 
 
+cdef inline void region_link(State* s, int32_t l, double resid, double wsum, int32_t ucnt,
+                             double bgmax) noexcept nogil:
+    """Link l's free capacity and region weight, ready for the fill."""
+    cdef double lv
+    s.resid[l] = resid
+    s.wsum[l] = wsum
+    s.wtot[l] = wsum
+    s.ucnt[l] = ucnt
+    s.bgmax[l] = bgmax
+    s.rmax[l] = 0
+    s.sat[l] = INFINITY
+    if ucnt > 0:
+        lv = resid / wsum
+        ih_set(&s.lfill, l, lv if lv > 0 else 0)
+
+
 cdef inline void scan_link(State* s, int32_t l, int64_t stamp) noexcept nogil:
     """Background load, region weight and top background level of link l."""
     cdef int64_t base = s.link_ptr[l], j
@@ -721,16 +737,7 @@ cdef inline void scan_link(State* s, int32_t l, int64_t stamp) noexcept nogil:
             if lv > bgmax:
                 bgmax = lv
     s.n_incid += s.cnt[l]
-    s.resid[l] = resid
-    s.wsum[l] = wsum
-    s.wtot[l] = wsum
-    s.ucnt[l] = ucnt
-    s.bgmax[l] = bgmax
-    s.rmax[l] = 0
-    s.sat[l] = INFINITY
-    if ucnt > 0:
-        lv = resid / wsum
-        ih_set(&s.lfill, l, lv if lv > 0 else 0)
+    region_link(s, l, resid, wsum, ucnt, bgmax)
 
 
 cdef void recount(State* s, int32_t l, int64_t stamp) noexcept nogil:
@@ -835,22 +842,6 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
                 s.bgmax[l] = background_max(s, l, stamp)
             s.sat[l] = s.bgmax[l] if s.bgmax[l] > s.rmax[l] else s.rmax[l]
     return 0
-
-
-cdef inline void region_link(State* s, int32_t l, double resid, double wsum, int32_t ucnt,
-                             double bgmax) noexcept nogil:
-    """Link l's free capacity and region weight, ready for the fill."""
-    cdef double lv
-    s.resid[l] = resid
-    s.wsum[l] = wsum
-    s.wtot[l] = wsum
-    s.ucnt[l] = ucnt
-    s.bgmax[l] = bgmax
-    s.rmax[l] = 0
-    s.sat[l] = INFINITY
-    if ucnt > 0:
-        lv = resid / wsum
-        ih_set(&s.lfill, l, lv if lv > 0 else 0)
 
 
 cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t* n_links) noexcept nogil:

@@ -511,9 +511,9 @@ def _build(op, algorithm, n, **options):
 
 def _piece_bytes(weights, blocks, block_ptr, k):
     """Bytes of each transfer of one piece: its blocks' weights, over k chunks."""
-    if len(weights) and np.all(weights == weights[0]):   # equal blocks: no pass over n^2 block ids
-        return np.diff(block_ptr) * (weights[0] / k)
     counts = np.diff(block_ptr)
+    if len(weights) and np.all(weights == weights[0]):   # equal blocks: no pass over n^2 block ids
+        return counts * (weights[0] / k)
     sums = np.zeros(len(counts))
     has = counts > 0   # a marker carries nothing (reduceat would give it its neighbour's block)
     if has.any():
