@@ -60,7 +60,7 @@ scanning wins.
 
 import numpy as np
 cimport numpy as cnp
-from libc.stdlib cimport malloc, realloc, free
+from libc.stdlib cimport malloc, realloc, free, qsort
 from libc.math cimport INFINITY, fabs, isfinite
 from libc.stdint cimport int32_t, int64_t, int8_t
 from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
@@ -1025,9 +1025,17 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
     return n_r
 
 
+cdef int _by_id(const void* a, const void* b) noexcept nogil:
+    cdef int32_t x = (<const int32_t*> a)[0], y = (<const int32_t*> b)[0]
+    return (x > y) - (x < y)
+
+
 cdef void start_keeping_loads(State* s) noexcept nogil:
     """Every link's load summed afresh, and the list of sending subflows
-    (alist) gathered from the links; both kept up to date from now on."""
+    (alist) gathered from the links; both kept up to date from now on.
+
+    The list is put in subflow order: gathered in link order, the sums over
+    it would depend on how links are numbered (results must not)."""
     cdef Py_ssize_t l, i
     cdef int64_t j, base, seen
     cdef double load
@@ -1042,12 +1050,14 @@ cdef void start_keeping_loads(State* s) noexcept nogil:
             load += s.rate[i]
             if s.smark[i] != seen:
                 s.smark[i] = seen
-                s.apos[i] = <int32_t> s.n_alist
                 s.alist[s.n_alist] = <int32_t> i
                 s.n_alist += 1
         s.load[l] = load
         s.load_c[l] = 0
         s.n_incid += s.cnt[l]
+    qsort(s.alist, s.n_alist, sizeof(int32_t), _by_id)
+    for l in range(s.n_alist):
+        s.apos[s.alist[l]] = <int32_t> l
     s.keep_loads = True
     s.by_candidates = True
 

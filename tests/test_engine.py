@@ -299,6 +299,12 @@ def test_all_to_all_fat_tree_matches_reference(seed):
     assert 0 < r.counters["by_candidates"] < r.counters["widened"]
     # the link log keeps the loads all along; the rates must not notice
     assert np.array_equal(simulate_links(net.capacity, net.latency, fa, record_links=True).finish, r.finish)
+    # nor how the links are numbered
+    perm = rng.permutation(len(net.capacity))   # link l becomes link perm[l]
+    cap, lat = np.empty_like(net.capacity), np.empty_like(net.latency)
+    cap[perm], lat[perm] = net.capacity, net.latency
+    moved = dataclasses.replace(fa, path_links=perm[fa.path_links])
+    assert simulate_links(cap, lat, moved).finish.tobytes() == r.finish.tobytes()
 
 
 # ------------------------------------------------------------ bad input
