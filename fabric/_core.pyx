@@ -844,29 +844,49 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
     return 0
 
 
+cdef inline Py_ssize_t queue_changed(State* s, int64_t stamp) noexcept nogil:
+    """The closure's BFS starts from the links the batch changed."""
+    cdef Py_ssize_t c
+    cdef int32_t l
+    for c in range(s.n_chg):
+        l = s.chg_list[c]
+        s.lmark[l] = stamp
+        s.queue[c] = l
+    return s.n_chg
+
+
+cdef inline Py_ssize_t join_region(State* s, Py_ssize_t i, int64_t stamp, Py_ssize_t n_r,
+                                    Py_ssize_t* qt) noexcept nogil:
+    """Subflow i joins the region (rlist[n_r]); its links not yet reached
+    join the BFS queue.  Returns the new region size."""
+    cdef int64_t k
+    cdef int32_t l
+    s.smark[i] = stamp
+    s.rlist[n_r] = <int32_t> i
+    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+        l = s.path_links[k]
+        if s.lmark[l] != stamp:
+            s.lmark[l] = stamp
+            s.queue[qt[0]] = l
+            qt[0] += 1
+    return n_r + 1
+
+
 cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t* n_links) noexcept nogil:
     """The closure by BFS over links, reading every subflow on each: cheap
     when the region is most of what its links carry (all-to-all on a star).
     Membership is decided by the threshold alone, so a link's background
     load and region weight are final when it is dequeued: one pass."""
-    cdef Py_ssize_t c, j, qh = 0, qt = 0, n_r = 0
-    cdef int32_t l, l2, ucnt
-    cdef int64_t base, k
+    cdef Py_ssize_t j, qh = 0, qt = queue_changed(s, stamp), n_r = 0
+    cdef int32_t l, ucnt
+    cdef int64_t base
     cdef Py_ssize_t i
     cdef double resid, wsum, bgmax
     cdef int32_t* slots = s.slots
-    cdef int64_t* path_ptr = s.path_ptr
-    cdef int32_t* path_links = s.path_links
     cdef int64_t* mark = s.smark
-    cdef int64_t* lmark = s.lmark
     cdef int32_t* queue = s.queue
     cdef double* rate = s.rate
     cdef double* w = s.sub_w
-    for c in range(s.n_chg):
-        l = s.chg_list[c]
-        lmark[l] = stamp
-        queue[qt] = l
-        qt += 1
     while qh < qt:
         l = queue[qh]
         qh += 1
@@ -884,15 +904,7 @@ cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t*
                     if rate[i] > bgmax * w[i]:
                         bgmax = rate[i] / w[i]
                     continue
-                mark[i] = stamp
-                s.rlist[n_r] = <int32_t> i
-                n_r += 1
-                for k in range(path_ptr[i], path_ptr[i + 1]):
-                    l2 = path_links[k]
-                    if lmark[l2] != stamp:
-                        lmark[l2] = stamp
-                        queue[qt] = l2
-                        qt += 1
+                n_r = join_region(s, i, stamp, n_r, &qt)
             wsum += w[i]
             ucnt += 1
         region_link(s, l, resid, wsum, ucnt, bgmax)
@@ -960,16 +972,13 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
     of them is listed (radj), and a crowded link's background is its kept
     load minus H's rates, not a pass over everything on it (all-to-all on a
     fat-tree: a few hundred candidates on links carrying thousands)."""
-    cdef Py_ssize_t c, j, qh = 0, qt = 0, n_r = 0, n_h = 0
-    cdef int32_t l, l2, ucnt
-    cdef int64_t base, k, off, crowd
+    cdef Py_ssize_t c, j, qh = 0, qt, n_r = 0, n_h = 0
+    cdef int32_t l, ucnt
+    cdef int64_t base, off, crowd
     cdef Py_ssize_t i
     cdef double resid, wsum
     cdef int32_t* hl = s.due   # H (scratch)
-    cdef int64_t* path_ptr = s.path_ptr
-    cdef int32_t* path_links = s.path_links
     cdef int64_t* mark = s.smark
-    cdef int64_t* lmark = s.lmark
     cdef int32_t* queue = s.queue
     cdef double* rate = s.rate
     cdef double* w = s.sub_w
@@ -992,11 +1001,7 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
     else:
         s.cand_backoff = 16
     # BFS from the changed links: on a link it reaches, every H member is reached
-    for c in range(s.n_chg):
-        l = s.chg_list[c]
-        lmark[l] = stamp
-        queue[qt] = l
-        qt += 1
+    qt = queue_changed(s, stamp)
     while qh < qt:
         l = queue[qh]
         qh += 1
@@ -1008,15 +1013,7 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
             for j in range(s.rcnt[l]):
                 i = s.radj[base + j]
                 if mark[i] == hstamp:
-                    mark[i] = stamp
-                    s.rlist[n_r] = <int32_t> i
-                    n_r += 1
-                    for k in range(path_ptr[i], path_ptr[i + 1]):
-                        l2 = path_links[k]
-                        if lmark[l2] != stamp:
-                            lmark[l2] = stamp
-                            queue[qt] = l2
-                            qt += 1
+                    n_r = join_region(s, i, stamp, n_r, &qt)
                 resid += rate[i]
                 wsum += w[i]
                 ucnt += 1
