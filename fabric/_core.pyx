@@ -783,9 +783,10 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
     """
     cdef Py_ssize_t c, i
     cdef int32_t l
-    cdef int64_t base, j, frozen = stamp + 1
+    cdef int64_t j, n_ids, frozen = stamp + 1
     cdef double lv, cur = 0
     cdef Item it
+    cdef int32_t* ids
     cdef int32_t* slots = s.slots
     cdef int64_t* mark = s.smark
     cdef double* w = s.sub_w
@@ -813,20 +814,17 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
             ih_remove(&s.lfill, l)
             cur = lv
             s.sat[l] = lv
-            if s.amark[l] == adj:
-                base = s.rstart[l]
-                for j in range(s.rcnt[l]):
-                    i = s.radj[base + j]
-                    if mark[i] == stamp:
-                        mark[i] = frozen
-                        freeze(s, i, w[i] * lv, lv)
-            else:
-                base = s.link_ptr[l]
-                for j in range(s.cnt[l]):
-                    i = slots[base + j]
-                    if mark[i] == stamp:
-                        mark[i] = frozen
-                        freeze(s, i, w[i] * lv, lv)
+            if s.amark[l] == adj:   # the region members listed on l
+                ids = s.radj + s.rstart[l]
+                n_ids = s.rcnt[l]
+            else:                   # everything on l
+                ids = slots + s.link_ptr[l]
+                n_ids = s.cnt[l]
+            for j in range(n_ids):
+                i = ids[j]
+                if mark[i] == stamp:
+                    mark[i] = frozen
+                    freeze(s, i, w[i] * lv, lv)
         else:
             it = heap_pop(&s.capfill)
             i = it.key
@@ -973,10 +971,9 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
     load minus H's rates, not a pass over everything on it (all-to-all on a
     fat-tree: a few hundred candidates on links carrying thousands)."""
     cdef Py_ssize_t c, j, qh = 0, qt, n_r = 0, n_h = 0
-    cdef int32_t l, ucnt
+    cdef int32_t l
     cdef int64_t base, off, crowd
     cdef Py_ssize_t i
-    cdef double resid, wsum
     cdef int32_t* hl = s.due   # H (scratch)
     cdef int64_t* mark = s.smark
     cdef int32_t* queue = s.queue
@@ -1005,19 +1002,13 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
     while qh < qt:
         l = queue[qh]
         qh += 1
-        resid = s.cap[l] - (s.load[l] + s.load_c[l])
-        wsum = 0
-        ucnt = 0
         if s.amark[l] == hstamp:
             base = s.rstart[l]
             for j in range(s.rcnt[l]):
                 i = s.radj[base + j]
                 if mark[i] == hstamp:
                     n_r = join_region(s, i, stamp, n_r, &qt)
-                resid += rate[i]
-                wsum += w[i]
-                ucnt += 1
-        region_link(s, l, resid, wsum, ucnt, -1)   # bgmax: found if needed (progressive_fill)
+        kept_link(s, l, hstamp)
     n_links[0] = qt
     return n_r
 
