@@ -724,7 +724,7 @@ cdef inline void scan_link(State* s, int32_t l, int64_t stamp) noexcept nogil:
     """Background load, region weight and top background level of link l."""
     cdef int64_t base = s.link_ptr[l], j
     cdef Py_ssize_t i
-    cdef double resid = s.cap[l], wsum = 0, bgmax = 0, lv
+    cdef double resid = s.cap[l], wsum = 0, bgmax = 0
     cdef int32_t ucnt = 0
     for j in range(s.cnt[l]):
         i = s.slots[base + j]
@@ -733,9 +733,8 @@ cdef inline void scan_link(State* s, int32_t l, int64_t stamp) noexcept nogil:
             ucnt += 1
         else:
             resid -= s.rate[i]
-            lv = s.rate[i] / s.sub_w[i]
-            if lv > bgmax:
-                bgmax = lv
+            if s.rate[i] > bgmax * s.sub_w[i]:   # no division per subflow
+                bgmax = s.rate[i] / s.sub_w[i]
     s.n_incid += s.cnt[l]
     region_link(s, l, resid, wsum, ucnt, bgmax)
 
