@@ -362,6 +362,8 @@ ctypedef struct State:
     Log ratelog
     bint rec_links
     bint rec_rates
+    bint unit_w          # every weight is 1: reading none saves an array per subflow in the hot loops
+    bint has_caps        # some subflow has a finite rate cap (else the fill skips looking for them)
     double until         # stop before events later than this (inf: run to the end)
     double now           # time of the last batch processed
     double window        # events up to this time belong to the current batch
@@ -575,8 +577,13 @@ cdef int handle(State* s, Item* it) noexcept nogil:
     return finish_sub(s, i, t)
 
 
+cdef inline double wt(State* s, Py_ssize_t i) noexcept nogil:
+    """Subflow i's weight."""
+    return 1.0 if s.unit_w else s.sub_w[i]
+
+
 cdef inline double level_of(State* s, Py_ssize_t i) noexcept nogil:
-    return s.rate[i] / s.sub_w[i]
+    return s.rate[i] / wt(s, i)
 
 
 cdef inline bint settled_after(State* s, Py_ssize_t i, int64_t lstamp) noexcept nogil:
@@ -585,8 +592,8 @@ cdef inline bint settled_after(State* s, Py_ssize_t i, int64_t lstamp) noexcept 
     if the local fill touched them (lmark == lstamp: their level is new)."""
     cdef int64_t k
     cdef int32_t l
-    cdef double lv = s.rate[i] / s.sub_w[i]
-    if s.rate[i] >= s.sub_cap[i] * (1 - SETTLE_TOL):
+    cdef double lv = s.rate[i] / wt(s, i)
+    if s.has_caps and s.rate[i] >= s.sub_cap[i] * (1 - SETTLE_TOL):
         return True
     for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
         l = s.path_links[k]
@@ -616,9 +623,9 @@ cdef double arrival_bound(State* s, int32_t l) noexcept nogil:
     cdef double wall = 0, wnew = 0, lam, fixed, rest, nxt
     for j in range(s.cnt[l]):
         i = s.slots[base + j]
-        wall += s.sub_w[i]
+        wall += wt(s, i)
         if s.nmark[i] == s.batch:
-            wnew += s.sub_w[i]
+            wnew += wt(s, i)
     lam = s.cap[l] / wall
     for it in range(4):   # every iterate is a valid bound; more only tighten it
         fixed = 0
@@ -627,10 +634,10 @@ cdef double arrival_bound(State* s, int32_t l) noexcept nogil:
             i = s.slots[base + j]
             if s.nmark[i] == s.batch:
                 continue
-            if s.rate[i] < lam * s.sub_w[i]:
+            if s.rate[i] < lam * wt(s, i):
                 fixed += s.rate[i]
             else:
-                rest += s.sub_w[i]
+                rest += wt(s, i)
         nxt = (s.cap[l] - fixed) / rest
         if not nxt > lam * (1 + 1e-15):
             break
@@ -678,17 +685,17 @@ cdef double lowest_changed_level(State* s) noexcept nogil:
                 i = s.slots[base + j]
                 if s.nmark[i] != s.batch and level_of(s, i) < lam0 and not settled(s, i):
                     lam0 = level_of(s, i)
-    for j in range(s.n_new):
+    for j in range(s.n_new if s.has_caps else 0):
         i = s.newlist[j]
-        if s.sub_cap[i] / s.sub_w[i] < lam0:
-            lam0 = s.sub_cap[i] / s.sub_w[i]
+        if s.sub_cap[i] / wt(s, i) < lam0:
+            lam0 = s.sub_cap[i] / wt(s, i)
     return lam0
 
 
 cdef inline void freeze(State* s, Py_ssize_t i, double r, double lv) noexcept nogil:
     cdef int64_t k
     cdef int32_t l
-    cdef double wi = s.sub_w[i]
+    cdef double wi = wt(s, i)
     cdef double* resid = s.resid
     cdef double* wsum = s.wsum
     cdef int32_t* ucnt = s.ucnt
@@ -729,12 +736,12 @@ cdef inline void scan_link(State* s, int32_t l, int64_t stamp) noexcept nogil:
     for j in range(s.cnt[l]):
         i = s.slots[base + j]
         if s.smark[i] == stamp:
-            wsum += s.sub_w[i]
+            wsum += wt(s, i)
             ucnt += 1
         else:
             resid -= s.rate[i]
-            if s.rate[i] > bgmax * s.sub_w[i]:   # no division per subflow
-                bgmax = s.rate[i] / s.sub_w[i]
+            if s.rate[i] > bgmax * wt(s, i):   # no division per subflow
+                bgmax = s.rate[i] / wt(s, i)
     s.n_incid += s.cnt[l]
     region_link(s, l, resid, wsum, ucnt, bgmax)
 
@@ -747,7 +754,7 @@ cdef void recount(State* s, int32_t l, int64_t stamp) noexcept nogil:
     for j in range(s.cnt[l]):
         i = s.slots[base + j]
         if s.smark[i] == stamp:
-            wsum += s.sub_w[i]
+            wsum += wt(s, i)
         elif s.smark[i] == stamp + 1:
             resid -= s.newrate[i]
         else:
@@ -765,13 +772,13 @@ cdef double background_max(State* s, int32_t l, int64_t stamp) noexcept nogil:
     cdef double top = 0
     for j in range(s.cnt[l]):
         i = s.slots[base + j]
-        if s.smark[i] != stamp and s.smark[i] != stamp + 1 and s.rate[i] > top * s.sub_w[i]:
-            top = s.rate[i] / s.sub_w[i]
+        if s.smark[i] != stamp and s.smark[i] != stamp + 1 and s.rate[i] > top * wt(s, i):
+            top = s.rate[i] / wt(s, i)
     s.n_incid += s.cnt[l]
     return top
 
 
-cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t adj) noexcept nogil:
+cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t adj, double lam0) noexcept nogil:
     """Freeze the region's subflows (smark == stamp) level by level.
 
     The region's links (queue[0 .. n_links-1]) must have been scanned.  New
@@ -779,6 +786,8 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
     link left with no room gets sat = the top level on it; others inf.
     Links with amark == adj list their region members in radj (the rest of
     a crowded link need not be walked); bgmax < 0 means not yet known.
+    Returns 1 if a subflow that is not new landed below lam0 (see refill),
+    -1 on allocation failure, else 0.
     """
     cdef Py_ssize_t c, i
     cdef int32_t l
@@ -786,14 +795,14 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
     cdef double lv, cur = 0
     cdef Item it
     cdef int32_t* ids
+    cdef int below = 0
     cdef int32_t* slots = s.slots
     cdef int64_t* mark = s.smark
-    cdef double* w = s.sub_w
     s.capfill.n = 0
-    for c in range(s.n_r):
+    for c in range(s.n_r if s.has_caps else 0):
         i = s.rlist[c]
         if isfinite(s.sub_cap[i]):
-            if heap_push(&s.capfill, s.sub_cap[i] / w[i], i) < 0:
+            if heap_push(&s.capfill, s.sub_cap[i] / wt(s, i), i) < 0:
                 return -1
     while s.lfill.n > 0 or s.capfill.n > 0:
         if s.capfill.n == 0 or (s.lfill.n > 0 and s.lfill.t[0] <= s.capfill.a[0].t):
@@ -823,7 +832,9 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
                 i = ids[j]
                 if mark[i] == stamp:
                     mark[i] = frozen
-                    freeze(s, i, w[i] * lv, lv)
+                    freeze(s, i, wt(s, i) * lv, lv)
+                    if wt(s, i) * lv < wt(s, i) * lam0 * (1 - 1e-9) and s.nmark[i] != s.batch:
+                        below = 1
         else:
             it = heap_pop(&s.capfill)
             i = it.key
@@ -831,14 +842,16 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
                 continue
             cur = it.t if it.t > cur else cur
             mark[i] = frozen
-            freeze(s, i, s.sub_cap[i], s.sub_cap[i] / w[i])
+            freeze(s, i, s.sub_cap[i], s.sub_cap[i] / wt(s, i))
+            if s.sub_cap[i] < wt(s, i) * lam0 * (1 - 1e-9) and s.nmark[i] != s.batch:
+                below = 1
     for c in range(n_links):
         l = s.queue[c]
         if s.sat[l] == INFINITY and s.resid[l] <= s.cap[l] * SETTLE_TOL:
             if s.bgmax[l] < 0:
                 s.bgmax[l] = background_max(s, l, stamp)
             s.sat[l] = s.bgmax[l] if s.bgmax[l] > s.rmax[l] else s.rmax[l]
-    return 0
+    return below
 
 
 cdef inline Py_ssize_t queue_changed(State* s, int64_t stamp) noexcept nogil:
@@ -883,7 +896,6 @@ cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t*
     cdef int64_t* mark = s.smark
     cdef int32_t* queue = s.queue
     cdef double* rate = s.rate
-    cdef double* w = s.sub_w
     while qh < qt:
         l = queue[qh]
         qh += 1
@@ -896,13 +908,15 @@ cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t*
         for j in range(s.cnt[l]):
             i = slots[base + j]
             if mark[i] != stamp:
-                if s.nmark[i] != s.batch and rate[i] < thr * w[i]:
+                # the level first: most subflows read here are in the region, and it
+                # settles them without reading nmark (one array less per incidence)
+                if rate[i] < thr * wt(s, i) and s.nmark[i] != s.batch:
                     resid -= rate[i]
-                    if rate[i] > bgmax * w[i]:
-                        bgmax = rate[i] / w[i]
+                    if rate[i] > bgmax * wt(s, i):
+                        bgmax = rate[i] / wt(s, i)
                     continue
                 n_r = join_region(s, i, stamp, n_r, &qt)
-            wsum += w[i]
+            wsum += wt(s, i)
             ucnt += 1
         region_link(s, l, resid, wsum, ucnt, bgmax)
     n_links[0] = qt
@@ -957,7 +971,7 @@ cdef inline void kept_link(State* s, int32_t l, int64_t astamp) noexcept nogil:
         for j in range(s.rcnt[l]):
             i = s.radj[base + j]
             resid += s.rate[i]
-            wsum += s.sub_w[i]
+            wsum += wt(s, i)
         ucnt = s.rcnt[l]
     region_link(s, l, resid, wsum, ucnt, -1)   # bgmax: found if needed (progressive_fill)
 
@@ -977,10 +991,9 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
     cdef int64_t* mark = s.smark
     cdef int32_t* queue = s.queue
     cdef double* rate = s.rate
-    cdef double* w = s.sub_w
     for c in range(s.n_alist):
         i = s.alist[c]
-        if s.nmark[i] == s.batch or not rate[i] < thr * w[i]:
+        if s.nmark[i] == s.batch or not rate[i] < thr * wt(s, i):
             mark[i] = hstamp
             hl[n_h] = <int32_t> i
             n_h += 1
@@ -1056,9 +1069,8 @@ cdef int refill(State* s, double lam0) noexcept nogil:
     Returns 1 if a refilled subflow landed below lam0 (caller redoes with 0),
     -1 on allocation failure, else 0.
     """
-    cdef Py_ssize_t c, n_r, qt
+    cdef Py_ssize_t n_r, qt
     cdef int64_t stamp, hstamp, adj
-    cdef Py_ssize_t i
     cdef double thr = lam0 * (1 - SETTLE_TOL)
     s.stamp += 1
     hstamp = 2 * s.stamp
@@ -1079,13 +1091,9 @@ cdef int refill(State* s, double lam0) noexcept nogil:
         s.n_by_candidates += 1
     s.n_r = n_r
     s.n_refilled += n_r
-    if progressive_fill(s, stamp, qt, adj) < 0:
-        return -1
-    for c in range(n_r):
-        i = s.rlist[c]
-        if s.nmark[i] != s.batch and s.newrate[i] < s.sub_w[i] * lam0 * (1 - 1e-9):
-            return 1
-    return 0
+    # a refilled subflow that landed below lam0 (only through rounding) makes
+    # the caller redo it with lam0 = 0; the fill checks as it freezes
+    return progressive_fill(s, stamp, qt, adj, lam0)
 
 
 cdef inline void save_sat(State* s, int32_t l) noexcept nogil:
@@ -1180,7 +1188,7 @@ cdef int local_refill(State* s, int max_rounds) noexcept nogil:
             else:
                 scan_link(s, s.queue[c], stamp)
             scanned += s.cnt[s.queue[c]]
-        if progressive_fill(s, stamp, qt, adj) < 0:
+        if progressive_fill(s, stamp, qt, adj, 0.0) < 0:
             return -1
         # outside subflows on touched links: above a filled link, or unsettled?
         # Not on a link whose level came out as before the batch: its outside
@@ -1200,7 +1208,7 @@ cdef int local_refill(State* s, int max_rounds) noexcept nogil:
                 if s.smark[i] == stamp + 1 or s.smark[i] == stamp + 3:
                     continue
                 # above the level a link filled at: per link; bottleneck: once
-                if s.rate[i] > s.sat[l] * s.sub_w[i] * (1 + SETTLE_TOL) or (
+                if s.rate[i] > s.sat[l] * wt(s, i) * (1 + SETTLE_TOL) or (
                         s.smark[i] != stamp + 2 and not settled_after(s, i, lstamp)):
                     s.smark[i] = stamp + 3
                     s.rlist[n_r] = <int32_t> i
@@ -1640,6 +1648,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.ratelog.n = s.ratelog.cap = 0
     s.rec_links = record_links
     s.rec_rates = record_rates
+    s.unit_w = bool((arrays["sub_w"] == 1).all())
+    s.has_caps = bool(np.isfinite(arrays["sub_cap"]).any())
     s.until = until
     s.now = 0.0
     s.window = -INFINITY
