@@ -577,6 +577,12 @@ cdef int handle(State* s, Item* it) noexcept nogil:
     return finish_sub(s, i, t)
 
 
+cdef inline bint is_new(State* s, Py_ssize_t i) noexcept nogil:
+    """Subflow i started sending in this batch (most batches start none:
+    then nmark is not read at all)."""
+    return s.n_new > 0 and s.nmark[i] == s.batch
+
+
 cdef inline double wt(State* s, Py_ssize_t i) noexcept nogil:
     """Subflow i's weight."""
     return 1.0 if s.unit_w else s.sub_w[i]
@@ -624,7 +630,7 @@ cdef double arrival_bound(State* s, int32_t l) noexcept nogil:
     for j in range(s.cnt[l]):
         i = s.slots[base + j]
         wall += wt(s, i)
-        if s.nmark[i] == s.batch:
+        if is_new(s, i):
             wnew += wt(s, i)
     lam = s.cap[l] / wall
     for it in range(4):   # every iterate is a valid bound; more only tighten it
@@ -632,7 +638,7 @@ cdef double arrival_bound(State* s, int32_t l) noexcept nogil:
         rest = wnew
         for j in range(s.cnt[l]):
             i = s.slots[base + j]
-            if s.nmark[i] == s.batch:
+            if is_new(s, i):
                 continue
             if s.rate[i] < lam * wt(s, i):
                 fixed += s.rate[i]
@@ -683,7 +689,7 @@ cdef double lowest_changed_level(State* s) noexcept nogil:
         if s.lchg[l] & 1:
             for j in range(s.cnt[l]):
                 i = s.slots[base + j]
-                if s.nmark[i] != s.batch and level_of(s, i) < lam0 and not settled(s, i):
+                if not is_new(s, i) and level_of(s, i) < lam0 and not settled(s, i):
                     lam0 = level_of(s, i)
     for j in range(s.n_new if s.has_caps else 0):
         i = s.newlist[j]
@@ -833,7 +839,7 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
                 if mark[i] == stamp:
                     mark[i] = frozen
                     freeze(s, i, wt(s, i) * lv, lv)
-                    if wt(s, i) * lv < wt(s, i) * lam0 * (1 - 1e-9) and s.nmark[i] != s.batch:
+                    if wt(s, i) * lv < wt(s, i) * lam0 * (1 - 1e-9) and not is_new(s, i):
                         below = 1
         else:
             it = heap_pop(&s.capfill)
@@ -843,7 +849,7 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
             cur = it.t if it.t > cur else cur
             mark[i] = frozen
             freeze(s, i, s.sub_cap[i], s.sub_cap[i] / wt(s, i))
-            if s.sub_cap[i] < wt(s, i) * lam0 * (1 - 1e-9) and s.nmark[i] != s.batch:
+            if s.sub_cap[i] < wt(s, i) * lam0 * (1 - 1e-9) and not is_new(s, i):
                 below = 1
     for c in range(n_links):
         l = s.queue[c]
@@ -910,7 +916,7 @@ cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t*
             if mark[i] != stamp:
                 # the level first: most subflows read here are in the region, and it
                 # settles them without reading nmark (one array less per incidence)
-                if rate[i] < thr * wt(s, i) and s.nmark[i] != s.batch:
+                if rate[i] < thr * wt(s, i) and not is_new(s, i):
                     resid -= rate[i]
                     if rate[i] > bgmax * wt(s, i):
                         bgmax = rate[i] / wt(s, i)
@@ -993,7 +999,7 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
     cdef double* rate = s.rate
     for c in range(s.n_alist):
         i = s.alist[c]
-        if s.nmark[i] == s.batch or not rate[i] < thr * wt(s, i):
+        if is_new(s, i) or not rate[i] < thr * wt(s, i):
             mark[i] = hstamp
             hl[n_h] = <int32_t> i
             n_h += 1
@@ -1247,7 +1253,7 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
     for c in range(s.n_r):
         i = s.rlist[c]
         nr = s.newrate[i]
-        if nr == s.rate[i] and s.nmark[i] != s.batch:
+        if nr == s.rate[i] and not is_new(s, i):
             continue
         if fabs(nr - s.rate[i]) > 1e-12 * nr:
             s.n_changed += 1
