@@ -914,8 +914,8 @@ cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t*
         for j in range(s.cnt[l]):
             i = slots[base + j]
             if mark[i] != stamp:
-                # the level first: most subflows read here are in the region, and it
-                # settles them without reading nmark (one array less per incidence)
+                # the level first: it settles the region's subflows (most of
+                # those read here) without asking whether they are new
                 if rate[i] < thr * wt(s, i) and not is_new(s, i):
                     resid -= rate[i]
                     if rate[i] > bgmax * wt(s, i):
