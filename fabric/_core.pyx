@@ -598,7 +598,7 @@ cdef inline bint settled_after(State* s, Py_ssize_t i, int64_t lstamp) noexcept 
     if the local fill touched them (lmark == lstamp: their level is new)."""
     cdef int64_t k
     cdef int32_t l
-    cdef double lv = s.rate[i] / wt(s, i)
+    cdef double lv = level_of(s, i)
     if s.has_caps and s.rate[i] >= s.sub_cap[i] * (1 - SETTLE_TOL):
         return True
     for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
@@ -698,7 +698,9 @@ cdef double lowest_changed_level(State* s) noexcept nogil:
     return lam0
 
 
-cdef inline void freeze(State* s, Py_ssize_t i, double r, double lv) noexcept nogil:
+cdef inline bint freeze(State* s, Py_ssize_t i, double r, double lv, double lam0) noexcept nogil:
+    """Subflow i freezes at rate r (level lv).  Returns whether it landed
+    below lam0 though not new (see refill)."""
     cdef int64_t k
     cdef int32_t l
     cdef double wi = wt(s, i)
@@ -715,6 +717,7 @@ cdef inline void freeze(State* s, Py_ssize_t i, double r, double lv) noexcept no
             s.rmax[l] = lv
         if ucnt[l] == 0:
             ih_remove(&s.lfill, l)
+    return r < wi * lam0 * (1 - 1e-9) and not is_new(s, i)
 
 
 cdef inline void region_link(State* s, int32_t l, double resid, double wsum, int32_t ucnt,
@@ -801,7 +804,7 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
     cdef double lv, cur = 0
     cdef Item it
     cdef int32_t* ids
-    cdef int below = 0
+    cdef bint below = False
     cdef int32_t* slots = s.slots
     cdef int64_t* mark = s.smark
     s.capfill.n = 0
@@ -838,9 +841,7 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
                 i = ids[j]
                 if mark[i] == stamp:
                     mark[i] = frozen
-                    freeze(s, i, wt(s, i) * lv, lv)
-                    if wt(s, i) * lv < wt(s, i) * lam0 * (1 - 1e-9) and not is_new(s, i):
-                        below = 1
+                    below |= freeze(s, i, wt(s, i) * lv, lv, lam0)
         else:
             it = heap_pop(&s.capfill)
             i = it.key
@@ -848,9 +849,7 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
                 continue
             cur = it.t if it.t > cur else cur
             mark[i] = frozen
-            freeze(s, i, s.sub_cap[i], s.sub_cap[i] / wt(s, i))
-            if s.sub_cap[i] < wt(s, i) * lam0 * (1 - 1e-9) and not is_new(s, i):
-                below = 1
+            below |= freeze(s, i, s.sub_cap[i], s.sub_cap[i] / wt(s, i), lam0)
     for c in range(n_links):
         l = s.queue[c]
         if s.sat[l] == INFINITY and s.resid[l] <= s.cap[l] * SETTLE_TOL:
