@@ -19,7 +19,7 @@ from .errors import FabricError
 from .network import ROUTINGS, SPRAY_PATHS, Network
 from .scenario import InfeasibleError, ScenarioError, load_scenario
 from .spec import load_topology
-from .summary import JOB_COLUMNS, LINK_COLUMNS, cell, summarize
+from .summary import JOB_COLUMNS, LINK_COLUMNS, cell, jsonable, summarize
 from .units import format_bandwidth, format_size, format_time, parse_size, parse_time
 from .workloads.collectives import ALGORITHMS, OPS, collective as run_collective, collective_sizes
 
@@ -193,9 +193,12 @@ def _collective_options(f):
 
 
 def _emit(rows, fmt, output):
-    """Rows (dicts) as JSON or CSV, to a file or stdout (JSON takes any data)."""
+    """Rows (dicts) as JSON or CSV, to a file or stdout (JSON takes any data).
+    Unknown values (nan, inf) are null in JSON and empty in CSV: strict
+    parsers reject JSON's NaN/Infinity extensions."""
+    rows = jsonable(rows)
     if fmt == "json":
-        text = json.dumps(rows, indent=2) + "\n"
+        text = json.dumps(rows, indent=2, allow_nan=False) + "\n"
     else:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [])
@@ -271,7 +274,7 @@ def collective(topology, routing, seed, max_paths, op, algorithm, size, ranks, c
     if _machine_output([_collective_row(r)], as_json, as_csv, output):
         rows = [("operation", f"{r.op} ({r.algorithm}, {chunks} chunk{'s' * (chunks > 1)})"),
                 ("ranks", r.n_ranks), ("size", format_size(r.size)), ("time", format_time(r.time)),
-                ("algbw", format_bandwidth(r.algbw)), ("busbw", format_bandwidth(r.busbw)),
+                ("algbw", cell(r.algbw, "bw")), ("busbw", cell(r.busbw, "bw")),
                 ("flows", r.schedule.n_transfers)]
         click.echo(tabulate(rows, headers=("collective", ""), disable_numparse=True))
 
@@ -401,10 +404,14 @@ def _print_nccl_table(op, routing, topology, rows):
     click.echo(f"# {'size':>10} {'count':>12} {'type':>9} {'redop':>6} {'root':>5} {'time':>10} {'algbw':>8} "
                f"{'busbw':>8}")
     click.echo(f"# {'(B)':>10} {'(elements)':>12} {'':>9} {'':>6} {'':>5} {'(us)':>10} {'(GB/s)':>8} {'(GB/s)':>8}")
+    def num(v):   # '-' where there is no bandwidth (one rank: no time)
+        return f"{v:>8.2f}" if math.isfinite(v) else f"{'-':>8}"
+
     for x in rows:
         click.echo(f"  {x['size']:>10} {x['count']:>12} {x['type']:>9} {x['redop']:>6} {x['root']:>5} "
-                   f"{x['time_us']:>10.2f} {x['algbw_GBps']:>8.2f} {x['busbw_GBps']:>8.2f}")
-    click.echo(f"# Avg bus bandwidth    : {sum(x['busbw_GBps'] for x in rows) / len(rows):.4f}")
+                   f"{x['time_us']:>10.2f} {num(x['algbw_GBps'])} {num(x['busbw_GBps'])}")
+    busbw = [x["busbw_GBps"] for x in rows if math.isfinite(x["busbw_GBps"])]
+    click.echo(f"# Avg bus bandwidth    : {f'{sum(busbw) / len(busbw):.4f}' if busbw else '-'}")
 
 
 # ------------------------------------------------------------ scenarios

@@ -148,6 +148,31 @@ def test_nccl_zero_bytes_alone_is_one_size():
     assert r.exit_code == 0 and [x["size"] for x in json.loads(r.output)] == [0]
 
 
+def _strict_json(text):
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_one_rank_has_no_bandwidth_and_strict_json():
+    # one rank sends nothing and takes no time: no algbw (once 'inf PB/s' and
+    # 'Infinity', which strict JSON parsers reject)
+    r = run("collective", "-t", "fat-tree:k=4", "--ranks", "1", "--op", "broadcast")
+    assert r.exit_code == 0, r.output
+    assert [line.split()[1:] for line in r.output.splitlines() if line.split()[0] in ("algbw", "busbw")] == [["-"]] * 2
+    row = _strict_json(run("collective", "-t", "fat-tree:k=4", "--ranks", "1", "--json").output)[0]
+    assert row["time_s"] == 0 and row["flows"] == 0 and row["algbw_Bps"] is None and row["busbw_Bps"] == 0
+    r = run("nccl", "broadcast", "-t", "fat-tree:k=4", "--ranks", "1", "-b", "1K", "-e", "2K")
+    assert r.exit_code == 0, r.output
+    assert [line.split()[-2:] for line in r.output.splitlines() if not line.startswith("#")] == [["-", "-"]] * 2
+    assert r.output.splitlines()[-1] == "# Avg bus bandwidth    : -"
+    rows = _strict_json(run("nccl", "broadcast", "-t", "fat-tree:k=4", "--ranks", "1", "-b", "1K", "-e", "2K",
+                            "--json").output)
+    assert [(x["algbw_GBps"], x["busbw_GBps"]) for x in rows] == [(None, None)] * 2
+    csv_rows = run("nccl", "broadcast", "-t", "fat-tree:k=4", "--ranks", "1", "-b", "1K", "-e", "1K", "--csv")
+    assert csv_rows.output.splitlines()[1].split(",")[6:8] == ["", ""]
+
+
 def test_a_typo_that_asks_for_too_many_flows_is_one_line(flow_budget_1000):
     r = run("collective", "-t", "fat-tree:k=4", "--chunks", "1000000")
     assert r.exit_code == 1 and "Traceback" not in r.output

@@ -744,7 +744,8 @@ class CollectiveResult:
         Seconds from the start until the last transfer finished.
     algbw, busbw : float
         ``size / time`` and ``algbw * factor`` with the nccl-tests factors
-        (:data:`BUSBW_FACTOR`), bytes/s.
+        (:data:`BUSBW_FACTOR`), bytes/s; algbw is nan when ``time`` is 0
+        (a single rank: nothing to send).
     rank_finish : ndarray (n,)
         Per rank, when its last transfer (in or out) finished.
     schedule : Schedule
@@ -886,7 +887,8 @@ def _result(net, nodes, sched, res, start):
         np.fmax.at(rank_finish, sched.src, res.finish)
         np.fmax.at(rank_finish, sched.dst, res.finish)
     time = (res.makespan - start) if sched.n_transfers else 0.0
-    algbw = sched.size / time if time > 0 else math.inf
+    # no time (one rank: nothing crosses the fabric) has no bandwidth, as run.py's jobs
+    algbw = sched.size / time if time > 0 else math.nan
     factor = BUSBW_FACTOR[sched.op](n)
     return CollectiveResult(op=sched.op, algorithm=sched.algorithm, size=sched.size, time=time, algbw=algbw,
                             busbw=algbw * factor if factor else 0.0, rank_finish=rank_finish, schedule=sched,
