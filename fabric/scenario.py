@@ -289,8 +289,13 @@ class Scenario:
             G = load_topology(self.resolve(topo["file"]) if topo.get("file") else topo["spec"])
         except (FabricError, TopologyError) as exc:
             raise self.error(("topology", "file" if topo.get("file") else "spec"), str(exc)) from None
-        return Network(G, routing=routing or topo["routing"], seed=self.seed if seed is None else seed,
-                       max_paths=topo["max_paths"] if max_paths is None else max_paths)
+        try:
+            return Network(G, routing=routing or topo["routing"], seed=self.seed if seed is None else seed,
+                           max_paths=topo["max_paths"] if max_paths is None else max_paths)
+        except FabricError as exc:
+            if routing is None and str(exc).startswith("routing="):   # the file's routing, not the family's
+                raise self.error(("topology", "routing"), str(exc), InfeasibleError) from None
+            raise
 
     def build(self, net, seed=None):
         """(jobs, placements, traffic, events) on ``net``."""

@@ -76,6 +76,8 @@ def test_summary_table_csv_and_files(tmp_path):
      "s.toml:3: jobs[0].placement: job 'a' needs 40 accelerators, only 16 of 16 are free"),
     ('[topology]\nspec = "fat-tree:k=4"\n[[jobs]]\nname = "a"\naccelerators = 2\nplacement = ["acc0", "core0"]\n',
      EXIT_INFEASIBLE, "s.toml:6: jobs[0].placement: 'core0' is not an accelerator"),
+    ('[topology]\nspec = "fat-tree:k=4"\nrouting = "ugal"\n[[jobs]]\nname = "a"\naccelerators = 4\n', EXIT_INFEASIBLE,
+     "s.toml:3: topology.routing: routing='ugal': needs a dragonfly topology, got fat_tree"),
 ])
 def test_bad_scenarios_give_one_line_and_an_exit_code(tmp_path, content, code, message):
     scn = tmp_path / "s.toml"
