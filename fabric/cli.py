@@ -120,7 +120,11 @@ def _summary_rows(s):
         rows.append((f"  {layer}", n))
     rows.append(("pods", s["pods"]))
     rows.append(("connected", "yes" if s["connected"] else "NO"))
-    rows.append(("diameter (hops)", f"{s['diameter']} ({s['diameter_source']})"))
+    if s["diameter"] is not None:
+        diameter = f"{s['diameter']} ({s['diameter_source']})"
+    else:
+        diameter = "n/a (" + ("disconnected" if s["diameter_source"] == "measured" else "too large to measure") + ")"
+    rows.append(("diameter (hops)", diameter))
     bis = s["bisection_bandwidth"]
     rows.append(("bisection bandwidth", "n/a" if bis is None else format_bandwidth(bis) + " per direction"))
     return rows

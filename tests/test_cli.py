@@ -40,6 +40,17 @@ def test_topo_info_dragonfly_pods_units():
     assert s["switches_by_tier"]["scaleup"] == 36
 
 
+def test_topo_info_without_a_diameter(tmp_path):
+    G = T.fat_tree(4)
+    G.remove_edges_from(list(G.edges("acc0")))
+    T.save(G, tmp_path / "cut.json")
+    r = run("topo", "info", str(tmp_path / "cut.json"))
+    assert r.exit_code == 0, r.output
+    assert "diameter (hops)      n/a (disconnected)" in r.output and "None" not in r.output
+    r = run("topo", "info", "dragonfly:p=4,a=8,h=4,groups=10")   # 320 accelerators, no closed form
+    assert "diameter (hops)      n/a (too large to measure)" in r.output
+
+
 @pytest.mark.parametrize("ext", ["json", "graphml"])
 def test_topo_build_then_info(tmp_path, ext):
     out = tmp_path / f"ft.{ext}"
