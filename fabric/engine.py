@@ -196,31 +196,41 @@ class FlowArrays:
             dep_counts.append(len(f.deps))
             deps.extend(f.deps)
         ids = node_ids or {}
+        dep_ptr, sub_ptr, path_ptr = _ptr(dep_counts), _ptr(sub_counts), _ptr(path_lens)
         return cls(
             size=np.array([f.size for f in flows], dtype=np.float64),
             start=np.array([f.start for f in flows], dtype=np.float64),
             weight=np.array([f.weight for f in flows], dtype=np.float64),
             cap=np.array([f.cap for f in flows], dtype=np.float64),
-            dep_ptr=_ptr(dep_counts),
-            dep_idx=_int_array("deps", deps),
-            sub_ptr=_ptr(sub_counts),
+            dep_ptr=dep_ptr,
+            dep_idx=_int_array("deps", deps, lambda k: _row_of(dep_ptr, k)),
+            sub_ptr=sub_ptr,
             sub_frac=np.array(fracs, dtype=np.float64),
-            path_ptr=_ptr(path_lens),
-            path_links=_int_array("path", links),
+            path_ptr=path_ptr,
+            path_links=_int_array("path", links, lambda k: _row_of(sub_ptr, _row_of(path_ptr, k))),
             src=np.array([ids.get(f.src, -1) if f.src is not None else -1 for f in flows], dtype=np.int64),
             dst=np.array([ids.get(f.dst, -1) if f.dst is not None else -1 for f in flows], dtype=np.int64),
             delay=np.array([f.delay for f in flows], dtype=np.float64),
         )
 
 
-def _int_array(name, values):
+def _int_array(name, values, flow_of):
+    """The flows' ``name`` lists, concatenated, as int64 ids; ``flow_of(k)``
+    is the flow that entry k belongs to (for the error message)."""
+    def not_an_id(k):
+        return ValidationError(f"flows[{flow_of(k)}].{name}: {values[k]!r} is not an integer id")
+
     try:
         arr = np.asarray(values, dtype=np.float64) if len(values) else np.zeros(0)
     except (TypeError, ValueError):
-        raise ValidationError(f"{name}: expected integers") from None
+        for k, v in enumerate(values):
+            try:
+                float(v)
+            except (TypeError, ValueError):
+                raise not_an_id(k) from None
+        raise ValidationError(f"flows.{name}: expected integer ids") from None
     if arr.size and (not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr))):
-        bad = values[int(np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))[0])]
-        raise ValidationError(f"{name}: {bad!r} is not an integer id")
+        raise not_an_id(int(np.flatnonzero(~np.isfinite(arr) | (arr != np.round(arr)))[0]))
     return arr.astype(np.int64)
 
 

@@ -327,6 +327,9 @@ def test_all_to_all_fat_tree_matches_reference(seed):
     ([1.0], [0], [Flow(src="a", dst="b", size=1, path=[])], "empty, but src"),
     ([1.0], [0], [Flow(size=1, paths=[[0], [0]], split=[1])], "split"),
     ([1.0], [0], [Flow(size=1, path=[0], delay=-1)], "flows.delay[0]=-1.0"),
+    ([1.0], [0], [Flow(size=1, path=[0]), Flow(size=1, path=["a"])], "flows[1].path: 'a' is not an integer id"),
+    ([1.0], [0], [Flow(size=1, path=[0]), Flow(size=1, paths=[[0], [0.5]])], "flows[1].path: 0.5 is not"),
+    ([1.0], [0], [Flow(size=1, path=[0]), Flow(size=1, path=[0], deps=["x"])], "flows[1].deps: 'x' is not"),
 ])
 def test_bad_input_is_named(cap, lat, flows, words):
     with pytest.raises(ValidationError) as exc:
