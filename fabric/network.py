@@ -329,8 +329,13 @@ class Network:
         routing = routing or self.routing
         src = np.asarray(src, dtype=np.int32)
         dst = np.asarray(dst, dtype=np.int32)
+        if src.ndim != 1:
+            raise FabricError(f"src: expected a 1-D array of node ids, got shape {src.shape}")
         F = len(src)
         flow_ids = np.arange(F, dtype=np.int64) if flow_ids is None else np.asarray(flow_ids, dtype=np.int64)
+        for name, col in (("src", src), ("dst", dst), ("flow_ids", flow_ids)):
+            if col.shape != (F,):
+                raise FabricError(f"{name}: expected {F} values (one per src), got shape {col.shape}")
         for name, ids in (("src", src), ("dst", dst)):
             bad = (ids < 0) | (ids >= self.n_nodes)
             if bad.any():
@@ -473,6 +478,9 @@ class Network:
         """
         src = self._ids(src, "src")
         dst = self._ids(dst, "dst")
+        for name, col in (("dst", dst), ("size", size)):
+            if np.shape(col) != src.shape:
+                raise FabricError(f"{name}: expected {len(src)} values (one per src), got shape {np.shape(col)}")
         sub_ptr, sub_frac, path_ptr, path_links = self._route_connections(src, dst, flow_ids)
         fa = FlowArrays.single_path(size, path_ptr, path_links, start=start, weight=weight, cap=cap,
                                     dep_ptr=dep_ptr, dep_idx=dep_idx, src=src, dst=dst, delay=delay)
@@ -500,6 +508,8 @@ class Network:
 
     def _ids(self, nodes, field):
         arr = np.asarray(nodes)
+        if arr.ndim != 1:
+            raise FabricError(f"{field}: expected a list of nodes, got shape {arr.shape}")
         if arr.dtype.kind in "iu":
             return arr.astype(np.int32)
         return np.array([self._id(n, field) for n in arr.tolist()], dtype=np.int32)

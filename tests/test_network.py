@@ -183,6 +183,17 @@ def test_unroutable_and_bad_names():
         Network(G, routing="ospf")
 
 
+@pytest.mark.parametrize("args, kw, words", [
+    (([0, 1], [2], [1.0]), {}, r"dst: expected 2 values \(one per src\), got shape \(1,\)"),
+    (([0, 1], [2, 3], [1.0]), {}, r"size: expected 2 values"),   # once a 1-flow FlowArrays with 2 flows' paths
+    (([0, 1], [2, 3], [1.0, 1.0]), {"flow_ids": [7]}, r"flow_ids: expected 2 values"),
+    ((0, 1, [1.0]), {}, r"src: expected a list of nodes, got shape \(\)"),
+])
+def test_flow_columns_of_different_lengths_are_named(args, kw, words):
+    with pytest.raises(FabricError, match=words):
+        Network(T.fat_tree(4)).flow_arrays(*args, **kw)
+
+
 def test_torus_routes_through_accelerators():
     net = Network(T.torus((5, 5)), routing="ecmp")
     path = net.path("acc0", "acc12")   # (0,0) -> (2,2): 4 hops
