@@ -47,7 +47,9 @@ redone with lam0 = 0 (the whole component); ``fallbacks`` counts that.
 
 R is found one of two ways.  Scanning: BFS over links, reading every
 subflow on each (the background is what falls below lam0).  By candidates:
-one pass over the sending subflows (``alist``) picks H = new or level >=
+one pass over the sending subflows (``alist``, with their rates beside
+them in ``arate``, in blocks whose top level ``amax`` bounds from above,
+so that a block below lam0 is skipped whole) picks H = new or level >=
 lam0, each link's share of H is listed (``radj``), the BFS walks only H's
 incidences, and a link's background is its kept load (``load``, summed
 with its rounding error in ``load_c`` as rates change) minus H's rates.
@@ -78,6 +80,7 @@ DEF NO_STAMP = -(1 << 62)  # a link mark no link ever carries
 DEF BULK_MIN = 64        # finish-heap size from which simultaneous finishes leave it at once
 DEF BREATHS = 10         # a long run returns to Python this often per CPU second (Ctrl-C, progress)
 DEF RECOUNT = 1e-4       # a link's region weight fell below this share of its start: recount it
+DEF ABLOCK = 64          # alist entries per block of the candidates pass (see amax)
 
 cdef enum:
     EV_RELEASE = 0
@@ -325,7 +328,8 @@ ctypedef struct State:
     int32_t* hlinks      # scratch: the links of H
     int32_t* alist       # the sending subflows that cross links, in no order (kept with the loads) ...
     int32_t* apos        # ... and each one's place there ...
-    double* arate        # ... and its rate (inf while new), so the pass picking H streams
+    double* arate        # ... and its rate (inf while new), so the pass picking H streams ...
+    double* amax         # ... skipping each block of ABLOCK entries whose top level (amax, an upper bound) is below it
     Py_ssize_t n_alist
     # incidence state
     int32_t* pos
@@ -546,6 +550,7 @@ cdef int activate(State* s, Py_ssize_t i, double t) noexcept nogil:
         s.apos[i] = <int32_t> s.n_alist
         s.alist[s.n_alist] = <int32_t> i
         s.arate[s.n_alist] = INFINITY   # new: a candidate whatever the threshold
+        s.amax[s.n_alist // ABLOCK] = INFINITY
         s.n_alist += 1
     return 0
 
@@ -576,9 +581,17 @@ cdef int handle(State* s, Item* it) noexcept nogil:
             s.n_alist -= 1
             s.alist[s.apos[i]] = s.alist[s.n_alist]
             s.arate[s.apos[i]] = s.arate[s.n_alist]
+            raise_amax(s, s.apos[i])
             s.apos[s.alist[s.n_alist]] = s.apos[i]
     s.rate[i] = 0
     return finish_sub(s, i, t)
+
+
+cdef inline void raise_amax(State* s, Py_ssize_t c) noexcept nogil:
+    """alist entry c took a new rate: its block's bound must cover its level."""
+    cdef double lv = s.arate[c] if s.unit_w else s.arate[c] / s.sub_w[s.alist[c]]
+    if lv > s.amax[c // ABLOCK]:
+        s.amax[c // ABLOCK] = lv
 
 
 cdef inline bint is_new(State* s, Py_ssize_t i) noexcept nogil:
@@ -998,7 +1011,8 @@ cdef inline void kept_link(State* s, int32_t l, int64_t astamp) noexcept nogil:
 cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int64_t stamp,
                                       Py_ssize_t* n_links) noexcept nogil:
     """The closure by BFS over the candidates H (new, or level >= thr)
-    only: one pass over the sending subflows finds them, each link's share
+    only: one pass over the sending subflows finds them (skipping each
+    block of them whose bound amax is below thr), each link's share
     of them is listed (radj), and a crowded link's background is its kept
     load minus H's rates, not a pass over everything on it (all-to-all on a
     fat-tree: a few hundred candidates on links carrying thousands)."""
@@ -1012,14 +1026,28 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
     cdef double* arate = s.arate
     cdef int32_t* alist = s.alist
     cdef bint unit_w = s.unit_w
-    for c in range(s.n_alist):
-        # arate: the rates in list order (a stream, not a gather); new ones inf
-        if not arate[c] < (thr if unit_w else thr * s.sub_w[alist[c]]):
-            i = alist[c]
-            mark[i] = hstamp
-            hl[n_h] = <int32_t> i
-            n_h += 1
-    s.n_incid += s.n_alist
+    cdef double top, lv
+    # with weights, a level (rate / weight) only bounds the exact test
+    # rate < thr * weight up to rounding: skip a block only well below thr
+    cdef double skip_below = thr if unit_w else thr * (1 - 1e-9)
+    cdef Py_ssize_t b, end
+    for b in range((s.n_alist + ABLOCK - 1) // ABLOCK):
+        if s.amax[b] < skip_below:
+            continue   # most blocks: nobody in them reaches thr
+        top = 0
+        end = (b + 1) * ABLOCK if (b + 1) * ABLOCK < s.n_alist else s.n_alist
+        s.n_incid += end - b * ABLOCK
+        for c in range(b * ABLOCK, end):
+            # arate: the rates in list order (a stream, not a gather); new ones inf
+            lv = arate[c] if unit_w else arate[c] / s.sub_w[alist[c]]
+            if lv > top:
+                top = lv
+            if not arate[c] < (thr if unit_w else thr * s.sub_w[alist[c]]):
+                i = alist[c]
+                mark[i] = hstamp
+                hl[n_h] = <int32_t> i
+                n_h += 1
+        s.amax[b] = top   # exact again
     off = list_by_link(s, hl, n_h, hstamp, &crowd)
     if off * 3 > crowd:
         # H is much of what its links carry: scanning them is as cheap, and
@@ -1083,6 +1111,8 @@ cdef void start_keeping_loads(State* s) noexcept nogil:
         i = s.alist[l]
         s.apos[i] = <int32_t> l
         s.arate[l] = INFINITY if is_new(s, i) else s.rate[i]
+    for l in range((s.n_alist + ABLOCK - 1) // ABLOCK):
+        s.amax[l] = INFINITY   # exact after the first pass
     s.keep_loads = True
     s.by_candidates = True
 
@@ -1284,6 +1314,7 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
             for j in range(s.path_ptr[i], s.path_ptr[i + 1]):
                 load_add(s, s.path_links[j], nr - s.rate[i])
             s.arate[s.apos[i]] = nr
+            raise_amax(s, s.apos[i])
         s.rate[i] = nr
         if s.rec_rates and log_add(&s.ratelog, t, <int32_t> i, nr) < 0:
             return -1
@@ -1563,6 +1594,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         load_c=(np.zeros(L), f64), amark=(np.zeros(L, i64), i64), rstart=(np.zeros(L, i64), i64),
         rcnt=(np.zeros(L, i32), i32), hlinks=(np.zeros(L, i32), i32), radj=(np.zeros(K, i32), i32),
         alist=(np.zeros(S, i32), i32), apos=(np.zeros(S, i32), i32), arate=(np.zeros(S), f64),
+        amax=(np.zeros(S // ABLOCK + 1), f64),
         lfill_item=(np.zeros(L, i32), i32), lfill_where=(np.full(L, -1, i32), i32),
         # subflow state
         state=(np.zeros(S, i8), i8), rem=(np.array(sub_size, dtype=f64), f64), rate=(np.zeros(S), f64),
@@ -1617,6 +1649,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.alist = <int32_t*> _data(arrays["alist"])
     s.apos = <int32_t*> _data(arrays["apos"])
     s.arate = <double*> _data(arrays["arate"])
+    s.amax = <double*> _data(arrays["amax"])
     s.lchg = <int8_t*> _data(arrays["lchg"])
     s.lmark = <int64_t*> _data(arrays["lmark"])
     s.lfill.t = <double*> _data(arrays["lfill_t"])

@@ -281,11 +281,34 @@ def test_all_to_all_star_matches_reference(n, seed, data):
     assert_matches_reference(cap, np.zeros(2 * n), flows)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_all_to_all_fat_tree_matches_reference(seed):
+@pytest.mark.parametrize("w", [2.0, 0.25])
+def test_one_weight_for_all_is_no_weight_at_all(w):
+    # Scaling every weight by a power of two scales each level and leaves
+    # every rate bit for bit as it was, yet the engine takes its weighted
+    # paths (by candidates: blocks of sending subflows skipped by level, not
+    # by rate).  A fat-tree all-to-all closes by candidates ~150 times.
+    import topologies
+    from fabric import Network
+
+    net = Network(topologies.fat_tree(6, latency=0.0), routing="ecmp", seed=1)
+    acc = net.accelerators
+    src, dst = np.repeat(acc, len(acc)), np.tile(acc, len(acc))
+    off = src != dst
+    sizes = np.random.default_rng(1).choice([1, 2, 3, 5], off.sum()) * 1e8
+    plain = simulate_links(net.capacity, net.latency, net.flow_arrays(src[off], dst[off], sizes))
+    weighted = simulate_links(net.capacity, net.latency,
+                              net.flow_arrays(src[off], dst[off], sizes, weight=np.full(off.sum(), w)))
+    assert plain.counters["by_candidates"] > 100
+    assert weighted.finish.tobytes() == plain.finish.tobytes()
+
+
+@pytest.mark.parametrize("seed, weighted", [(1, False), (2, False), (3, False), (4, True), (5, True)])
+def test_all_to_all_fat_tree_matches_reference(seed, weighted):
     # crowded links under a few refilled flows: the closure refill walks its
-    # candidates' own incidences and takes the rest of each link from its
-    # kept load; when candidates are most of a link, it scans links instead
+    # candidates' own incidences (found a block of sending subflows at a
+    # time, the blocks below lam0 skipped: with weights, by level) and takes
+    # the rest of each link from its kept load; when candidates are most of
+    # a link, it scans links instead
     import topologies
     from fabric import Network
 
@@ -294,7 +317,8 @@ def test_all_to_all_fat_tree_matches_reference(seed):
     src, dst = np.repeat(acc, len(acc)), np.tile(acc, len(acc))
     off = src != dst
     rng = np.random.default_rng(seed)
-    fa = net.flow_arrays(src[off], dst[off], rng.choice([1, 2, 3, 5], off.sum()) * 1e8)
+    weight = rng.choice([0.5, 1, 3], off.sum()) if weighted else None
+    fa = net.flow_arrays(src[off], dst[off], rng.choice([1, 2, 3, 5], off.sum()) * 1e8, weight=weight)
     r = assert_matches_reference(net.capacity, net.latency, fa)
     assert 0 < r.counters["by_candidates"] < r.counters["widened"]
     # the link log keeps the loads all along; the rates must not notice
