@@ -325,6 +325,7 @@ ctypedef struct State:
     int64_t* rstart
     int32_t* rcnt
     int32_t* radj
+    int32_t* rpair       # scratch for radj: (link, subflow) per listed incidence
     int32_t* hlinks      # scratch: the links of H
     int32_t* alist       # the sending subflows that cross links, in no order (kept with the loads) ...
     int32_t* apos        # ... and each one's place there ...
@@ -962,8 +963,9 @@ cdef int64_t list_by_link(State* s, int32_t* members, Py_ssize_t n, int64_t asta
     cdef Py_ssize_t c, n_tl = 0
     cdef Py_ssize_t i
     cdef int32_t l
-    cdef int64_t k, off = 0
+    cdef int64_t k, off = 0, m = 0
     cdef int32_t* tl = s.hlinks
+    cdef int32_t* pair = s.rpair
     crowd[0] = 0
     for c in range(n):
         i = members[c]
@@ -975,18 +977,21 @@ cdef int64_t list_by_link(State* s, int32_t* members, Py_ssize_t n, int64_t asta
                 tl[n_tl] = l
                 n_tl += 1
             s.rcnt[l] += 1
+            # kept for the second pass: walking the paths again would miss
+            # the cache as often as this walk did
+            pair[2 * m] = l
+            pair[2 * m + 1] = <int32_t> i
+            m += 1
     for c in range(n_tl):
         l = tl[c]
         s.rstart[l] = off
         off += s.rcnt[l]
         crowd[0] += s.cnt[l]
         s.rcnt[l] = 0
-    for c in range(n):
-        i = members[c]
-        for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
-            l = s.path_links[k]
-            s.radj[s.rstart[l] + s.rcnt[l]] = <int32_t> i
-            s.rcnt[l] += 1
+    for k in range(m):
+        l = pair[2 * k]
+        s.radj[s.rstart[l] + s.rcnt[l]] = pair[2 * k + 1]
+        s.rcnt[l] += 1
     s.n_incid += 2 * off
     return off
 
@@ -1102,7 +1107,6 @@ cdef void start_keeping_loads(State* s) noexcept nogil:
                 s.smark[i] = seen
                 s.alist[s.n_alist] = <int32_t> i
                 s.n_alist += 1
-
         s.load[l] = load
         s.load_c[l] = 0
         s.n_incid += s.cnt[l]
@@ -1593,6 +1597,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         chg_list=(np.zeros(L, i32), i32), queue=(np.zeros(L, i32), i32), lfill_t=(np.zeros(L), f64),
         load_c=(np.zeros(L), f64), amark=(np.zeros(L, i64), i64), rstart=(np.zeros(L, i64), i64),
         rcnt=(np.zeros(L, i32), i32), hlinks=(np.zeros(L, i32), i32), radj=(np.zeros(K, i32), i32),
+        rpair=(np.zeros(2 * K, i32), i32),
         alist=(np.zeros(S, i32), i32), apos=(np.zeros(S, i32), i32), arate=(np.zeros(S), f64),
         amax=(np.zeros(S // ABLOCK + 1), f64),
         lfill_item=(np.zeros(L, i32), i32), lfill_where=(np.full(L, -1, i32), i32),
@@ -1600,8 +1605,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         state=(np.zeros(S, i8), i8), rem=(np.array(sub_size, dtype=f64), f64), rate=(np.zeros(S), f64),
         tupd=(np.zeros(S), f64), newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
         fin_item=(np.zeros(S, i32), i32), fin_where=(np.full(S, -1, i32), i32),
-        smark=(np.zeros(S, i64), i64), nmark=(np.zeros(S, i64), i64), bneck=(np.full(S, -1, i32), i32), sfin=(np.full(S, np.nan), f64),
-        sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S + 2, i32), i32), newlist=(np.zeros(S, i32), i32),
+        smark=(np.zeros(S, i64), i64), nmark=(np.zeros(S, i64), i64), sfin=(np.full(S, np.nan), f64),
+        bneck=(np.full(S, -1, i32), i32), sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S + 2, i32), i32), newlist=(np.zeros(S, i32), i32),
         due=(np.empty(S, i32), i32),
         # flow state; finish starts at -inf so max() works
         pending=(counts32(dep_ptr), i32), left=(counts32(sub_ptr), i32),
@@ -1646,6 +1651,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.rcnt = <int32_t*> _data(arrays["rcnt"])
     s.hlinks = <int32_t*> _data(arrays["hlinks"])
     s.radj = <int32_t*> _data(arrays["radj"])
+    s.rpair = <int32_t*> _data(arrays["rpair"])
     s.alist = <int32_t*> _data(arrays["alist"])
     s.apos = <int32_t*> _data(arrays["apos"])
     s.arate = <double*> _data(arrays["arate"])
