@@ -197,6 +197,11 @@ def _ring(b, members, groups, mode, ready):
     "rs") or before an all-gather ("ag"); "ar" is both.  ``ready[r]``: the
     transfers rank r must have finished before it joins.  Returns, per rank,
     the transfers after which its part is done.
+
+    Every step at once, as arrays (a 1024-rank all-reduce has 2046 steps):
+    step j of a phase sends, from position q, group (q - j - 1) % m in the
+    reduce-scatter and (q - j) % m in the all-gather, after the block from
+    its predecessor's previous send and after its own previous send.
     """
     m = len(members)
     if m == 1:
@@ -206,23 +211,29 @@ def _ring(b, members, groups, mode, ready):
     gsize = np.array([len(g) for g in groups])
     gptr = _ptr(gsize)
     gidx = np.array([x for g in groups for x in g], np.int64)
-    p = np.arange(m)
-    steps = []
+    q = np.arange(m)
+    j = np.arange(m - 1)[:, None]
+    phases = []   # (group sent by each position at each step: one row per step, reduce)
     if mode in ("rs", "ar"):
-        steps += [((p - s - 1) % m, True) for s in range(m - 1)]
+        phases.append(((q - j - 1) % m, True))
     if mode in ("ag", "ar"):
-        steps += [((p - s) % m, False) for s in range(m - 1)]
-    prev = None
-    for i, (group, red) in enumerate(steps):
-        counts = gsize[group]
-        block_idx = gidx[np.repeat(gptr[group] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())]
-        if i == 0:
-            first = [sorted(set(ready.get(int(members[q]), []) + ready.get(int(nxt[q]), []))) for q in range(m)]
-            dep_ptr, dep_idx = _ptr([len(d) for d in first]), [x for d in first for x in d]
-        else:   # the block arrived from my predecessor; my own previous send is out
-            dep_ptr, dep_idx = np.arange(0, 2 * m + 1, 2), np.column_stack([np.roll(prev, 1), prev]).ravel()
-        prev = b.send_many(members, nxt, _ptr(counts), block_idx, red, dep_ptr, dep_idx)
-    return {int(members[q]): [int(prev[q - 1]), int(prev[q])] for q in range(m)}
+        phases.append(((q - j) % m, False))
+    for k, (group, red) in enumerate(phases):
+        steps = len(group)
+        counts = gsize[group].ravel()
+        row = np.arange(steps * m)
+        prev = b.n + row - m - q[row % m]   # first transfer of the previous step (all of its m follow)
+        deps = np.column_stack([prev + (row - 1) % m, prev + row % m])
+        if k == 0:   # the first step waits for what both ends of each send were waiting for
+            first = [sorted(set(ready.get(int(members[x]), []) + ready.get(int(nxt[x]), []))) for x in range(m)]
+            dep_ptr = _ptr(np.concatenate([[len(d) for d in first], np.full((steps - 1) * m, 2)]))
+            dep_idx = np.concatenate([np.array([x for d in first for x in d], np.int64), deps[m:].ravel()])
+        else:
+            dep_ptr, dep_idx = np.arange(0, 2 * steps * m + 1, 2), deps.ravel()
+        b.send_many(np.tile(members, steps), np.tile(nxt, steps), _ptr(counts),
+                    gidx[_ranges(gptr[group.ravel()], counts)], red, dep_ptr, dep_idx)
+    last = b.n - m + q
+    return {int(members[x]): [int(last[x - 1]), int(last[x])] for x in range(m)}
 
 
 def _halving_doubling(b, members, mode, ready):
