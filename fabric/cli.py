@@ -408,6 +408,7 @@ def _print_nccl_table(op, routing, topology, rows):
     click.echo(f"# {'size':>10} {'count':>12} {'type':>9} {'redop':>6} {'root':>5} {'time':>10} {'algbw':>8} "
                f"{'busbw':>8}")
     click.echo(f"# {'(B)':>10} {'(elements)':>12} {'':>9} {'':>6} {'':>5} {'(us)':>10} {'(GB/s)':>8} {'(GB/s)':>8}")
+
     def num(v):   # '-' where there is no bandwidth (one rank: no time)
         return f"{v:>8.2f}" if math.isfinite(v) else f"{'-':>8}"
 
@@ -415,7 +416,8 @@ def _print_nccl_table(op, routing, topology, rows):
         click.echo(f"  {x['size']:>10} {x['count']:>12} {x['type']:>9} {x['redop']:>6} {x['root']:>5} "
                    f"{x['time_us']:>10.2f} {num(x['algbw_GBps'])} {num(x['busbw_GBps'])}")
     busbw = [x["busbw_GBps"] for x in rows if math.isfinite(x["busbw_GBps"])]
-    click.echo(f"# Avg bus bandwidth    : {f'{sum(busbw) / len(busbw):.4f}' if busbw else '-'}")
+    avg = f"{sum(busbw) / len(busbw):.4f}" if busbw else "-"
+    click.echo(f"# Avg bus bandwidth    : {avg}")
 
 
 # ------------------------------------------------------------ scenarios

@@ -41,6 +41,13 @@ ROUTINGS = ("shortest", "ecmp", "spray") + tuple(FAMILY_ROUTINGS)
 SPRAY_PATHS = 64   # default max_paths (see Network)
 
 
+def _check_lengths(n, **columns):
+    """Per-flow columns (None: not given) must hold one value per src."""
+    for name, col in columns.items():
+        if col is not None and np.shape(col) != (n,):
+            raise FabricError(f"{name}: expected {n} values (one per src), got shape {np.shape(col)}")
+
+
 class Network:
     """A topology compiled once for many simulations.
 
@@ -333,9 +340,7 @@ class Network:
             raise FabricError(f"src: expected a 1-D array of node ids, got shape {src.shape}")
         F = len(src)
         flow_ids = np.arange(F, dtype=np.int64) if flow_ids is None else np.asarray(flow_ids, dtype=np.int64)
-        for name, col in (("src", src), ("dst", dst), ("flow_ids", flow_ids)):
-            if col.shape != (F,):
-                raise FabricError(f"{name}: expected {F} values (one per src), got shape {col.shape}")
+        _check_lengths(F, dst=dst, flow_ids=flow_ids)
         for name, ids in (("src", src), ("dst", dst)):
             bad = (ids < 0) | (ids >= self.n_nodes)
             if bad.any():
@@ -478,9 +483,7 @@ class Network:
         """
         src = self._ids(src, "src")
         dst = self._ids(dst, "dst")
-        for name, col in (("dst", dst), ("size", size)):
-            if np.shape(col) != src.shape:
-                raise FabricError(f"{name}: expected {len(src)} values (one per src), got shape {np.shape(col)}")
+        _check_lengths(len(src), dst=dst, size=size, flow_ids=flow_ids)
         sub_ptr, sub_frac, path_ptr, path_links = self._route_connections(src, dst, flow_ids)
         fa = FlowArrays.single_path(size, path_ptr, path_links, start=start, weight=weight, cap=cap,
                                     dep_ptr=dep_ptr, dep_idx=dep_idx, src=src, dst=dst, delay=delay)
