@@ -588,9 +588,14 @@ cdef int handle(State* s, Item* it) noexcept nogil:
     return finish_sub(s, i, t)
 
 
+cdef inline double alist_level(State* s, Py_ssize_t c) noexcept nogil:
+    """The level of alist entry c (what amax bounds)."""
+    return s.arate[c] if s.unit_w else s.arate[c] / s.sub_w[s.alist[c]]
+
+
 cdef inline void raise_amax(State* s, Py_ssize_t c) noexcept nogil:
     """alist entry c took a new rate: its block's bound must cover its level."""
-    cdef double lv = s.arate[c] if s.unit_w else s.arate[c] / s.sub_w[s.alist[c]]
+    cdef double lv = alist_level(s, c)
     if lv > s.amax[c // ABLOCK]:
         s.amax[c // ABLOCK] = lv
 
@@ -1044,7 +1049,7 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
         s.n_incid += end - b * ABLOCK
         for c in range(b * ABLOCK, end):
             # arate: the rates in list order (a stream, not a gather); new ones inf
-            lv = arate[c] if unit_w else arate[c] / s.sub_w[alist[c]]
+            lv = alist_level(s, c)
             if lv > top:
                 top = lv
             if not arate[c] < (thr if unit_w else thr * s.sub_w[alist[c]]):
@@ -1606,7 +1611,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         tupd=(np.zeros(S), f64), newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
         fin_item=(np.zeros(S, i32), i32), fin_where=(np.full(S, -1, i32), i32),
         smark=(np.zeros(S, i64), i64), nmark=(np.zeros(S, i64), i64), sfin=(np.full(S, np.nan), f64),
-        bneck=(np.full(S, -1, i32), i32), sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S + 2, i32), i32), newlist=(np.zeros(S, i32), i32),
+        bneck=(np.full(S, -1, i32), i32), sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S + 2, i32), i32),
+        newlist=(np.zeros(S, i32), i32),
         due=(np.empty(S, i32), i32),
         # flow state; finish starts at -inf so max() works
         pending=(counts32(dep_ptr), i32), left=(counts32(sub_ptr), i32),

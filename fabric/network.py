@@ -41,6 +41,16 @@ ROUTINGS = ("shortest", "ecmp", "spray") + tuple(FAMILY_ROUTINGS)
 SPRAY_PATHS = 64   # default max_paths (see Network)
 
 
+def check_routing(G, routing):
+    """A routing name or policy object that ``G`` can use, else FabricError."""
+    if not (isinstance(routing, str) and routing in ROUTINGS) and not callable(getattr(routing, "route", None)):
+        raise FabricError(f"routing={routing!r}: expected one of {', '.join(ROUTINGS)}, "
+                          "or a policy object with a route(net, src, dst, flow_ids) method")
+    family = FAMILY_ROUTINGS.get(routing) if isinstance(routing, str) else None
+    if family is not None and G.graph.get("family") != family:
+        raise FabricError(f"routing={routing!r}: needs a {family} topology, got {G.graph.get('family', 'custom')}")
+
+
 def _check_lengths(n, **columns):
     """Per-flow columns (None: not given) must hold one value per src."""
     for name, col in columns.items():
@@ -101,12 +111,7 @@ class Network:
     def __init__(self, G, routing="ecmp", *, seed=0, spray=False, max_paths=SPRAY_PATHS, intra_pod="scaleup",
                  order=None):
         topologies.validate(G)
-        if not (isinstance(routing, str) and routing in ROUTINGS) and not callable(getattr(routing, "route", None)):
-            raise FabricError(f"routing={routing!r}: expected one of {', '.join(ROUTINGS)}, "
-                              "or a policy object with a route(net, src, dst, flow_ids) method")
-        family = FAMILY_ROUTINGS.get(routing) if isinstance(routing, str) else None
-        if family is not None and G.graph.get("family") != family:
-            raise FabricError(f"routing={routing!r}: needs a {family} topology, got {G.graph.get('family', 'custom')}")
+        check_routing(G, routing)
         if intra_pod not in ("scaleup", "fabric"):
             raise FabricError(f"intra_pod={intra_pod!r}: expected 'scaleup' or 'fabric'")
         if max_paths is not None and (not isinstance(max_paths, int) or max_paths < 1):

@@ -65,7 +65,7 @@ from topologies import TopologyError
 
 from .errors import FabricError
 from .failures import LinkEvent
-from .network import ROUTINGS, SPRAY_PATHS, Network
+from .network import ROUTINGS, SPRAY_PATHS, Network, check_routing
 from .spec import load_topology
 from .units import parse_size, parse_time
 from .workloads.background import PATTERNS, background
@@ -289,13 +289,13 @@ class Scenario:
             G = load_topology(self.resolve(topo["file"]) if topo.get("file") else topo["spec"])
         except (FabricError, TopologyError) as exc:
             raise self.error(("topology", "file" if topo.get("file") else "spec"), str(exc)) from None
-        try:
-            return Network(G, routing=routing or topo["routing"], seed=self.seed if seed is None else seed,
-                           max_paths=topo["max_paths"] if max_paths is None else max_paths)
-        except FabricError as exc:
-            if routing is None and str(exc).startswith("routing="):   # the file's routing, not the family's
+        if routing is None:   # the file's routing must suit the file's topology (an override fails plainly)
+            try:
+                check_routing(G, topo["routing"])
+            except FabricError as exc:
                 raise self.error(("topology", "routing"), str(exc), InfeasibleError) from None
-            raise
+        return Network(G, routing=routing or topo["routing"], seed=self.seed if seed is None else seed,
+                       max_paths=topo["max_paths"] if max_paths is None else max_paths)
 
     def build(self, net, seed=None):
         """(jobs, placements, traffic, events) on ``net``."""

@@ -222,7 +222,7 @@ def _ring(b, members, groups, mode, ready):
         steps = len(group)
         counts = gsize[group].ravel()
         row = np.arange(steps * m)
-        prev = b.n + row - m - q[row % m]   # first transfer of the previous step (all of its m follow)
+        prev = b.n + row - m - row % m   # first transfer of the previous step (all of its m follow)
         deps = np.column_stack([prev + (row - 1) % m, prev + row % m])
         if k == 0:   # the first step waits for what both ends of each send were waiting for
             first = [sorted(set(ready.get(int(members[x]), []) + ready.get(int(nxt[x]), []))) for x in range(m)]
