@@ -743,6 +743,11 @@ cdef inline bint freeze(State* s, Py_ssize_t i, double r, double lv, double lam0
     s.bneck[i] = by
     for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
         l = s.path_links[k]
+        if l == by:
+            # the link that froze it is out of the fill: nothing reads its
+            # sums again, and updating them chains every freeze of its loop
+            # through one memory cell
+            continue
         resid[l] -= r
         wsum[l] -= wi
         ucnt[l] -= 1
