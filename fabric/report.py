@@ -177,7 +177,7 @@ TIER_COLUMNS = [("layer", "layer", ""), ("links", "links", ""), ("mean", "mean",
                 ("busiest mean", "max_mean", "pct"), ("peak", "peak", "pct")]
 _CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.partial{background:#fff3cd;padding:0.6em}
+td{white-space:nowrap}th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.partial{background:#fff3cd;padding:0.6em}
 figure{margin:1em 0}svg{max-width:100%;height:auto}"""
 
 
@@ -233,8 +233,12 @@ def _sweep_plot(rows, axes, metrics_):
     numeric = [a for a in axes if all(_number(r[a]) is not None for r in rows)]
     x_axis = numeric[0] if numeric else axes[0]
     others = [a for a in axes if a != x_axis]
+    # whole-number axes (oversubscription 1..4, ranks) get no 1.5 ticks
+    whole = numeric and all(_number(r[x_axis]).is_integer() for r in rows)
     fig, plots = plt.subplots(1, len(metrics_), figsize=(5.5 * len(metrics_), 4), squeeze=False)
     for ax, (title, key, scale) in zip(plots[0], metrics_):
+        if whole:
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         groups = {}
         for r in rows:
             if r["status"] == "ok" and _number(r.get(key)) is not None:
