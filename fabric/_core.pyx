@@ -1814,6 +1814,34 @@ def _owners(const int64_t[::1] sub_ptr):
     return out
 
 
+ctypedef fused ids_t:
+    int32_t
+    int64_t
+
+
+def take_ranges(const ids_t[::1] values, const int64_t[::1] starts, const int64_t[::1] counts):
+    """values[starts[i] .. starts[i] + counts[i] - 1], concatenated: what
+    ``values[ranges(starts, counts)]`` gives, without its index array (a
+    sprayed fabric's paths have tens of millions of links, and the int64
+    index would be twice their size)."""
+    cdef Py_ssize_t i, k = 0
+    cdef int64_t j, total = 0
+    if starts.shape[0] != counts.shape[0]:
+        raise ValueError(f"starts and counts: lengths {starts.shape[0]} and {counts.shape[0]} differ")
+    for i in range(counts.shape[0]):
+        if counts[i] < 0 or starts[i] < 0 or starts[i] + counts[i] > values.shape[0]:
+            raise ValueError(f"range {i}: {starts[i]} + {counts[i]} is not within 0..{values.shape[0]}")
+        total += counts[i]
+    out = np.empty(total, np.int32 if ids_t is int32_t else np.int64)
+    cdef ids_t[::1] o = out
+    with nogil:
+        for i in range(counts.shape[0]):
+            for j in range(starts[i], starts[i] + counts[i]):
+                o[k] = values[j]
+                k += 1
+    return out
+
+
 def ranges(const int64_t[::1] starts, const int64_t[::1] counts):
     """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1, in one
     pass (numpy needs a repeat, a cumsum and an arange, each a full copy)."""
@@ -2094,9 +2122,25 @@ def is_identity(const int64_t[::1] ptr):
     return i == n
 
 
-ctypedef fused ids_t:
-    int32_t
-    int64_t
+def split_flows(const double[::1] size, const double[::1] weight, const double[::1] fcap, const double[::1] frac,
+                const double[::1] tot, const int64_t[::1] sub_ptr):
+    """Each subflow's share of its flow (frac / the flow's total ``tot``)
+    and its size, weight and cap (inf on a path with share 0): in one pass,
+    without the per-subflow owner and gathered columns numpy would build."""
+    cdef Py_ssize_t f, S = frac.shape[0]
+    cdef int64_t k
+    cdef double sh
+    share_a, size_a, w_a, cap_a = (np.empty(S) for _ in range(4))
+    cdef double[::1] share = share_a, sub_size = size_a, sub_w = w_a, sub_cap = cap_a
+    with nogil:
+        for f in range(sub_ptr.shape[0] - 1):
+            for k in range(sub_ptr[f], sub_ptr[f + 1]):
+                sh = frac[k] / tot[f]
+                share[k] = sh
+                sub_size[k] = size[f] * sh
+                sub_w[k] = weight[f] * sh
+                sub_cap[k] = fcap[f] * sh if sh > 0 else INFINITY   # inf * 0 would be nan
+    return share_a, size_a, w_a, cap_a
 
 
 def narrow(const ids_t[::1] ids, int64_t n):

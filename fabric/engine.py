@@ -96,6 +96,14 @@ def _ranges(starts, counts):
     return _core.ranges(starts, counts)
 
 
+def _take_ranges(values, starts, counts):
+    """``values[_ranges(starts, counts)]`` (int32 or int64 values) without the index array."""
+    values = np.ascontiguousarray(values)
+    if values.dtype != np.int32:
+        values = values.astype(np.int64, copy=False)
+    return _core.take_ranges(values, np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(counts, np.int64))
+
+
 @dataclass
 class FlowArrays:
     """Flows in columnar form (the layout the engine uses).
@@ -343,15 +351,11 @@ def prepare(capacity, latency, flows, node_ids=None):
         share = frac if np.all(frac == 1) else np.ones(F)   # each path carries all; reuse the caller's ones
         sub_size, sub_w, sub_cap = size, weight, fcap
     else:
-        sub_owner = np.repeat(np.arange(F), np.diff(sub_ptr))
         tot = np.add.reduceat(frac, sub_ptr[:-1]) if S else np.zeros(F)
         if F and np.any(tot <= 0):
             raise ValidationError(f"flows[{_first_bad(tot <= 0)}].split: fractions sum to 0")
-        share = frac / tot[sub_owner] if S else frac
-        sub_size = np.ascontiguousarray(size[sub_owner] * share)
-        sub_w = np.ascontiguousarray(weight[sub_owner] * share)
-        # a path with share 0 carries nothing and never sends: no cap (inf * 0 is nan)
-        sub_cap = np.multiply(fcap[sub_owner], share, out=np.full(S, np.inf), where=share > 0)
+        # a path with share 0 carries nothing and never sends: no cap
+        share, sub_size, sub_w, sub_cap = _core.split_flows(size, weight, fcap, frac, tot, sub_ptr)
     _check_scales(cap, sub_w, sub_ptr)
     fa = FlowArrays(size, start, weight, fcap, dep_ptr, dep_idx, sub_ptr, share, path_ptr, path_links,
                     fa.src, fa.dst, delay)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import FlowArrays, Result, _ptr, _ranges, prepare, run_prepared
+from .engine import FlowArrays, Result, _ptr, _ranges, _take_ranges, prepare, run_prepared
 from .errors import FabricError, UnroutableError
 
 __all__ = ["LinkEvent", "run_with_events"]
@@ -142,7 +142,7 @@ def _fail_dependents(dependents, failed, pending):
     dpt_ptr, dpt_idx = dependents
     frontier = np.flatnonzero(failed)
     while len(frontier):
-        nxt = dpt_idx[_ranges(dpt_ptr[frontier], np.diff(dpt_ptr)[frontier])]
+        nxt = _take_ranges(dpt_idx, dpt_ptr[frontier], np.diff(dpt_ptr)[frontier])
         nxt = np.unique(nxt[pending[nxt] & ~failed[nxt]])
         failed[nxt] = True
         frontier = nxt
@@ -165,7 +165,7 @@ def _carry(net, orig, pf, out, piece_sub, release, failed, fin, T):
     pool = np.concatenate([of.path_links, pf.path_links]).astype(np.int64)
     starts = np.where(whole, of.path_ptr[s0], len(of.path_links) + pf.path_ptr[ps])
     lens = np.where(whole, np.diff(of.path_ptr)[s0], np.diff(pf.path_ptr)[ps])
-    links = pool[_ranges(starts, lens)]
+    links = _take_ranges(pool, starts, lens)
     ptr = _ptr(lens)
     hit = np.zeros(len(f), bool)
     nonempty = lens > 0
@@ -188,7 +188,7 @@ def _carry(net, orig, pf, out, piece_sub, release, failed, fin, T):
     pool = np.concatenate([links, new_links])
     starts[hit] = len(links) + new_ptr[:-1][slot]
     lens[hit] = new_lens[slot]
-    path_links = pool[_ranges(starts, lens)]
+    path_links = _take_ranges(pool, starts, lens)
     # pieces: a whole flow is one piece with all its items, a resumed subflow one piece alone
     begins = np.flatnonzero(np.r_[True, (f[1:] != f[:-1]) | ~whole[1:]]) if len(f) else np.zeros(0, np.int64)
     owner = f[begins]
@@ -207,7 +207,7 @@ def _carry(net, orig, pf, out, piece_sub, release, failed, fin, T):
     wp = np.flatnonzero(w)
     degree = np.diff(of.dep_ptr)[owner[wp]]
     rows = np.repeat(wp, degree)
-    ds = of.dep_idx[_ranges(of.dep_ptr[owner[wp]], degree)].astype(np.int64)
+    ds = _take_ranges(of.dep_idx, of.dep_ptr[owner[wp]], degree).astype(np.int64)
     waits = count[ds] > 0
     np.maximum.at(start, rows[~waits], fin[ds[~waits]] + of.delay[owner[rows[~waits]]])
     dep_rows = np.repeat(rows[waits], count[ds[waits]])

@@ -26,7 +26,7 @@ import numpy as np
 import topologies
 
 from . import _routing
-from .engine import Flow, FlowArrays, _ptr, _ranges, simulate_links
+from .engine import Flow, FlowArrays, _ptr, _ranges, _take_ranges, simulate_links
 from .errors import FabricError, UnroutableError
 from .failures import run_with_events
 from .memory import check_flow_count
@@ -477,7 +477,7 @@ class Network:
         per_flow = n_paths[pair_of]
         paths = _ranges(_ptr(n_paths)[:-1][pair_of], per_flow)   # each subflow's path
         return (_ptr(per_flow), np.ones(len(paths)), _ptr(lens[paths]),
-                links.astype(np.int32)[_ranges(starts[paths], lens[paths])])
+                _take_ranges(links.astype(np.int32, copy=False), starts[paths], lens[paths]))
 
     def flow_arrays(self, src, dst, size, *, start=None, weight=None, cap=None, dep_ptr=None, dep_idx=None,
                     flow_ids=None, delay=None):
@@ -512,7 +512,7 @@ class Network:
         subs = _ranges(sub_ptr[pick], np.diff(sub_ptr)[pick])
         lens = np.diff(path_ptr)[subs]
         return (_ptr(np.diff(sub_ptr)[pick]), sub_frac[subs], _ptr(lens),
-                path_links[_ranges(path_ptr[subs], lens)])
+                _take_ranges(path_links, path_ptr[subs], lens))
 
     def _ids(self, nodes, field):
         arr = np.asarray(nodes)

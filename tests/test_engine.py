@@ -419,6 +419,19 @@ def test_bad_columns_are_named(kw, words):
     simulate_links(np.ones(4), np.zeros(4), _columns())   # the unbroken table runs
 
 
+@given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5)), max_size=8), st.sampled_from([np.int32, np.int64]))
+def test_take_ranges_is_indexing_by_ranges(spans, dtype):
+    from fabric.engine import _ranges, _take_ranges
+
+    values = np.arange(100, 135).astype(dtype)
+    starts, counts = (np.array(x, np.int64).reshape(-1) for x in zip(*spans)) if spans else (np.zeros(0, np.int64),) * 2
+    got = _take_ranges(values, starts, counts)
+    want = values[_ranges(starts, counts)]
+    assert got.dtype == want.dtype and got.tolist() == want.tolist()
+    with pytest.raises(ValueError, match="is not within"):
+        _take_ranges(values, [30], [6])   # one past the end
+
+
 def test_read_only_inputs_are_read_as_they_are():
     # memory maps, Arrow buffers and np.broadcast_to hand out read-only arrays
     # (the compiled checks once refused them: "buffer source array is read-only")
