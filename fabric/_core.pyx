@@ -845,6 +845,8 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
     cdef bint below = False
     cdef int32_t* slots = s.slots
     cdef int64_t* mark = s.smark
+    cdef int32_t* buf = s.due   # scratch
+    cdef int64_t m
     s.capfill.n = 0
     for c in range(s.n_r if s.has_caps else 0):
         i = s.rlist[c]
@@ -875,11 +877,15 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
             else:                   # everything on l
                 ids = slots + s.link_ptr[l]
                 n_ids = s.cnt[l]
+            # the unfrozen ones first, without a branch per id, then frozen
+            m = 0
             for j in range(n_ids):
-                i = ids[j]
-                if mark[i] == stamp:
-                    mark[i] = frozen
-                    below |= freeze(s, i, wt(s, i) * lv, lv, lam0, l)
+                buf[m] = ids[j]
+                m += mark[ids[j]] == stamp
+            for j in range(m):
+                i = buf[j]
+                mark[i] = frozen
+                below |= freeze(s, i, wt(s, i) * lv, lv, lam0, l)
         else:
             it = heap_pop(&s.capfill)
             i = it.key
@@ -939,6 +945,10 @@ cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t*
     cdef int64_t* mark = s.smark
     cdef int32_t* queue = s.queue
     cdef double* rate = s.rate
+    cdef int32_t* joins = s.due   # scratch
+    cdef Py_ssize_t n_j, c
+    cdef double r, w
+    cdef bint bg, inside
     while qh < qt:
         l = queue[qh]
         qh += 1
@@ -948,19 +958,26 @@ cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t*
         wsum = 0
         bgmax = 0
         ucnt = 0
+        n_j = 0
+        # Without branches on the subflow's class (a coin toss per slot on a
+        # star's all-to-all, and a mispredicted branch costs more than the
+        # arithmetic): background adds its rate, the rest its weight; those
+        # not yet in the region are listed and join after the pass.
         for j in range(s.cnt[l]):
             i = slots[base + j]
-            if mark[i] != stamp:
-                # the level first: it settles the region's subflows (most of
-                # those read here) without asking whether they are new
-                if rate[i] < thr * wt(s, i) and not is_new(s, i):
-                    resid -= rate[i]
-                    if rate[i] > bgmax * wt(s, i):
-                        bgmax = rate[i] / wt(s, i)
-                    continue
-                n_r = join_region(s, i, stamp, n_r, &qt)
-            wsum += wt(s, i)
-            ucnt += 1
+            r = rate[i]
+            w = wt(s, i)
+            inside = mark[i] == stamp
+            bg = (not inside) & (r < thr * w) & (not is_new(s, i))
+            resid -= r * bg
+            wsum += w * (not bg)
+            ucnt += not bg
+            if bg & (r > bgmax * w):   # rarely: the top only rises
+                bgmax = r / w
+            joins[n_j] = <int32_t> i
+            n_j += (not bg) & (not inside)
+        for c in range(n_j):
+            n_r = join_region(s, joins[c], stamp, n_r, &qt)
         region_link(s, l, resid, wsum, ucnt, bgmax)
     n_links[0] = qt
     return n_r
