@@ -151,8 +151,8 @@ cdef Item heap_pop(Heap* h) noexcept nogil:
             c = 2 * i + 1
             if c >= h.n:
                 break
-            if c + 1 < h.n and _less(&h.a[c + 1], &h.a[c]):
-                c += 1
+            if c + 1 < h.n:
+                c += _less(&h.a[c + 1], &h.a[c])
             if _less(&h.a[c], &last):
                 h.a[i] = h.a[c]
                 i = c
@@ -206,8 +206,8 @@ cdef void _isift_down(IHeap* h, Py_ssize_t i) noexcept nogil:
         c = 2 * i + 1
         if c >= n:
             break
-        if c + 1 < n and h.t[c + 1] < h.t[c]:
-            c += 1
+        if c + 1 < n:
+            c += h.t[c + 1] < h.t[c]   # the smaller child, without a coin-toss branch
         if not h.t[c] < t:
             break
         h.t[i] = h.t[c]
