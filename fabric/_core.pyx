@@ -340,7 +340,7 @@ ctypedef struct State:
     double* rate
     double* tupd
     double* newrate
-    int64_t* smark       # 2*fill stamp: in region R; +1 once frozen
+    int32_t* smark       # 2*fill stamp: in region R; +1 once frozen (int32: a hot array, half the cache)
     int64_t* nmark       # == batch stamp: activated in this batch
     int32_t* bneck       # the link that froze it in its last fill (-1: none, or its cap): where to look first
     int32_t* owner
@@ -388,6 +388,7 @@ ctypedef struct State:
     bint keep_loads      # ... so load and alist are kept up to date, as they are for the link log
     int64_t batch
     int64_t stamp
+    int64_t stamp_limit  # past it, stamps start again from 0 (subflow marks are int32)
     int64_t logstamp
     int64_t n_events
     int64_t n_fills
@@ -844,7 +845,7 @@ cdef int progressive_fill(State* s, int64_t stamp, Py_ssize_t n_links, int64_t a
     cdef int32_t* ids
     cdef bint below = False
     cdef int32_t* slots = s.slots
-    cdef int64_t* mark = s.smark
+    cdef int32_t* mark = s.smark
     cdef int32_t* buf = s.due   # scratch
     cdef int64_t m
     s.capfill.n = 0
@@ -942,7 +943,7 @@ cdef Py_ssize_t closure_by_scan(State* s, double thr, int64_t stamp, Py_ssize_t*
     cdef Py_ssize_t i
     cdef double resid, wsum, bgmax
     cdef int32_t* slots = s.slots
-    cdef int64_t* mark = s.smark
+    cdef int32_t* mark = s.smark
     cdef int32_t* queue = s.queue
     cdef double* rate = s.rate
     cdef int32_t* joins = s.due   # scratch
@@ -1053,7 +1054,7 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
     cdef int64_t base, off, crowd
     cdef Py_ssize_t i
     cdef int32_t* hl = s.due   # H (scratch)
-    cdef int64_t* mark = s.smark
+    cdef int32_t* mark = s.smark
     cdef int32_t* queue = s.queue
     cdef double* arate = s.arate
     cdef int32_t* alist = s.alist
@@ -1472,6 +1473,18 @@ cdef int64_t overflowed_flow(State* s) noexcept nogil:
     return s.owner[s.fin.item[0]]
 
 
+cdef void restart_stamps(State* s) noexcept nogil:
+    """Clear every mark a stamp was written to and count stamps from 0
+    again.  Only between batches: no mark outlives its batch's fills."""
+    cdef Py_ssize_t i
+    for i in range(s.S):
+        s.smark[i] = 0
+    for i in range(s.L):
+        s.lmark[i] = 0
+        s.amark[i] = 0
+    s.stamp = 0
+
+
 cdef int run(State* s) noexcept nogil:
     cdef Item it
     cdef double t0
@@ -1527,6 +1540,8 @@ cdef int run(State* s) noexcept nogil:
             if handle(s, &it) < 0:
                 return -1
         s.window = -INFINITY   # releases outside a batch go through the heap
+        if s.stamp > s.stamp_limit:
+            restart_stamps(s)   # a batch takes a few dozen stamps at most: never mid-batch
         if s.n_chg > 0:
             # after local attempts that had to widen, skip a growing number
             # of them: traffic that couples everything (all-to-all) would
@@ -1574,7 +1589,7 @@ def _ptr_from_counts(counts):
 
 def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_cap,
              path_ptr, path_links, bint record_links=False, bint record_rates=False, double until=INFINITY,
-             progress=None, int64_t progress_every=2000, dependents=None):
+             progress=None, int64_t progress_every=2000, dependents=None, int64_t stamp_limit=1 << 29):
     """Run the engine on validated, contiguous arrays (see the module's layout).
 
     Returns a dict of numpy arrays: per flow ``release``, ``first_byte``,
@@ -1596,7 +1611,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     KeyboardInterrupt, as fast.
 
     ``dependents``: the reverse of the dependency CSR, (ptr, idx) from
-    :func:`reverse_csr`, if the caller already has it.
+    :func:`reverse_csr`, if the caller already has it.  ``stamp_limit``:
+    how far fill stamps count before they start again (tests lower it).
     """
     cdef Py_ssize_t L = cap.shape[0], F = start.shape[0], S = sub_size.shape[0]
     cdef Py_ssize_t K = path_links.shape[0]
@@ -1632,7 +1648,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         state=(np.zeros(S, i8), i8), rem=(np.array(sub_size, dtype=f64), f64), rate=(np.zeros(S), f64),
         tupd=(np.zeros(S), f64), newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
         fin_item=(np.zeros(S, i32), i32), fin_where=(np.full(S, -1, i32), i32),
-        smark=(np.zeros(S, i64), i64), nmark=(np.zeros(S, i64), i64), sfin=(np.full(S, np.nan), f64),
+        smark=(np.zeros(S, i32), i32), nmark=(np.zeros(S, i64), i64), sfin=(np.full(S, np.nan), f64),
         bneck=(np.full(S, -1, i32), i32), sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S + 2, i32), i32),
         newlist=(np.zeros(S, i32), i32),
         due=(np.empty(S, i32), i32),
@@ -1713,7 +1729,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.fin.item = <int32_t*> _data(arrays["fin_item"])
     s.fin.where = <int32_t*> _data(arrays["fin_where"])
     s.fin.n = 0
-    s.smark = <int64_t*> _data(arrays["smark"])
+    s.smark = <int32_t*> _data(arrays["smark"])
     s.nmark = <int64_t*> _data(arrays["nmark"])
     s.bneck = <int32_t*> _data(arrays["bneck"])
     s.sfin = <double*> _data(arrays["sfin"])
@@ -1755,6 +1771,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.started = 0
     s.n_done = 0
     s.batch = s.stamp = s.logstamp = 0
+    s.stamp_limit = stamp_limit
     s.skip_local = s.backoff = 0
     s.skip_candidates = 0
     s.cand_backoff = 16
