@@ -99,6 +99,12 @@ cdef enum:
     ST_ACTIVE = 2
     ST_DONE = 3
 
+ctypedef struct RT:
+    # a sending subflow's bytes left as of tupd: always read together (drain,
+    # finish predictions), so side by side, one cache miss not two
+    double rem
+    double tupd
+
 ctypedef struct Item:
     double t
     int64_t key
@@ -336,9 +342,8 @@ ctypedef struct State:
     int32_t* pos
     # subflow state
     int8_t* state
-    double* rem
+    RT* rt
     double* rate
-    double* tupd
     double* newrate
     int32_t* smark       # 2*fill stamp: in region R; +1 once frozen (int32: a hot array, half the cache)
     int64_t* nmark       # == batch stamp: activated in this batch
@@ -406,12 +411,12 @@ ctypedef struct State:
 
 cdef inline void drain(State* s, Py_ssize_t i, double t) noexcept nogil:
     """Bring subflow i's remaining bytes up to time t at its current rate."""
-    cdef double dt = t - s.tupd[i]
+    cdef double dt = t - s.rt[i].tupd
     if dt > 0 and s.rate[i] > 0:
-        s.rem[i] -= s.rate[i] * dt
-        if s.rem[i] < 0:
-            s.rem[i] = 0
-    s.tupd[i] = t
+        s.rt[i].rem -= s.rate[i] * dt
+        if s.rt[i].rem < 0:
+            s.rt[i].rem = 0
+    s.rt[i].tupd = t
 
 
 cdef inline void load_add(State* s, int32_t l, double x) noexcept nogil:
@@ -527,17 +532,17 @@ cdef int activate(State* s, Py_ssize_t i, double t) noexcept nogil:
     s.sfirst[i] = t
     if t < s.first[s.owner[i]]:
         s.first[s.owner[i]] = t
-    s.tupd[i] = t
-    if s.rem[i] <= 0:
+    s.rt[i].tupd = t
+    if s.rt[i].rem <= 0:
         return finish_sub(s, i, t)
     if s.path_ptr[i + 1] == s.path_ptr[i]:
         # no links: only a cap limits it
         if not isfinite(s.sub_cap[i]):
-            s.rem[i] = 0
+            s.rt[i].rem = 0
             return finish_sub(s, i, t)
         s.state[i] = ST_ACTIVE
         s.rate[i] = s.sub_cap[i]
-        ih_set(&s.fin, <int32_t> i, t + s.rem[i] / s.rate[i])
+        ih_set(&s.fin, <int32_t> i, t + s.rt[i].rem / s.rate[i])
         return 0
     s.state[i] = ST_ACTIVE
     s.rate[i] = 0
@@ -575,7 +580,7 @@ cdef int handle(State* s, Item* it) noexcept nogil:
         return activate(s, i, t)
     # EV_FINISH (popped from the finish heap)
     drain(s, i, t)
-    s.rem[i] = 0
+    s.rt[i].rem = 0
     if s.path_ptr[i + 1] > s.path_ptr[i]:
         s.n_active -= 1
         link_remove(s, i, t)
@@ -1353,7 +1358,7 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
         if nr > 0:
             # A later finish may stay in the heap as a lower bound: next_time
             # re-keys it if it comes to the top (saves most sifts when rates fall).
-            pred = s.tupd[i] + s.rem[i] / nr
+            pred = s.rt[i].tupd + s.rt[i].rem / nr
             if s.fin.where[i] < 0 or pred < s.fin.t[s.fin.where[i]]:
                 ih_set(&s.fin, <int32_t> i, pred)
         else:
@@ -1380,7 +1385,7 @@ cdef inline double next_time(State* s) noexcept nogil:
     cdef int32_t i
     while s.fin.n > 0:
         i = s.fin.item[0]
-        pred = s.tupd[i] + s.rem[i] / s.rate[i]
+        pred = s.rt[i].tupd + s.rt[i].rem / s.rate[i]
         if pred <= s.fin.t[0]:
             break
         ih_set(&s.fin, i, pred)
@@ -1425,7 +1430,7 @@ cdef int finish_due(State* s) noexcept nogil:
     for c in range(m):
         k = due[c]
         i = h.item[k]
-        pred = s.tupd[i] + s.rem[i] / s.rate[i]
+        pred = s.rt[i].tupd + s.rt[i].rem / s.rate[i]
         if pred <= window:
             h.item[k] = -1
             h.where[i] = -1
@@ -1445,7 +1450,7 @@ cdef int finish_due(State* s) noexcept nogil:
         _isift_down(h, k)
     for c in range(n_due):
         i = due[c]
-        it.t = s.tupd[i] + s.rem[i] / s.rate[i]
+        it.t = s.rt[i].tupd + s.rt[i].rem / s.rate[i]
         it.key = <int64_t> i * N_KINDS + EV_FINISH
         s.n_events += 1
         if it.t > s.tb:
@@ -1645,8 +1650,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         amax=(np.zeros(S // ABLOCK + 1), f64),
         lfill_item=(np.zeros(L, i32), i32), lfill_where=(np.full(L, -1, i32), i32),
         # subflow state
-        state=(np.zeros(S, i8), i8), rem=(np.array(sub_size, dtype=f64), f64), rate=(np.zeros(S), f64),
-        tupd=(np.zeros(S), f64), newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
+        state=(np.zeros(S, i8), i8), rt=(_rem_tupd(sub_size), f64), rate=(np.zeros(S), f64),
+        newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
         fin_item=(np.zeros(S, i32), i32), fin_where=(np.full(S, -1, i32), i32),
         smark=(np.zeros(S, i32), i32), nmark=(np.zeros(S, i64), i64), sfin=(np.full(S, np.nan), f64),
         bneck=(np.full(S, -1, i32), i32), sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S + 2, i32), i32),
@@ -1721,9 +1726,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.load = <double*> _data(arrays["load"])
     s.lload = <double*> _data(arrays["lload"])
     s.state = <int8_t*> _data(arrays["state"])
-    s.rem = <double*> _data(arrays["rem"])
+    s.rt = <RT*> _data(arrays["rt"])
     s.rate = <double*> _data(arrays["rate"])
-    s.tupd = <double*> _data(arrays["tupd"])
     s.newrate = <double*> _data(arrays["newrate"])
     s.fin.t = <double*> _data(arrays["fin_t"])
     s.fin.item = <int32_t*> _data(arrays["fin_item"])
@@ -1803,13 +1807,14 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
                 break
         if rc < 0:
             raise MemoryError("fabric engine: out of memory")
+        rem = arrays["rt"][0::2].copy()
         out = {
             "release": arrays["release"], "first_byte": arrays["first"], "finish": arrays["finish"],
             "sub_first": arrays["sfirst"], "sub_finish": arrays["sfin"],
-            "sub_remaining": arrays["rem"], "sub_state": arrays["state"], "flow_done": arrays["left"] == 0,
+            "sub_remaining": rem, "sub_state": arrays["state"], "flow_done": arrays["left"] == 0,
             "overflowed": s.bad_flow,
             "link_bytes": _link_bytes(L, arrays["path_ptr"], arrays["path_links"], arrays["sub_size"],
-                                      arrays["rem"]),
+                                      rem),
             "link_busy": arrays["lbusy"],
             "counters": {
                 "events": s.n_events, "batches": s.batch, "fills": s.n_fills,
@@ -1833,6 +1838,13 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         free(s.ratelog.t)
         free(s.ratelog.id)
         free(s.ratelog.v)
+
+
+def _rem_tupd(sub_size):
+    """The RT records as doubles: rem = the size, tupd = 0."""
+    rt = np.zeros(2 * len(sub_size))
+    rt[0::2] = sub_size
+    return rt
 
 
 def _owners(const int64_t[::1] sub_ptr):
