@@ -63,7 +63,7 @@ scanning wins.
 import numpy as np
 cimport numpy as cnp
 from libc.stdlib cimport malloc, realloc, free, qsort
-from libc.math cimport INFINITY, fabs, isfinite
+from libc.math cimport INFINITY, NAN, fabs, isfinite
 from libc.stdint cimport int32_t, int64_t, int8_t
 from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
 from cpython.exc cimport PyErr_CheckSignals
@@ -100,10 +100,13 @@ cdef enum:
     ST_DONE = 3
 
 ctypedef struct RT:
-    # a sending subflow's bytes left as of tupd: always read together (drain,
-    # finish predictions), so side by side, one cache miss not two
+    # A subflow's bytes left as of tupd, and its finish: while it sends, its
+    # key in the finish heap (NaN while out of it); once done, its finish
+    # time.  Read together on every rate change (drain, then whether the
+    # heap must move), so side by side: one cache miss, not four.
     double rem
     double tupd
+    double fin
 
 ctypedef struct Item:
     double t
@@ -351,7 +354,6 @@ ctypedef struct State:
     int32_t* owner
     int8_t* same_lat     # per flow: all its subflows' paths have one latency (and it has several)
     double* plat
-    double* sfin
     double* sfirst
     int32_t* rlist
     Py_ssize_t n_r
@@ -407,6 +409,16 @@ ctypedef struct State:
     int64_t n_stalled
     int64_t n_changed
     int64_t bad_flow     # with OVERFLOW: a flow whose times overflowed
+
+
+cdef inline void fin_set(State* s, Py_ssize_t i, double t) noexcept nogil:
+    s.rt[i].fin = t
+    ih_set(&s.fin, <int32_t> i, t)
+
+
+cdef inline void fin_remove(State* s, Py_ssize_t i) noexcept nogil:
+    s.rt[i].fin = NAN
+    ih_remove(&s.fin, <int32_t> i)
 
 
 cdef inline void drain(State* s, Py_ssize_t i, double t) noexcept nogil:
@@ -498,7 +510,7 @@ cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
     cdef int32_t d
     cdef double rel
     s.state[i] = ST_DONE
-    s.sfin[i] = t
+    s.rt[i].fin = t
     s.left[f] -= 1
     if t > s.finish[f]:
         s.finish[f] = t
@@ -542,7 +554,7 @@ cdef int activate(State* s, Py_ssize_t i, double t) noexcept nogil:
             return finish_sub(s, i, t)
         s.state[i] = ST_ACTIVE
         s.rate[i] = s.sub_cap[i]
-        ih_set(&s.fin, <int32_t> i, t + s.rt[i].rem / s.rate[i])
+        fin_set(s, i, t + s.rt[i].rem / s.rate[i])
         return 0
     s.state[i] = ST_ACTIVE
     s.rate[i] = 0
@@ -1359,10 +1371,10 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
             # A later finish may stay in the heap as a lower bound: next_time
             # re-keys it if it comes to the top (saves most sifts when rates fall).
             pred = s.rt[i].tupd + s.rt[i].rem / nr
-            if s.fin.where[i] < 0 or pred < s.fin.t[s.fin.where[i]]:
-                ih_set(&s.fin, <int32_t> i, pred)
+            if not pred >= s.rt[i].fin:   # earlier, or not in the heap (NaN)
+                fin_set(s, i, pred)
         else:
-            ih_remove(&s.fin, <int32_t> i)
+            fin_remove(s, i)
             s.n_stalled += 1
     if s.rec_links:
         # log every link whose load may have moved: the changed ones and
@@ -1388,7 +1400,7 @@ cdef inline double next_time(State* s) noexcept nogil:
         pred = s.rt[i].tupd + s.rt[i].rem / s.rate[i]
         if pred <= s.fin.t[0]:
             break
-        ih_set(&s.fin, i, pred)
+        fin_set(s, i, pred)
     if s.ev.n > 0:
         t = s.ev.a[0].t
     if s.fin.n > 0 and s.fin.t[0] < t:
@@ -1434,10 +1446,12 @@ cdef int finish_due(State* s) noexcept nogil:
         if pred <= window:
             h.item[k] = -1
             h.where[i] = -1
+            s.rt[i].fin = NAN
             due[n_due] = i
             n_due += 1
         else:
             h.t[k] = pred   # a stale lower bound: its true finish is later
+            s.rt[i].fin = pred
     j = 0
     for k in range(h.n):
         if h.item[k] >= 0:
@@ -1536,7 +1550,7 @@ cdef int run(State* s) noexcept nogil:
                         continue
                 it.t = s.fin.t[0]
                 it.key = <int64_t> s.fin.item[0] * N_KINDS + EV_FINISH
-                ih_remove(&s.fin, s.fin.item[0])
+                fin_remove(s, s.fin.item[0])
             else:
                 it = heap_pop(&s.ev)
             s.n_events += 1
@@ -1653,7 +1667,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         state=(np.zeros(S, i8), i8), rt=(_rem_tupd(sub_size), f64), rate=(np.zeros(S), f64),
         newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
         fin_item=(np.zeros(S, i32), i32), fin_where=(np.full(S, -1, i32), i32),
-        smark=(np.zeros(S, i32), i32), nmark=(np.zeros(S, i64), i64), sfin=(np.full(S, np.nan), f64),
+        smark=(np.zeros(S, i32), i32), nmark=(np.zeros(S, i64), i64),
         bneck=(np.full(S, -1, i32), i32), sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S + 2, i32), i32),
         newlist=(np.zeros(S, i32), i32),
         due=(np.empty(S, i32), i32),
@@ -1736,7 +1750,6 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.smark = <int32_t*> _data(arrays["smark"])
     s.nmark = <int64_t*> _data(arrays["nmark"])
     s.bneck = <int32_t*> _data(arrays["bneck"])
-    s.sfin = <double*> _data(arrays["sfin"])
     s.sfirst = <double*> _data(arrays["sfirst"])
     s.rlist = <int32_t*> _data(arrays["rlist"])
     s.newlist = <int32_t*> _data(arrays["newlist"])
@@ -1807,10 +1820,13 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
                 break
         if rc < 0:
             raise MemoryError("fabric engine: out of memory")
-        rem = arrays["rt"][0::2].copy()
+        rem = arrays["rt"][0::3]   # a view: read once below, and by callers of stopped runs
+        sub_finish = arrays["rt"][2::3].copy()
+        if s.n_done < F:
+            sub_finish[arrays["state"] != ST_DONE] = np.nan   # still going: that was a heap key
         out = {
             "release": arrays["release"], "first_byte": arrays["first"], "finish": arrays["finish"],
-            "sub_first": arrays["sfirst"], "sub_finish": arrays["sfin"],
+            "sub_first": arrays["sfirst"], "sub_finish": sub_finish,
             "sub_remaining": rem, "sub_state": arrays["state"], "flow_done": arrays["left"] == 0,
             "overflowed": s.bad_flow,
             "link_bytes": _link_bytes(L, arrays["path_ptr"], arrays["path_links"], arrays["sub_size"],
@@ -1841,9 +1857,10 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
 
 
 def _rem_tupd(sub_size):
-    """The RT records as doubles: rem = the size, tupd = 0."""
-    rt = np.zeros(2 * len(sub_size))
-    rt[0::2] = sub_size
+    """The RT records as doubles: rem = the size, tupd = 0, fin = NaN."""
+    rt = np.zeros(3 * len(sub_size))
+    rt[0::3] = sub_size
+    rt[2::3] = np.nan
     return rt
 
 
@@ -1942,8 +1959,9 @@ def _same_latency(const int64_t[::1] sub_ptr, const double[::1] plat):
 
 
 def _link_bytes(Py_ssize_t L, const int64_t[::1] path_ptr, const int32_t[::1] path_links, const double[::1] size,
-                const double[::1] rem):
-    """Bytes each link carried: what every subflow crossing it has sent."""
+                const double[:] rem):
+    """Bytes each link carried: what every subflow crossing it has sent
+    (``rem`` may be strided: the engine's RT records)."""
     cdef Py_ssize_t i
     cdef int64_t k
     cdef double sent
