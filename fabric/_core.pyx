@@ -1664,7 +1664,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         amax=(np.zeros(S // ABLOCK + 1), f64),
         lfill_item=(np.zeros(L, i32), i32), lfill_where=(np.full(L, -1, i32), i32),
         # subflow state
-        state=(np.zeros(S, i8), i8), rt=(_rem_tupd(sub_size), f64), rate=(np.zeros(S), f64),
+        state=(np.zeros(S, i8), i8), rt=(_rt_records(sub_size), f64), rate=(np.zeros(S), f64),
         newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
         fin_item=(np.zeros(S, i32), i32), fin_where=(np.full(S, -1, i32), i32),
         smark=(np.zeros(S, i32), i32), nmark=(np.zeros(S, i64), i64),
@@ -1856,7 +1856,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         free(s.ratelog.v)
 
 
-def _rem_tupd(sub_size):
+def _rt_records(sub_size):
     """The RT records as doubles: rem = the size, tupd = 0, fin = NaN."""
     rt = np.zeros(3 * len(sub_size))
     rt[0::3] = sub_size
