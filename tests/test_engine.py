@@ -281,12 +281,9 @@ def test_all_to_all_star_matches_reference(n, seed, data):
     assert_matches_reference(cap, np.zeros(2 * n), flows)
 
 
-@pytest.mark.parametrize("w", [2.0, 0.25])
-def test_one_weight_for_all_is_no_weight_at_all(w):
-    # Scaling every weight by a power of two scales each level and leaves
-    # every rate bit for bit as it was, yet the engine takes its weighted
-    # paths (by candidates: blocks of sending subflows skipped by level, not
-    # by rate).  A fat-tree all-to-all closes by candidates ~150 times.
+def _k6_all_to_all(seed):
+    """An all-to-all on a k=6 fat-tree (ECMP, no latency) with sizes of 1-5
+    x 100 MB: (net, src, dst, sizes).  It closes by candidates ~150 times."""
     import topologies
     from fabric import Network
 
@@ -294,10 +291,18 @@ def test_one_weight_for_all_is_no_weight_at_all(w):
     acc = net.accelerators
     src, dst = np.repeat(acc, len(acc)), np.tile(acc, len(acc))
     off = src != dst
-    sizes = np.random.default_rng(1).choice([1, 2, 3, 5], off.sum()) * 1e8
-    plain = simulate_links(net.capacity, net.latency, net.flow_arrays(src[off], dst[off], sizes))
-    weighted = simulate_links(net.capacity, net.latency,
-                              net.flow_arrays(src[off], dst[off], sizes, weight=np.full(off.sum(), w)))
+    return net, src[off], dst[off], np.random.default_rng(seed).choice([1, 2, 3, 5], off.sum()) * 1e8
+
+
+@pytest.mark.parametrize("w", [2.0, 0.25])
+def test_one_weight_for_all_is_no_weight_at_all(w):
+    # Scaling every weight by a power of two scales each level and leaves
+    # every rate bit for bit as it was, yet the engine takes its weighted
+    # paths (by candidates: blocks of sending subflows skipped by level, not
+    # by rate).  A fat-tree all-to-all closes by candidates ~150 times.
+    net, src, dst, sizes = _k6_all_to_all(1)
+    plain = simulate_links(net.capacity, net.latency, net.flow_arrays(src, dst, sizes))
+    weighted = simulate_links(net.capacity, net.latency, net.flow_arrays(src, dst, sizes, weight=np.full(len(src), w)))
     assert plain.counters["by_candidates"] > 100
     assert weighted.finish.tobytes() == plain.finish.tobytes()
 
@@ -306,16 +311,10 @@ def test_stamps_starting_again_change_nothing():
     # Fill marks are int32 stamps that start again from 0 past a limit;
     # restarting every few batches, through local refills, closures by scan
     # and by candidates, must give the same bits.
-    import topologies
-    from fabric import Network
     from fabric.engine import prepare, run_prepared
 
-    net = Network(topologies.fat_tree(6, latency=0.0), routing="ecmp", seed=1)
-    acc = net.accelerators
-    src, dst = np.repeat(acc, len(acc)), np.tile(acc, len(acc))
-    off = src != dst
-    sizes = np.random.default_rng(3).choice([1, 2, 3, 5], off.sum()) * 1e8
-    p = prepare(net.capacity, net.latency, net.flow_arrays(src[off], dst[off], sizes))
+    net, src, dst, sizes = _k6_all_to_all(3)
+    p = prepare(net.capacity, net.latency, net.flow_arrays(src, dst, sizes))
     usual, restarting = run_prepared(p), run_prepared(p, stamp_limit=5)
     assert usual["counters"]["by_candidates"] > 100 and usual["counters"]["fills"] > 1000
     assert restarting["finish"].tobytes() == usual["finish"].tobytes()
