@@ -442,7 +442,7 @@ def test_take_ranges_is_indexing_by_ranges(spans, dtype):
     from fabric.engine import _ranges, _take_ranges
 
     values = np.arange(100, 135).astype(dtype)
-    starts, counts = (np.array(x, np.int64).reshape(-1) for x in zip(*spans)) if spans else (np.zeros(0, np.int64),) * 2
+    starts, counts = np.array(spans, np.int64).reshape(-1, 2).T
     got = _take_ranges(values, starts, counts)
     want = values[_ranges(starts, counts)]
     assert got.dtype == want.dtype and got.tolist() == want.tolist()
