@@ -304,6 +304,7 @@ ctypedef struct State:
     double* sub_w
     double* sub_cap
     int64_t* path_ptr
+    int64_t hops         # > 0: every path has this many links (path_ptr[i] == hops * i)
     int32_t* path_links
     int64_t* link_ptr
     # link state
@@ -411,6 +412,18 @@ ctypedef struct State:
     int64_t bad_flow     # with OVERFLOW: a flow whose times overflowed
 
 
+cdef inline int64_t path_begin(State* s, Py_ssize_t i) noexcept nogil:
+    """Where subflow i's path starts in path_links.  When every path has the
+    same length (a star's collectives) it is arithmetic: the fill walks
+    thousands of paths per event in no order, and path_ptr was one more
+    cache miss before each walk could start."""
+    return s.hops * i if s.hops > 0 else s.path_ptr[i]
+
+
+cdef inline int64_t path_end(State* s, Py_ssize_t i) noexcept nogil:
+    return s.hops * (i + 1) if s.hops > 0 else s.path_ptr[i + 1]
+
+
 cdef inline void fin_set(State* s, Py_ssize_t i, double t) noexcept nogil:
     s.rt[i].fin = t
     ih_set(&s.fin, <int32_t> i, t)
@@ -454,7 +467,7 @@ cdef inline void mark_changed(State* s, int32_t l, int8_t bit) noexcept nogil:
 cdef void link_add(State* s, Py_ssize_t i, double t) noexcept nogil:
     cdef int64_t k
     cdef int32_t l
-    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+    for k in range(path_begin(s, i), path_end(s, i)):
         l = s.path_links[k]
         s.slots[s.link_ptr[l] + s.cnt[l]] = <int32_t> i
         s.pos[k] = s.cnt[l]
@@ -467,7 +480,7 @@ cdef void link_add(State* s, Py_ssize_t i, double t) noexcept nogil:
 cdef void link_remove(State* s, Py_ssize_t i, double t) noexcept nogil:
     cdef int64_t k, base, km
     cdef int32_t l, p, m
-    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+    for k in range(path_begin(s, i), path_end(s, i)):
         l = s.path_links[k]
         base = s.link_ptr[l]
         p = s.pos[k]
@@ -475,7 +488,7 @@ cdef void link_remove(State* s, Py_ssize_t i, double t) noexcept nogil:
         m = s.slots[base + s.cnt[l]]
         s.slots[base + p] = m
         # the moved subflow's incidence on l: paths are short, so search it
-        for km in range(s.path_ptr[m], s.path_ptr[m + 1]):
+        for km in range(path_begin(s, m), path_end(s, m)):
             if s.path_links[km] == l:
                 s.pos[km] = p
                 break
@@ -547,7 +560,7 @@ cdef int activate(State* s, Py_ssize_t i, double t) noexcept nogil:
     s.rt[i].tupd = t
     if s.rt[i].rem <= 0:
         return finish_sub(s, i, t)
-    if s.path_ptr[i + 1] == s.path_ptr[i]:
+    if path_end(s, i) == path_begin(s, i):
         # no links: only a cap limits it
         if not isfinite(s.sub_cap[i]):
             s.rt[i].rem = 0
@@ -593,7 +606,7 @@ cdef int handle(State* s, Item* it) noexcept nogil:
     # EV_FINISH (popped from the finish heap)
     drain(s, i, t)
     s.rt[i].rem = 0
-    if s.path_ptr[i + 1] > s.path_ptr[i]:
+    if path_end(s, i) > path_begin(s, i):
         s.n_active -= 1
         link_remove(s, i, t)
         if s.keep_loads:
@@ -653,7 +666,7 @@ cdef inline bint settled_after(State* s, Py_ssize_t i, int64_t lstamp) noexcept 
     # Only a hint: the answer is the same either way.
     if l >= 0 and bottleneck_at(s, l, lv, lstamp):
         return True
-    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+    for k in range(path_begin(s, i), path_end(s, i)):
         if bottleneck_at(s, s.path_links[k], lv, lstamp):
             return True
     return False
@@ -759,7 +772,7 @@ cdef inline bint freeze(State* s, Py_ssize_t i, double r, double lv, double lam0
     cdef int32_t* ucnt = s.ucnt
     s.newrate[i] = r
     s.bneck[i] = by
-    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+    for k in range(path_begin(s, i), path_end(s, i)):
         l = s.path_links[k]
         if l == by:
             # the link that froze it is out of the fill: nothing reads its
@@ -940,7 +953,7 @@ cdef inline Py_ssize_t join_region(State* s, Py_ssize_t i, int64_t stamp, Py_ssi
     cdef int32_t l
     s.smark[i] = stamp
     s.rlist[n_r] = <int32_t> i
-    for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+    for k in range(path_begin(s, i), path_end(s, i)):
         l = s.path_links[k]
         if s.lmark[l] != stamp:
             s.lmark[l] = stamp
@@ -1014,7 +1027,7 @@ cdef int64_t list_by_link(State* s, int32_t* members, Py_ssize_t n, int64_t asta
     crowd[0] = 0
     for c in range(n):
         i = members[c]
-        for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+        for k in range(path_begin(s, i), path_end(s, i)):
             l = s.path_links[k]
             if s.amark[l] != astamp:
                 s.amark[l] = astamp
@@ -1274,7 +1287,7 @@ cdef int local_refill(State* s, int max_rounds) noexcept nogil:
                 qt += 1
         for c in range(n_r):
             i = s.rlist[c]
-            for k in range(s.path_ptr[i], s.path_ptr[i + 1]):
+            for k in range(path_begin(s, i), path_end(s, i)):
                 l = s.path_links[k]
                 if s.lmark[l] != lstamp:
                     s.lmark[l] = lstamp
@@ -1360,7 +1373,7 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
             # kept as rates change, not summed when needed: a storage
             # server's link carries thousands of flows, and the closure
             # refill and the link log would rescan them all on every change
-            for j in range(s.path_ptr[i], s.path_ptr[i + 1]):
+            for j in range(path_begin(s, i), path_end(s, i)):
                 load_add(s, s.path_links[j], nr - s.rate[i])
             s.arate[s.apos[i]] = nr
             raise_amax(s, s.apos[i])
@@ -1386,7 +1399,7 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
                 return -1
         for c in range(s.n_r):
             i = s.rlist[c]
-            for j in range(s.path_ptr[i], s.path_ptr[i + 1]):
+            for j in range(path_begin(s, i), path_end(s, i)):
                 if log_load(s, s.path_links[j], t) < 0:
                     return -1
     return 0
@@ -1695,6 +1708,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.sub_w = <double*> _data(arrays["sub_w"])
     s.sub_cap = <double*> _data(arrays["sub_cap"])
     s.path_ptr = <int64_t*> _data(arrays["path_ptr"])
+    pp = arrays["path_ptr"]
+    s.hops = pp[1] if S > 0 and pp[1] > 0 and is_stride(pp, pp[1]) else 0
     s.path_links = <int32_t*> _data(arrays["path_links"])
     s.dpt_ptr = <int64_t*> _data(arrays["dpt_ptr"])
     s.dpt_idx = <int32_t*> _data(arrays["dpt_idx"])
@@ -2174,12 +2189,12 @@ def ptr_steps(const int64_t[::1] ptr):
     return neg, zero
 
 
-def is_identity(const int64_t[::1] ptr):
-    """Whether ptr is 0, 1, 2, ... (one subflow per flow)."""
+def is_stride(const int64_t[::1] ptr, int64_t h):
+    """Whether ptr is 0, h, 2h, ... (h = 1: one subflow per flow)."""
     cdef Py_ssize_t i, n = ptr.shape[0]
     with nogil:
         for i in range(n):
-            if ptr[i] != i:
+            if ptr[i] != h * i:
                 break
         else:
             i = n

@@ -343,7 +343,7 @@ def prepare(capacity, latency, flows, node_ids=None):
         cyc = _core.find_cycle(dep_ptr, *dependents)
         if cyc >= 0:
             raise ValidationError(f"flows[{cyc}].deps: on or behind a dependency cycle")
-    if S == F and _core.is_identity(sub_ptr):
+    if S == F and _core.is_stride(sub_ptr, 1):
         # one path per flow: the subflow is the flow (no copies)
         f = _core.first_bad(frac, 0.0, False, False)   # frac >= 0 already: finds a 0
         if f >= 0:

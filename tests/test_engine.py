@@ -11,11 +11,12 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from fabric import Flow, FlowArrays, ValidationError, simulate_links
 from fabric.testing import (
-    assert_conserved, assert_feasible, assert_matches_reference, assert_max_min_fair, link_scenarios,
+    assert_conserved, assert_feasible, assert_matches_reference, assert_max_min_fair, explicit_flows, link_networks,
+    link_scenarios,
 )
 
 from _examples import examples
@@ -318,6 +319,40 @@ def test_stamps_starting_again_change_nothing():
     usual, restarting = run_prepared(p), run_prepared(p, stamp_limit=5)
     assert usual["counters"]["by_candidates"] > 100 and usual["counters"]["fills"] > 1000
     assert restarting["finish"].tobytes() == usual["finish"].tobytes()
+
+
+def _same_course(cap, lat, flows):
+    """Paths all of one length are looked up by arithmetic, not path_ptr; a
+    zero-size flow with a path of another length (it never sends) turns
+    that off, and must change nothing about the others."""
+    h = len(flows[0].path)
+    other = Flow(size=0.0, path=[0] if h > 1 else [0, 1])
+    a = simulate_links(cap, lat, flows, record_rates=True)
+    b = simulate_links(cap, lat, flows + [other], record_rates=True)
+    assert b.finish[:-1].tobytes() == a.finish.tobytes()
+    assert b.link_bytes.tobytes() == a.link_bytes.tobytes()
+    assert all(x.tobytes() == y.tobytes() for x, y in zip(a.rate_log, b.rate_log))
+
+
+@settings(max_examples=examples(50), deadline=None)
+@given(st.data())
+def test_paths_of_one_length_take_the_same_course(data):
+    cap, lat = data.draw(link_networks(max_links=6))
+    n = len(cap)
+    assume(n >= 2)
+    h = data.draw(st.integers(1, n))
+    flows = data.draw(explicit_flows(n, max_flows=12, multipath=False))
+    flows = [dataclasses.replace(f, path=data.draw(st.permutations(range(n)))[:h]) for f in flows]
+    _same_course(cap, lat, flows)
+
+
+def test_all_to_all_star_takes_the_same_course():
+    # crowded enough that refills close by scanning whole links
+    n = 24
+    rng = np.random.default_rng(5)
+    flows = [Flow(size=float(rng.integers(1, 100)) * 1e7, path=[2 * i, 2 * j + 1])
+             for i in range(n) for j in range(n) if i != j]
+    _same_course(np.full(2 * n, 1e9), np.zeros(2 * n), flows)
 
 
 @pytest.mark.parametrize("seed, weighted", [(1, False), (2, False), (3, False), (4, True), (5, True)])
