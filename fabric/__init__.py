@@ -22,12 +22,29 @@ except ImportError as exc:  # pragma: no cover - only without a build
 from .engine import Flow, FlowArrays, Result, simulate_links
 from .errors import FabricError, UnroutableError, ValidationError
 from .failures import LinkEvent
-from .network import ROUTINGS, Network, simulate
-from .run import JobsResult, run_jobs
-from .sweeps import sweep
 from .workloads import Job, Traffic, collective, place
 
 __version__ = "0.1.0"
+
+# Names whose modules need NetworkX (through topologies), imported on first
+# use: the engine on explicit links then starts without it (NetworkX is
+# about half of ``import fabric``).
+_LAZY = {"ROUTINGS": "network", "Network": "network", "simulate": "network", "JobsResult": "run",
+         "run_jobs": "run", "sweep": "sweeps"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "FabricError", "Flow", "FlowArrays", "LinkEvent", "Network", "ROUTINGS", "Result", "UnroutableError", "ValidationError",

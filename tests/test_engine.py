@@ -28,6 +28,20 @@ def finish(cap, lat, flows, **kw):
     return simulate_links(cap, lat, flows, **kw).finish.tolist()
 
 
+def test_the_engine_alone_starts_without_networkx(tmp_path):
+    # array-level users (and the ring benchmark's end-to-end time) should
+    # not pay for NetworkX; the names that need it still import on first use
+    script = textwrap.dedent("""
+        import sys, fabric
+        fabric.simulate_links([1e9], [0.0], [fabric.Flow(size=1.0, path=[0])])
+        assert "networkx" not in sys.modules, "networkx imported"
+        from fabric import ROUTINGS, JobsResult, Network, run_jobs, simulate, sweep
+        assert Network.__module__ == "fabric.network" and callable(simulate) and "ecmp" in ROUTINGS
+    """)
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+
+
 # ------------------------------------------------------------ hand-computable
 
 @given(st.floats(0, 1e12), st.floats(1e6, 1e12), st.lists(st.floats(0, 1e-3), min_size=1, max_size=5),
