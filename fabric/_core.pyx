@@ -1714,8 +1714,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.sub_size = <double*> _data(arrays["sub_size"])
     s.sub_w = <double*> _data(arrays["sub_w"])
     s.sub_cap = <double*> _data(arrays["sub_cap"])
-    s.path_ptr = <int64_t*> _data(arrays["path_ptr"])
     pp = arrays["path_ptr"]
+    s.path_ptr = <int64_t*> _data(pp)
     s.hops = pp[1] if S > 0 and pp[1] > 0 and is_stride(pp, pp[1]) else 0
     s.path_links = <int32_t*> _data(arrays["path_links"])
     s.dpt_ptr = <int64_t*> _data(arrays["dpt_ptr"])
