@@ -57,6 +57,25 @@ def test_direct_all_to_all_closed_form(n, S, L):
 
 @settings(max_examples=examples(30))
 @given(st.integers(2, 16), sizes, latencies)
+def test_pairwise_all_to_all_closed_form(n, S, L):
+    # n-1 steps, each a permutation: every link carries one transfer of S/n at full speed
+    net = fabric.Network(star(n, B, L))
+    r = fabric.collective(net, "all_to_all", S, algorithm="pairwise")
+    assert rel(r.time, (n - 1) * (L + S / (n * B))) < 1e-9
+    assert r.schedule.n_transfers == n * (n - 1)
+
+
+def test_pairwise_alltoallv_steps_wait_for_both_ends():
+    # step 0: 0->1 (0.1 s), 1->2 (0.3 s), 2->0 (0.2 s); step 1 sends nothing, but each rank
+    # starts it only when its own send and its receive of step 0 are done
+    M = np.array([[0, 1e8, 0], [0, 0, 3e8], [2e8, 0, 0]])
+    r = fabric.collective(fabric.Network(star(3, B, 0.0)), "all_to_all", 0, matrix=M, algorithm="pairwise")
+    assert r.schedule.src.tolist() == [0, 1, 2, 0, 1, 2] and r.schedule.dst.tolist() == [1, 2, 0, 2, 0, 1]
+    assert r.result.finish.tolist() == [0.1, 0.3, 0.2, 0.2, 0.3, 0.3]
+
+
+@settings(max_examples=examples(30))
+@given(st.integers(2, 16), sizes, latencies)
 def test_direct_all_reduce_closed_form(n, S, L):
     # every rank sends S/n to each other rank at once, twice (reduce-scatter, then all-gather)
     r = fabric.collective(fabric.Network(star(n, B, L)), "all_reduce", S, algorithm="direct")
@@ -111,7 +130,8 @@ def test_busbw_factors_are_nccl_tests(op):
 
 
 @pytest.mark.parametrize("op,algorithm,chunks", [("all_reduce", "ring", 1), ("all_reduce", "tree", 3),
-                                                 ("all_to_all", "direct", 1), ("sendrecv", "direct", 2),
+                                                 ("all_to_all", "direct", 1), ("all_to_all", "pairwise", 2),
+                                                 ("sendrecv", "direct", 2),
                                                  ("broadcast", "ring", 4), ("all_gather", "halving_doubling", 1)])
 def test_a_size_sweep_routes_once_and_gives_the_same_numbers(op, algorithm, chunks):
     net = fabric.Network(topologies.fat_tree(4, oversubscription=2), routing="ecmp", seed=3)
@@ -262,6 +282,9 @@ def test_a_quadratic_collective_too_big_is_refused_before_building(flow_budget_1
     monkeypatch.setattr(C, "_build", None)   # building would fail differently
     with pytest.raises(FabricError, match="all_to_all over 64 ranks, chunks=1: 4,032 flows would need about"):
         schedule("all_to_all", 64, 1e9)
+    # a pairwise alltoallv takes every step, empty blocks too (one block per rank here)
+    with pytest.raises(FabricError, match="all_to_all over 64 ranks, chunks=1: 4,032 flows would need about"):
+        schedule("all_to_all", 64, 0, algorithm="pairwise", matrix=np.roll(np.eye(64), 1, axis=1))
     with pytest.raises(FabricError, match="all_reduce over 32 ranks, chunks=1: 1,984 flows would need about"):
         schedule("all_reduce", 32, 1e9)   # ring
     # one rank per pod: the cross-pod rings are one ring over all 32 ranks

@@ -27,6 +27,15 @@ Algorithms (``ALGORITHMS[op]`` lists what each operation supports):
     Everyone sends to everyone at once (all_to_all, all_gather,
     reduce_scatter, all_reduce = direct reduce-scatter + direct all-gather,
     broadcast/reduce as a star around the root, send/recv permutations).
+    On a fabric with ECMP collisions an all_to_all couples every flow with
+    every other: exact sharing costs about flows^2, so 1024 ranks (a
+    million flows) take minutes, or an hour for small messages.
+``pairwise``
+    all_to_all as MPI's pairwise exchange (Open MPI's and MPICH's choice
+    for long messages; NCCL orders its peers the same way): n-1 steps, in
+    step k rank i sends to i+k and receives from i-k (mod n), and starts
+    step k+1 when both are done.  Each step is a permutation, so a
+    1024-rank all_to_all plays in seconds.
 ``hierarchical``
     Two levels for pods: ring reduce-scatter inside each pod (over the
     scale-up switch), ring all_reduce across pods among ranks with the same
@@ -67,7 +76,7 @@ ALGORITHMS = {
     "all_gather": ("ring", "halving_doubling", "direct"),
     "broadcast": ("ring", "direct"),
     "reduce": ("ring", "direct"),
-    "all_to_all": ("direct",),
+    "all_to_all": ("direct", "pairwise"),
     "sendrecv": ("direct",),
 }
 
@@ -354,9 +363,13 @@ def _pow2(n):
 
 def _pairwise(b, op, algorithm, n, perm=None, matrix=None, **_):
     """all_to_all (n x n blocks, block i*n+j goes from i to j) and sendrecv
-    (block i goes from i to perm[i]): every transfer at once."""
+    (block i goes from i to perm[i]): every transfer at once (direct) or in
+    the steps of a pairwise exchange."""
     if op == "all_to_all":
         origin, target = np.repeat(np.arange(n), n), np.tile(np.arange(n), n)
+        if algorithm == "pairwise":
+            _pairwise_exchange(b, n)
+            return len(origin), origin, target
     else:
         origin, target = np.arange(n), np.asarray(perm)
     send = origin != target
@@ -365,6 +378,21 @@ def _pairwise(b, op, algorithm, n, perm=None, matrix=None, **_):
     blk = np.flatnonzero(send)
     b.send_many(origin[blk], target[blk], np.arange(len(blk) + 1), blk, False, np.zeros(len(blk) + 1, np.int64), [])
     return len(origin), origin, target
+
+
+def _pairwise_exchange(b, n):
+    """Step s = 0..n-2: rank i sends block i*n + j to j = (i+s+1) % n, after
+    its own send of step s-1 and the transfer into it of step s-1 (an
+    MPI_Sendrecv per step).  Transfer (s, i) is number s*n + i.  An
+    alltoallv's empty blocks still take their step: a zero-byte message
+    that costs the path latency, as the sendrecv does."""
+    steps = n - 1
+    s, i = np.divmod(np.arange(steps * n), n)
+    dst = (i + s + 1) % n
+    prev = (s - 1) * n
+    deps = np.column_stack([prev + i, prev + (i - s) % n])[n:]   # (i - s) sent into i in step s-1
+    dep_ptr = _ptr(np.concatenate([np.zeros(min(n, steps * n), np.int64), np.full(len(deps), 2)]))
+    b.send_many(i, dst, np.arange(steps * n + 1), i * n + dst, False, dep_ptr, deps.ravel())
 
 
 def _rooted(b, op, algorithm, n, root=0, **_):
@@ -494,8 +522,10 @@ _BUILDERS = {"ring": _ring_alg, "direct": _direct, "halving_doubling": _halving_
 def _fewest_transfers(op, algorithm, n, matrix, pods):
     """A lower bound on one piece's transfers, known before building them:
     the quadratic patterns exactly, any other at least one per rank."""
-    if op == "all_to_all":   # every off-diagonal pair that sends
-        return n * (n - 1) if matrix is None else int(np.count_nonzero(matrix) - np.count_nonzero(matrix.diagonal()))
+    if op == "all_to_all":   # every off-diagonal pair that sends (pairwise: even empty ones)
+        if matrix is None or algorithm == "pairwise":
+            return n * (n - 1)
+        return int(np.count_nonzero(matrix) - np.count_nonzero(matrix.diagonal()))
     if op in _MODES and algorithm in ("ring", "direct"):
         return n * (n - 1) * (2 if op == "all_reduce" else 1)
     if algorithm == "hierarchical" and pods is not None and len(pods) == n:
