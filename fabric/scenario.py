@@ -433,6 +433,9 @@ def parse_scenario(text, path="<scenario>"):
 def scenario_from_data(data, text="", path="<scenario>"):
     """A :class:`Scenario` from already parsed TOML data (``text``, the file
     it came from, lets errors name lines)."""
+    if "sweep" in data or "axes" in data:   # the other kind of file: say so, not "unknown key"
+        raise _located(path, text, ("sweep" if "sweep" in data else "axes",),
+                       "this is a sweep file: run it with 'fabric sweep FILE -o DIR'")
     top = _section(path, text, (), data, SCHEMA[""], tables=[k for k in SCHEMA if k])
     if "topology" not in data:
         raise _located(path, text, ("topology",), "missing (required): a [topology] table with spec or file")

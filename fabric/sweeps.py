@@ -146,6 +146,8 @@ def load_sweep(path):
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
     unknown = set(data) - {"sweep", "axes", "base"}
+    if unknown and not {"sweep", "axes"} & set(data) and {"topology", "jobs"} & unknown:
+        raise ScenarioError(f"{path}: this is a scenario file: run it with 'fabric run FILE'")
     if unknown:
         raise ScenarioError(f"{path}: {sorted(unknown)[0]}: unknown key (expected sweep, axes, base)")
     head = data.get("sweep", {})

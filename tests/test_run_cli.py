@@ -78,6 +78,8 @@ def test_summary_table_csv_and_files(tmp_path):
      EXIT_INFEASIBLE, "s.toml:6: jobs[0].placement: 'core0' is not an accelerator"),
     ('[topology]\nspec = "fat-tree:k=4"\nrouting = "ugal"\n[[jobs]]\nname = "a"\naccelerators = 4\n', EXIT_INFEASIBLE,
      "s.toml:3: topology.routing: routing='ugal': needs a dragonfly topology, got fat_tree"),
+    ('[sweep]\nmode = "grid"\n[axes]\nseed = [1, 2]\n[base.topology]\nspec = "fat-tree:k=4"\n', EXIT_SCENARIO,
+     "s.toml:1: sweep: this is a sweep file: run it with 'fabric sweep FILE -o DIR'"),
 ])
 def test_bad_scenarios_give_one_line_and_an_exit_code(tmp_path, content, code, message):
     scn = tmp_path / "s.toml"
@@ -87,6 +89,14 @@ def test_bad_scenarios_give_one_line_and_an_exit_code(tmp_path, content, code, m
     assert r.exit_code == code, r.output
     assert message in r.output
     assert r.output.count("\n") <= 4 and "Traceback" not in r.output   # usage errors add a 'Usage:' hint
+
+
+def test_a_scenario_given_to_sweep_says_to_run_it(tmp_path):
+    scn = tmp_path / "s.toml"
+    scn.write_text('[topology]\nspec = "fat-tree:k=4"\n[[jobs]]\nname = "a"\naccelerators = 4\n')
+    r = run("sweep", scn, "-o", tmp_path / "out")
+    assert r.exit_code == EXIT_SCENARIO
+    assert f"{scn}: this is a scenario file: run it with 'fabric run FILE'" in r.output
 
 
 def test_help():
