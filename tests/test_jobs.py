@@ -97,6 +97,52 @@ def test_tensor_parallel_all_reduces_after_forward_and_backward():
     assert r.shared[0].jct == pytest.approx(3.0 + 2 * 1.0, rel=1e-12)   # 2 ranks: 2 steps of S/2 each
 
 
+@pytest.mark.parametrize("ep, layers, m, L", [(2, 1, 1, 0.0), (4, 3, 1, 0.0), (4, 2, 2, 1e-3), (8, 1, 3, 2e-4)])
+def test_expert_parallel_all_to_alls_after_each_moe_layer(ep, layers, m, L):
+    """Every microbatch's forward and backward: per MoE layer a dispatch and
+    a combine, each a direct all-to-all L + (ep-1) E/(ep B) on a star; with
+    pp = 1 nothing overlaps them."""
+    B, E, n = 1e9, 4e8, 8
+    net = fabric.Network(star(n, B, L))
+    job = Job("a", n, iterations=2, compute=1.0, ep=ep, ep_bytes=E, moe_layers=layers, microbatches=m)
+    r = run_jobs(net, [job], isolated=False)
+    a2a = L + (ep - 1) * E / (ep * B)
+    assert np.allclose(r.shared[0].iteration_times, 1.0 + m * 2 * 2 * layers * a2a, rtol=1e-12)
+    t = build_job(net, job, net.accelerators[:n]).traffic
+    assert len(t.flows_of("a:ep")) == 2 * m * 2 * 2 * layers * (n // ep) * ep * (ep - 1)
+
+
+def test_ep_groups_are_consecutive_dp_ranks_of_one_tp_index():
+    net = fabric.Network(topologies.fat_tree(4, pod=4))
+    job = Job("a", 16, tp=2, ep=2, ep_bytes=1e6, compute=0.01)   # dp = 8: four EP groups per TP index
+    ranks = place(net, [job])[0]
+    t = build_job(net, job, ranks).traffic
+    ep = t.flows_of("a:ep")
+    R = ranks.reshape(8, 2)   # (dp, tp), TP innermost
+    groups = {frozenset(R[d:d + 2, k].tolist()) for d in range(0, 8, 2) for k in range(2)}
+    assert {frozenset((int(a), int(b))) for a, b in zip(t.src[ep], t.dst[ep])} == groups
+
+
+def test_without_expert_parallelism_the_job_is_unchanged():
+    net = fabric.Network(topologies.fat_tree(4))
+    base = dict(iterations=2, compute=0.1, grad_size=1e8, buckets=3, overlap=True, microbatches=2)
+    want = build_job(net, Job("a", 8, **base), net.accelerators[:8]).traffic
+    for extra in (dict(ep=2), dict(ep_bytes=1e8, moe_layers=3)):   # no bytes, or no EP group
+        got = build_job(net, Job("a", 8, **base, **extra), net.accelerators[:8]).traffic
+        assert all(np.array_equal(getattr(got, f), getattr(want, f))
+                   for f in ("src", "dst", "size", "start", "delay", "dep_ptr", "dep_idx", "tag"))
+
+
+def test_backward_pieces_meet_at_bucket_and_layer_ends():
+    from fractions import Fraction as F
+
+    from fabric.workloads.jobs import _backward_pieces
+
+    assert _backward_pieces(4, 1) == [(F(1, 4), True, False)] * 3 + [(F(1, 4), True, True)]
+    assert _backward_pieces(2, 3) == [(F(1, 3), False, True), (F(1, 6), True, False), (F(1, 6), False, True),
+                                      (F(1, 3), True, True)]
+
+
 def test_tp_groups_stay_inside_pods_and_dp_groups_cross_them():
     G = topologies.fat_tree(4, pod=4)
     net = fabric.Network(G)
@@ -168,6 +214,8 @@ def test_placement_errors(jobs, message):
     ({"accelerators": 0}, "accelerators"), ({"accelerators": 6, "tp": 4}, "tp*pp"), ({"compute": -1.0}, "compute"),
     ({"placement": "packd"}, "unknown placement 'packd'"), ({"algorithm": "bogus"}, "algorithm='bogus'"),
     ({"grad_size": float("nan")}, "grad_size"), ({"forward_fraction": 2.0}, "forward_fraction"),
+    ({"ep": 3}, "ep=3 does not divide the data-parallel size dp=4"), ({"ep": 0}, "ep=0"),
+    ({"moe_layers": 0}, "moe_layers=0"), ({"ep_bytes": -1.0}, "ep_bytes=-1.0"),
 ])
 def test_job_validation(kwargs, field):
     args = dict(name="a", accelerators=4) | kwargs
@@ -195,6 +243,18 @@ def test_a_job_whose_all_reduces_cannot_fit_is_refused_before_building(flow_budg
     with pytest.raises(FabricError, match=r"job 'a' \(iterations=50, buckets=1, chunks=1, microbatches=1\): "
                                           "1,200 flows would need about"):
         J.build_job(net, Job("a", 4, iterations=50, grad_size=4e8), net.accelerators[:4])
+
+
+def test_a_job_whose_all_to_alls_cannot_fit_is_refused_before_building(flow_budget_1000, monkeypatch):
+    import fabric.workloads.jobs as J
+
+    monkeypatch.setattr(J, "schedule", None)
+    net = fabric.Network(dumbbell())
+    # 4 iterations * 2 microbatches * (forward, backward) * 3 layers * 2 all-to-alls * 4*3 transfers
+    with pytest.raises(FabricError, match=r"job 'a' \(iterations=4, buckets=1, chunks=1, microbatches=2\): "
+                                          "1,152 flows would need about"):
+        J.build_job(net, Job("a", 4, iterations=4, microbatches=2, ep=4, ep_bytes=1e6, moe_layers=3),
+                    net.accelerators[:4])
 
 
 def test_stopping_a_run_gives_a_partial_result():

@@ -1,9 +1,12 @@
 """Training jobs as flow DAGs: placement, compute, gradient sync, pipelines.
 
-A :class:`Job` is data-parallel training, optionally with tensor (TP) and
-pipeline (PP) parallel groups.  Its ranks are laid out ``(stage, dp, tp)``
-with TP innermost, so packed placement keeps a TP group inside a pod.  One
-iteration, for every rank:
+A :class:`Job` is data-parallel training, optionally with tensor (TP),
+pipeline (PP) and expert (EP, mixture-of-experts) parallel groups.  Its
+ranks are laid out ``(stage, dp, tp)`` with TP innermost, so packed
+placement keeps a TP group inside a pod; an EP group is ``ep`` consecutive
+DP ranks with the same stage and TP index (experts sharded over data
+parallelism, as Megatron-LM and DeepSpeed-MoE do).  One iteration, for
+every rank:
 
 1. its batch is read from storage (``sample_bytes * samples``, sharded over
    the storage nodes), prefetched one iteration ahead: the reads for
@@ -11,8 +14,12 @@ iteration, for every rank:
 2. forward compute, ``compute * forward_fraction`` split over
    ``microbatches``; with PP, stage s sends each microbatch's activations
    (``activation_bytes``) to stage s+1, which waits for them (GPipe);
+   with EP, each microbatch's forward is ``moe_layers`` equal pieces, each
+   followed by the token dispatch and the combine: two all-to-alls of
+   ``ep_bytes`` per rank (direct, as NCCL plays them) in every EP group;
 3. backward compute (the rest of ``compute``), gradients flowing back
-   between stages; TP groups all-reduce ``tp_bytes`` after every
+   between stages, with the same two all-to-alls after each of the
+   ``moe_layers`` pieces; TP groups all-reduce ``tp_bytes`` after every
    microbatch's forward and backward;
 4. gradient synchronization: ``grad_size`` bytes all-reduced among the
    ranks of each DP group in ``buckets`` equal buckets, one after the other
@@ -31,6 +38,7 @@ own kernel runs); a per-rank marker records when the rank is done with it.
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -86,6 +94,11 @@ class Job:
         backward.
     activation_bytes : float
         Bytes a stage sends to the next per microbatch (and gradients back).
+    ep, ep_bytes, moe_layers : int, float, int
+        Expert-parallel group size (divides the DP size), the bytes each
+        rank sends in one all-to-all (nccl-tests' size: ``ep_bytes / ep`` to
+        each member), and the MoE layers (two all-to-alls each, forward and
+        backward, per microbatch).
     optimizer : float
         Seconds of optimizer step after gradient sync.
     start : float
@@ -113,6 +126,9 @@ class Job:
     microbatches: int = 1
     tp_bytes: float = 0.0
     activation_bytes: float = 0.0
+    ep: int = 1
+    ep_bytes: float = 0.0
+    moe_layers: int = 1
     optimizer: float = 0.0
     start: float = 0.0
     seed: Optional[int] = None
@@ -121,13 +137,15 @@ class Job:
         def bad(name, expected):
             return FabricError(f"job {self.name!r}: {name}={getattr(self, name)!r}: expected {expected}")
 
-        for name in ("accelerators", "iterations", "chunks", "buckets", "tp", "pp", "microbatches"):
+        for name in ("accelerators", "iterations", "chunks", "buckets", "tp", "pp", "microbatches", "ep",
+                     "moe_layers"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise bad(name, "a positive integer")
         if not isinstance(self.samples, (int, np.integer)) or isinstance(self.samples, bool) or self.samples < 0:
             raise bad("samples", "an integer >= 0")
-        for name in ("compute", "grad_size", "sample_bytes", "tp_bytes", "activation_bytes", "optimizer", "start"):
+        for name in ("compute", "grad_size", "sample_bytes", "tp_bytes", "activation_bytes", "ep_bytes", "optimizer",
+                     "start"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v >= 0):
                 raise bad(name, "a finite number >= 0")
@@ -136,6 +154,9 @@ class Job:
         if self.accelerators % (self.tp * self.pp):
             raise FabricError(f"job {self.name!r}: accelerators={self.accelerators} is not a multiple of "
                               f"tp*pp={self.tp * self.pp}")
+        if self.dp % self.ep:
+            raise FabricError(f"job {self.name!r}: ep={self.ep} does not divide the data-parallel size "
+                              f"dp={self.dp} (accelerators / (tp*pp))")
         if isinstance(self.placement, str) and self.placement not in PLACEMENTS:
             raise FabricError(f"job {self.name!r}: unknown placement {self.placement!r} "
                               f"(expected packed, spread, random, or a list)")
@@ -390,8 +411,8 @@ def _collective(dag, plan, nodes, ready, tag):
     return done, ids
 
 
-def _plans(net, nodes, size, algorithm, chunks, cache, where):
-    """One plan per distinct pod pattern of the groups (usually one)."""
+def _plans(net, nodes, op, size, algorithm, chunks, cache, where):
+    """One plan of ``op`` per distinct pod pattern of the groups (usually one)."""
     G, n = nodes.shape
     keys = []
     try:
@@ -400,19 +421,19 @@ def _plans(net, nodes, size, algorithm, chunks, cache, where):
             if "pods" in ctx:   # relabel pods by first appearance: same pattern, same schedule
                 first = {}
                 ctx["pods"] = [first.setdefault(p, len(first)) for p in ctx["pods"]]
-            key = (n, size, algorithm, chunks, repr(ctx))
+            key = (op, n, size, algorithm, chunks, repr(ctx))
             if key not in cache:
-                cache[key] = _plan(schedule("all_reduce", n, size, algorithm=algorithm, chunks=chunks, **ctx))
+                cache[key] = _plan(schedule(op, n, size, algorithm=algorithm, chunks=chunks, **ctx))
             keys.append(key)
     except FabricError as exc:
         raise FabricError(f"{where}: {exc}") from None
     return [(cache[k], np.array([g for g in range(G) if keys[g] == k])) for k in dict.fromkeys(keys)]
 
 
-def _all_reduce(dag, net, nodes, ready, size, algorithm, chunks, tag, cache, record=None):
-    """All-reduce ``size`` bytes in each group of ``nodes`` (G, n); per-rank done markers."""
+def _in_groups(dag, net, nodes, ready, op, size, algorithm, chunks, tag, cache, record=None):
+    """Collective ``op`` of ``size`` bytes in each group of ``nodes`` (G, n); per-rank done markers."""
     done = np.empty(nodes.shape, np.int64)
-    for plan, groups in _plans(net, nodes, size, algorithm, chunks, cache, tag):
+    for plan, groups in _plans(net, nodes, op, size, algorithm, chunks, cache, tag):
         d, ids = _collective(dag, plan, nodes[groups], ready[groups], tag)
         done[groups] = d
         if record is not None:
@@ -452,7 +473,9 @@ def build_job(net, job, ranks, *, label=0):
     ranks = np.asarray(ranks, np.int32)
     if len(ranks) != job.accelerators:
         raise FabricError(f"job {job.name!r}: {len(ranks)} ranks for {job.accelerators} accelerators")
-    pp, tp, dp, m = job.pp, job.tp, job.dp, job.microbatches
+    pp, tp, dp, m, ep = job.pp, job.tp, job.dp, job.microbatches, job.ep
+    moe = ep > 1 and job.ep_bytes > 0
+    layers = job.moe_layers if moe else 1
     R = ranks.reshape(pp, dp, tp)
     name = job.name
     dag = _Dag(fid_base=int(label) << 40, what=f"job {job.name!r} (iterations={job.iterations}, "
@@ -471,6 +494,9 @@ def build_job(net, job, ranks, *, label=0):
         pods = [net.pod[g] if job.algorithm == "hierarchical" else None for g in dp_groups]
         per_sync = sum(_fewest_transfers("all_reduce", job.algorithm, dp, None, p) for p in pods)
         check_flow_count(job.iterations * job.buckets * job.chunks * per_sync, dag.what, dag.budget)
+    if moe:   # two all-to-alls per MoE layer, forward and backward, per microbatch, in every EP group
+        per_pass = 2 * layers * pp * tp * (dp // ep) * _fewest_transfers("all_to_all", "direct", ep, None, None)
+        check_flow_count(job.iterations * m * 2 * per_pass, dag.what, dag.budget)
 
     def compute(s, seconds, deps):
         ids = dag.markers(R[s], seconds, f"{name}:compute", deps=deps)
@@ -481,7 +507,16 @@ def build_job(net, job, ranks, *, label=0):
     def tensor_parallel(s, ready):   # stage s's TP groups are the rows of R[s]
         if tp == 1 or not job.tp_bytes:
             return ready
-        return _all_reduce(dag, net, R[s], ready, job.tp_bytes, "ring", 1, f"{name}:tp", cache)
+        return _in_groups(dag, net, R[s], ready, "all_reduce", job.tp_bytes, "ring", 1, f"{name}:tp", cache)
+
+    def expert_parallel(s, ready):   # token dispatch and combine in stage s's EP groups
+        if not moe:
+            return ready
+        for _ in range(2):
+            ready = _in_groups(dag, net, _ep_groups(R[s], ep), _ep_groups(ready, ep), "all_to_all", job.ep_bytes,
+                               "direct", 1, f"{name}:ep", cache)
+            ready = ready.reshape(dp // ep, tp, ep).transpose(0, 2, 1).reshape(dp, tp)
+        return ready
 
     for _ in range(job.iterations):
         dag.iter_base = dag.n
@@ -500,17 +535,24 @@ def build_job(net, job, ranks, *, label=0):
         bucket_ready = [[] for _ in range(pp)]
         for s in range(pp):
             for k in range(m):
-                cur[s] = tensor_parallel(s, compute(s, fwd_t, [cur[s], act[s][k]]))
+                deps = [cur[s], act[s][k]]
+                for _ in range(layers):
+                    cur[s] = expert_parallel(s, compute(s, fwd_t / layers, deps))
+                    deps = [cur[s]]
+                cur[s] = tensor_parallel(s, cur[s])
                 if s < pp - 1:
                     act[s + 1][k] = dag.add(R[s], R[s + 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
         grad = [[-1] * m for _ in range(pp)]
         for s in reversed(range(pp)):
             for k in range(m):
                 pieces = job.buckets if (job.overlap and k == m - 1) else 1
-                for j in range(pieces):
-                    cur[s] = compute(s, bwd_t / pieces, [cur[s], grad[s][k] if j == 0 else None])
-                    if k == m - 1:
+                for j, (share, bucket_end, layer_end) in enumerate(_backward_pieces(pieces, layers)):
+                    cur[s] = compute(s, bwd_t * share.numerator / share.denominator,
+                                     [cur[s], grad[s][k] if j == 0 else None])
+                    if k == m - 1 and bucket_end:
                         bucket_ready[s].append(cur[s].copy())
+                    if layer_end:
+                        cur[s] = expert_parallel(s, cur[s])
                 cur[s] = tensor_parallel(s, cur[s])
                 if s > 0:
                     grad[s - 1][k] = dag.add(R[s], R[s - 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
@@ -532,6 +574,23 @@ def build_job(net, job, ranks, *, label=0):
     return out
 
 
+def _ep_groups(a, ep):
+    """A stage's (dp, tp) array as EP groups: rows of ``ep`` consecutive DP
+    indices with one TP index, (dp/ep * tp, ep)."""
+    dp, tp = a.shape
+    return a.reshape(dp // ep, ep, tp).transpose(0, 2, 1).reshape(-1, ep)
+
+
+def _backward_pieces(buckets, layers):
+    """A microbatch's backward cut where a gradient bucket is ready (every
+    1/buckets) and where an MoE layer ends (every 1/layers): (share of the
+    backward, a bucket ends, a layer ends) per piece, in order."""
+    ends = sorted({Fraction(j, buckets) for j in range(1, buckets + 1)} |
+                  {Fraction(j, layers) for j in range(1, layers + 1)})
+    return [(e - b, (e * buckets).denominator == 1, (e * layers).denominator == 1)
+            for b, e in zip([Fraction(0)] + ends, ends)]
+
+
 def _bucket(dag, net, dp_groups, R, ready, after, job, name, cache, record):
     """One gradient bucket: waits for ``ready`` and the previous bucket
     (``after``) on every rank; returns per-rank done markers (R's shape)."""
@@ -539,6 +598,6 @@ def _bucket(dag, net, dp_groups, R, ready, after, job, name, cache, record):
     if (after >= 0).any():   # two conditions per rank: join them in a marker
         ready = dag.markers(R, 0.0, f"{name}:sync", deps=[ready, after])
     as_groups = ready.transpose(0, 2, 1).reshape(pp * tp, dp)
-    done = _all_reduce(dag, net, dp_groups, as_groups, job.grad_size / job.buckets, job.algorithm, job.chunks,
-                       f"{name}:sync", cache, record)
+    done = _in_groups(dag, net, dp_groups, as_groups, "all_reduce", job.grad_size / job.buckets, job.algorithm,
+                      job.chunks, f"{name}:sync", cache, record)
     return done.reshape(pp, tp, dp).transpose(0, 2, 1)
