@@ -63,7 +63,7 @@ scanning wins.
 import numpy as np
 cimport numpy as cnp
 from libc.stdlib cimport malloc, realloc, free, qsort
-from libc.math cimport INFINITY, NAN, fabs, isfinite
+from libc.math cimport INFINITY, NAN, fabs, isfinite, ilogb, ldexp, ceil
 from libc.stdint cimport int32_t, int64_t, int8_t
 from libc.time cimport clock, clock_t, CLOCKS_PER_SEC
 from cpython.exc cimport PyErr_CheckSignals
@@ -81,6 +81,7 @@ DEF BULK_MIN = 64        # finish-heap size from which simultaneous finishes lea
 DEF BREATHS = 10         # a long run returns to Python this often per CPU second (Ctrl-C, progress)
 DEF RECOUNT = 1e-4       # a link's region weight fell below this share of its start: recount it
 DEF ABLOCK = 64          # alist entries per block of the candidates pass (see amax)
+DEF NBINS = 128          # time bins of the link statistics (at least half of them used)
 
 cdef enum:
     EV_RELEASE = 0
@@ -376,6 +377,14 @@ ctypedef struct State:
     Log linklog
     Log ratelog
     bint rec_links
+    bint stat_links      # per-link statistics kept as loads change, not a log of every change:
+    double hot           # ... the utilization counted as hot,
+    double* st_t         # ... per link when its utilization last changed, and to what,
+    double* st_u
+    double* st_peak      # ... its highest utilization, the seconds at or above hot,
+    double* st_hot
+    double* bins         # ... and its utilization-seconds in time bins (L x NBINS) of width
+    double bin_w         # ... bin_w, a power of two (0 until a positive time is seen)
     bint rec_rates
     bint unit_w          # every weight is 1: reading none saves an array per subflow in the hot loops
     bint has_caps        # some subflow has a finite rate cap (else the fill skips looking for them)
@@ -1126,7 +1135,7 @@ cdef Py_ssize_t closure_by_candidates(State* s, double thr, int64_t hstamp, int6
         s.cand_backoff = s.cand_backoff * 2 if s.cand_backoff < 1024 else 1024
         s.skip_candidates = s.cand_backoff
         s.by_candidates = False
-        s.keep_loads = s.rec_links
+        s.keep_loads = s.rec_links or s.stat_links
     else:
         s.cand_backoff = 16
     # BFS from the changed links: on a link it reaches, every H member is reached
@@ -1352,15 +1361,65 @@ cdef int local_refill(State* s, int max_rounds) noexcept nogil:
     return 2
 
 
+cdef void bins_cover(State* s, double t) noexcept nogil:
+    """Make the bins reach past time t.  The first positive time sets their
+    width to a power of two (so runs played in phases share one grid);
+    later ones merge neighbouring bins until t fits."""
+    cdef Py_ssize_t l, k
+    cdef double* row
+    if s.bin_w == 0:
+        s.bin_w = ldexp(1.0, ilogb(t) - 6)   # t / bin_w in [64, 128)
+    while t >= NBINS * s.bin_w:
+        for l in range(s.L):
+            row = s.bins + l * NBINS
+            for k in range(NBINS // 2):
+                row[k] = row[2 * k] + row[2 * k + 1]
+            for k in range(NBINS // 2, NBINS):
+                row[k] = 0
+        s.bin_w *= 2
+
+
+cdef void stat_step(State* s, int32_t l, double t, double u) noexcept nogil:
+    """Link l's utilization becomes u at time t: the step ending here joins
+    its time at or above hot and its bins (the arithmetic of link_log_stats
+    on the log, in the same order)."""
+    cdef double a = s.st_t[l], v = s.st_u[l], w
+    cdef Py_ssize_t i, j, k
+    cdef double* row
+    if t > a and v > 0:
+        if v >= s.hot:
+            s.st_hot[l] += t - a
+        bins_cover(s, t)
+        w = s.bin_w
+        row = s.bins + l * NBINS
+        i = <Py_ssize_t> (a / w)
+        j = <Py_ssize_t> (t / w)
+        if i == j:
+            row[i] += v * (t - a)
+        else:
+            row[i] += v * ((i + 1) * w - a)
+            for k in range(i + 1, j):
+                row[k] += v * w
+            row[j] += v * (t - j * w)
+    if u > s.st_peak[l]:
+        s.st_peak[l] = u
+    s.st_t[l] = t
+    s.st_u[l] = u
+
+
 cdef int log_load(State* s, int32_t l, double t) noexcept nogil:
-    """Append link l's load to the link log if it changed (once per call of apply_rates)."""
+    """Link l's load to the link log and statistics if it changed (once per
+    call of apply_rates)."""
     cdef double load = s.load[l] + s.load_c[l]
     if s.lmark[l] == -s.logstamp:
         return 0
     s.lmark[l] = -s.logstamp
     if load != s.lload[l]:
         s.lload[l] = load
-        return log_add(&s.linklog, t, l, load)
+        if s.stat_links:
+            stat_step(s, l, t, load / s.cap[l])
+        if s.rec_links:
+            return log_add(&s.linklog, t, l, load)
     return 0
 
 
@@ -1396,7 +1455,7 @@ cdef int apply_rates(State* s, double t) noexcept nogil:
         else:
             fin_remove(s, i)
             s.n_stalled += 1
-    if s.rec_links:
+    if s.rec_links or s.stat_links:
         # log every link whose load may have moved: the changed ones and
         # those under refilled subflows (negative marks never clash with
         # refill's positive stamps)
@@ -1607,7 +1666,7 @@ cdef int run(State* s) noexcept nogil:
                 return -1
             if rc == 3:
                 s.n_r = 0   # nothing moved; the link log still records lost subflows
-            if (rc != 3 or s.rec_links) and apply_rates(s, s.tb) < 0:
+            if (rc != 3 or s.rec_links or s.stat_links) and apply_rates(s, s.tb) < 0:
                 return -1
             for c in range(s.n_chg):
                 s.lchg[s.chg_list[c]] = 0
@@ -1627,8 +1686,9 @@ def _ptr_from_counts(counts):
 
 
 def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w, sub_cap,
-             path_ptr, path_links, bint record_links=False, bint record_rates=False, double until=INFINITY,
-             progress=None, int64_t progress_every=2000, dependents=None, int64_t stamp_limit=1 << 29):
+             path_ptr, path_links, bint record_links=False, bint record_rates=False, bint link_stats=False,
+             double hot=0.9, double until=INFINITY, progress=None, int64_t progress_every=2000, dependents=None,
+             int64_t stamp_limit=1 << 29):
     """Run the engine on validated, contiguous arrays (see the module's layout).
 
     Returns a dict of numpy arrays: per flow ``release``, ``first_byte``,
@@ -1636,6 +1696,12 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     ``link_bytes``, ``link_busy``; counters; and, on request, the link load
     log (``link_log_t``, ``link_log_id``, ``link_log_v``: load in bytes/s from
     that time on) and the rate log (``rate_log_*``: subflow rate from then on).
+    ``link_stats`` keeps, in O(links) memory however long the run, what the
+    link log would give: per link ``link_peak`` utilization,
+    ``link_hot_s`` (seconds at a utilization >= ``hot``) and ``link_bins``
+    (links x bins: utilization-seconds in bins of ``link_bin_width``
+    seconds, a power of two, from time 0 to ``link_horizon``, where the run
+    ended or stopped).
     With ``until``, the run stops before the first event later than it, with
     every sending subflow's ``sub_remaining`` brought up to that time and
     ``sub_state`` telling where each subflow stands (0 waiting, 1 in latency,
@@ -1683,6 +1749,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         alist=(np.zeros(S, i32), i32), apos=(np.zeros(S, i32), i32), arate=(np.zeros(S), f64),
         amax=(np.zeros(S // ABLOCK + 1), f64),
         lfill_item=(np.zeros(L, i32), i32), lfill_where=(np.full(L, -1, i32), i32),
+        st_t=(np.zeros(L), f64), st_u=(np.zeros(L), f64), st_peak=(np.zeros(L), f64), st_hot=(np.zeros(L), f64),
+        bins=(np.zeros(L * NBINS if link_stats else 0), f64),
         # subflow state
         state=(np.zeros(S, i8), i8), rt=(_rt_records(sub_size), f64), rate=(np.zeros(S), f64),
         newrate=(np.zeros(S), f64), fin_t=(np.zeros(S), f64),
@@ -1797,6 +1865,14 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.ratelog.v = NULL
     s.ratelog.n = s.ratelog.cap = 0
     s.rec_links = record_links
+    s.stat_links = link_stats
+    s.hot = hot
+    s.st_t = <double*> _data(arrays["st_t"])
+    s.st_u = <double*> _data(arrays["st_u"])
+    s.st_peak = <double*> _data(arrays["st_peak"])
+    s.st_hot = <double*> _data(arrays["st_hot"])
+    s.bins = <double*> _data(arrays["bins"])
+    s.bin_w = 0
     s.rec_rates = record_rates
     s.unit_w = bool((arrays["sub_w"] == 1).all())
     s.has_caps = bool(np.isfinite(arrays["sub_cap"]).any())
@@ -1814,7 +1890,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.skip_local = s.backoff = 0
     s.skip_candidates = 0
     s.cand_backoff = 16
-    s.keep_loads = record_links
+    s.keep_loads = record_links or link_stats
     s.by_candidates = False
     s.n_events = s.n_fills = s.n_refilled = s.n_incid = s.n_fallbacks = s.n_widened = s.n_by_candidates = 0
     s.n_active = s.max_active = s.n_stalled = s.n_changed = 0
@@ -1822,6 +1898,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
 
     cdef int rc
     cdef bint stopped = 0
+    cdef double t_end
+    cdef Py_ssize_t l
     try:
         while True:
             try:
@@ -1842,6 +1920,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
                 break
         if rc < 0:
             raise MemoryError("fabric engine: out of memory")
+        # where the statistics end: the stop at `until` if it came first
+        t_end = until if (s.ev.n > 0 or s.fin.n > 0) and not stopped else s.now
         rem = arrays["rt"][0::3]   # a view: read once below, and by callers of stopped runs
         sub_finish = arrays["rt"][2::3].copy()
         if s.n_done < F:
@@ -1866,6 +1946,15 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
             out["link_log_t"], out["link_log_id"], out["link_log_v"] = _adopt_log(&s.linklog)
         if record_rates:
             out["rate_log_t"], out["rate_log_id"], out["rate_log_v"] = _adopt_log(&s.ratelog)
+        if link_stats:
+            if t_end > 0:
+                bins_cover(&s, t_end)   # a grid even if no link ever carried anything
+            for l in range(L):   # every link's last step lasts until the end
+                stat_step(&s, <int32_t> l, t_end, s.st_u[l])
+            n_bins = min(NBINS, int(ceil(t_end / s.bin_w))) if s.bin_w > 0 else 0
+            out.update(link_peak=arrays["st_peak"], link_hot_s=arrays["st_hot"],
+                       link_bins=arrays["bins"].reshape(L, NBINS)[:, :n_bins].copy(), link_bin_width=s.bin_w,
+                       link_horizon=t_end)
         return out
     finally:
         free(s.ev.a)

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _core
 from .errors import ValidationError
+from .metrics import HOT_AT
 
 __all__ = ["Flow", "FlowArrays", "Result", "simulate_links"]
 
@@ -418,6 +419,12 @@ class Result:
     failed : ndarray of bool (F,)
         Flows left without a path by timed link failures (finish nan);
         all False otherwise.
+    link_summary : dict, optional
+        With ``link_summary=True``: per link ``peak`` utilization, ``hot_s``
+        (seconds at or above :data:`fabric.metrics.HOT`) and ``bins``
+        (links x bins: utilization-seconds in bins of ``bin_width``
+        seconds from time 0), up to ``horizon`` (the end of the run), kept
+        as the run went in O(links) memory, as a log would give them.
     """
 
     release: np.ndarray
@@ -438,6 +445,7 @@ class Result:
     rate_log: Optional[tuple] = None
     meta: dict = field(default_factory=dict)
     failed: Optional[np.ndarray] = None
+    link_summary: Optional[dict] = None
 
     @property
     def makespan(self):
@@ -487,7 +495,7 @@ def run_prepared(p, flow_ids=None, **options):
     engine's per-link arrays would cost more than the run); per-link results
     come back under the caller's link ids.  ``flow_ids``: the caller's index
     of each flow, for error messages.  ``options``: ``record_links``,
-    ``record_rates``, ``until``, ``progress``.
+    ``record_rates``, ``link_stats``, ``until``, ``progress``.
     """
     fa = p.fa
     cap, lat, links, used = p.cap, p.lat, fa.path_links, None
@@ -495,12 +503,13 @@ def run_prepared(p, flow_ids=None, **options):
         used, links = _core.compact_ids(links, len(cap))
         cap, lat = cap[used], lat[used]
     out = _core.simulate(cap, lat, fa.start, fa.delay, fa.dep_ptr, fa.dep_idx, fa.sub_ptr, p.sub_size, p.sub_w,
-                         p.sub_cap, fa.path_ptr, links, dependents=p.dependents, **options)
+                         p.sub_cap, fa.path_ptr, links, dependents=p.dependents, hot=HOT_AT, **options)
     if used is not None:
-        for key in ("link_bytes", "link_busy"):
-            full = np.zeros(len(p.cap))
-            full[used] = out[key]
-            out[key] = full
+        for key in ("link_bytes", "link_busy", "link_peak", "link_hot_s", "link_bins"):
+            if key in out:
+                full = np.zeros((len(p.cap),) + out[key].shape[1:])
+                full[used] = out[key]
+                out[key] = full
         if "link_log_id" in out:
             out["link_log_id"] = used[out["link_log_id"]]
     if out["overflowed"] >= 0:
@@ -512,8 +521,14 @@ def run_prepared(p, flow_ids=None, **options):
     return out
 
 
-def simulate_links(capacity, latency, flows, *, record_links=False, record_rates=False, node_ids=None,
-                   progress=None):
+def _link_summary(out):
+    """The engine output's link statistics as ``Result.link_summary``."""
+    return {"peak": out["link_peak"], "hot_s": out["link_hot_s"], "bins": out["link_bins"],
+            "bin_width": out["link_bin_width"], "horizon": out["link_horizon"]}
+
+
+def simulate_links(capacity, latency, flows, *, record_links=False, record_rates=False, link_summary=False,
+                   node_ids=None, progress=None):
     """Play flows over explicit directed-link paths; the engine on its own.
 
     Parameters
@@ -524,6 +539,10 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
         Each flow with ``path``/``paths`` of link ids.
     record_links : bool
         Keep every link's load as a step function (``Result.link_utilization``).
+    link_summary : bool
+        Keep per-link peak, time hot and binned utilization as the run goes
+        (``Result.link_summary``): what the congestion metrics need, in
+        O(links) memory where the step functions of a long run take GBs.
     record_rates : bool
         Keep every subflow rate change (``Result.rate_log``: times, subflow
         ids, rates), for invariant checkers.
@@ -550,7 +569,8 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
     """
     p = prepare(capacity, latency, flows, node_ids)
     fa = p.fa
-    out = run_prepared(p, record_links=record_links, record_rates=record_rates, progress=progress)
+    out = run_prepared(p, record_links=record_links, record_rates=record_rates, link_stats=link_summary,
+                       progress=progress)
     if out["counters"]["stopped"]:
         out["finish"][~out["flow_done"]] = np.nan
     return Result(
@@ -560,5 +580,5 @@ def simulate_links(capacity, latency, flows, *, record_links=False, record_rates
         counters=out["counters"], flows=fa, sub_size=p.sub_size, sub_weight=p.sub_w, sub_cap=p.sub_cap,
         link_log=(out["link_log_t"], out["link_log_id"], out["link_log_v"]) if record_links else None,
         rate_log=(out["rate_log_t"], out["rate_log_id"], out["rate_log_v"]) if record_rates else None,
-        failed=np.zeros(len(out["finish"]), bool),
+        failed=np.zeros(len(out["finish"]), bool), link_summary=_link_summary(out) if link_summary else None,
     )

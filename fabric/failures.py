@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engine import FlowArrays, Result, _ptr, _ranges, _take_ranges, prepare, run_prepared
+from .engine import FlowArrays, Result, _link_summary, _ptr, _ranges, _take_ranges, prepare, run_prepared
 from .errors import FabricError, UnroutableError
 
 __all__ = ["LinkEvent", "run_with_events"]
@@ -50,7 +50,7 @@ def _apply(net, event):
     return net.without(links=event.links) if event.factor == 0 else net.degraded(event.links, event.factor)
 
 
-def run_with_events(net, fa, events, *, record_links=False, progress=None):
+def run_with_events(net, fa, events, *, record_links=False, link_summary=False, progress=None):
     """Play routed flows ``fa`` on ``net`` with timed link events; a Result
     whose ``failed`` marks flows left without a path (their finish is nan).
     ``progress`` is passed to every phase (see :func:`fabric.simulate_links`)."""
@@ -66,7 +66,7 @@ def run_with_events(net, fa, events, *, record_links=False, progress=None):
     sub_finish = np.full(S0, np.nan)
     link_bytes = np.zeros(net.n_links)
     link_busy = np.zeros(net.n_links)
-    counters, logs = {}, []
+    counters, logs, summaries = {}, [], []
 
     # a phase plays "pieces" (its logical flows); piece_sub maps each of its
     # subflows to the original subflow it continues, piece_owner each piece
@@ -77,13 +77,16 @@ def run_with_events(net, fa, events, *, record_links=False, progress=None):
         until = events[k].time if k < len(events) else math.inf
         p = prepare(current.capacity, current.latency, phase_fa)
         pf = p.fa
-        out = run_prepared(p, piece_owner, record_links=record_links, until=until, progress=progress)
+        out = run_prepared(p, piece_owner, record_links=record_links, link_stats=link_summary, until=until,
+                           progress=progress)
         link_bytes += out["link_bytes"]
         link_busy += out["link_busy"]
         for key, v in out["counters"].items():
             counters[key] = max(counters.get(key, 0), v) if key == "max_active" else counters.get(key, 0) + v
         if record_links:
-            logs.append((out["link_log_t"], out["link_log_id"], out["link_log_v"]))
+            logs.append(_ended((out["link_log_t"], out["link_log_id"], out["link_log_v"]), until))
+        if link_summary:
+            summaries.append(_link_summary(out))
         state = out["sub_state"]
         first_now = np.isnan(sub_first[piece_sub])
         sub_first[piece_sub[first_now]] = out["sub_first"][first_now]
@@ -106,9 +109,44 @@ def run_with_events(net, fa, events, *, record_links=False, progress=None):
         link_bytes=link_bytes, link_busy=link_busy, capacity=net.capacity, latency=net.latency,
         counters=counters, flows=of, sub_size=orig.sub_size, sub_weight=orig.sub_w, sub_cap=orig.sub_cap,
         link_log=tuple(np.concatenate(x) for x in zip(*logs)) if record_links else None, failed=failed,
+        link_summary=_merged(summaries) if link_summary else None,
     )
     result.meta.update(network=current, events=events)
     return result
+
+
+def _ended(log, until):
+    """A phase's link log, with every link still loaded at its end dropping
+    to 0 at ``until``: the next phase logs its loads afresh from 0 (without
+    this, a failed link would stay at its last load to the end of the run)."""
+    t, ids, v = log
+    if not len(ids) or not math.isfinite(until):
+        return log
+    uniq, back = np.unique(ids[::-1], return_index=True)
+    loaded = uniq[v[len(ids) - 1 - back] != 0]
+    return (np.concatenate([t, np.full(len(loaded), until)]), np.concatenate([ids, loaded.astype(ids.dtype)]),
+            np.concatenate([v, np.zeros(len(loaded))]))
+
+
+def _merged(summaries):
+    """One link summary from the phases': peaks by max, hot time summed, and
+    bins added on the coarsest phase's grid (widths are powers of two from
+    time 0, so a finer grid's bins nest in it)."""
+    width = max(s["bin_width"] for s in summaries)
+    horizon = summaries[-1]["horizon"]
+    L = len(summaries[0]["peak"])
+    bins = np.zeros((L, int(math.ceil(horizon / width)) if width > 0 else 0))
+    for s in summaries:
+        b = s["bins"]
+        if b.shape[1]:
+            f = int(width / s["bin_width"])
+            m = -(-b.shape[1] // f)
+            padded = np.zeros((L, m * f))
+            padded[:, :b.shape[1]] = b
+            bins[:, :m] += padded.reshape(L, m, f).sum(axis=2)
+    return {"peak": np.max([s["peak"] for s in summaries], axis=0),
+            "hot_s": np.sum([s["hot_s"] for s in summaries], axis=0), "bins": bins, "bin_width": width,
+            "horizon": horizon}
 
 
 def _finish(sub_finish, sub_ptr):

@@ -8,7 +8,9 @@ run's makespan by default):
 * *peak* utilization and *time above 90 %* come from the recorded step
   functions (``simulate(..., record_links=True)``), whose change times are
   exact up to the engine's simultaneity window (events within 1e-12
-  relative are one event);
+  relative are one event), or from the same statistics kept as the run
+  went (``link_summary=True``: the same numbers, over the whole run, in
+  O(links) memory);
 * the *FCT slowdown* of a flow is its completion time (finish - release)
   over its completion time alone on an idle network (path latency plus
   size over the path's bottleneck, and its cap; for a sprayed flow the
@@ -19,10 +21,13 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["fct_slowdown", "fct_stats", "hot_links", "link_stats", "owners", "tier_summary", "utilization_matrix"]
+__all__ = ["binned_utilization", "fct_slowdown", "fct_stats", "hot_links", "link_stats", "owners", "tier_summary",
+           "utilization_matrix"]
 
 #: utilization counted as "hot" by :func:`link_stats`
 HOT = 0.9
+#: the test applied: a hair below HOT, so a link exactly at 90 % counts whatever the rounding
+HOT_AT = HOT * (1 - 1e-9)
 
 
 def _owner(tag):
@@ -32,8 +37,9 @@ def _owner(tag):
 
 def link_stats(result, horizon=None):
     """Per directed link: ``bytes``, ``mean`` utilization over [0, horizon],
-    and, when the run recorded links, ``peak`` and ``hot_s`` (seconds at or
-    above 90 %).  Arrays of length L in a dict.
+    and, when the run recorded links or kept their summary, ``peak`` and
+    ``hot_s`` (seconds at or above 90 %).  Arrays of length L in a dict.
+    A summary covers the whole run: another horizon needs the recorded log.
 
     Examples
     --------
@@ -52,7 +58,12 @@ def link_stats(result, horizon=None):
     out = {"bytes": result.link_bytes, "mean": result.link_bytes / (result.capacity * T) if T > 0 else np.zeros(L)}
     if result.link_log is not None:
         t, ids, load = (np.ascontiguousarray(x, dt) for x, dt in zip(result.link_log, (np.float64, np.int32, np.float64)))
-        out["peak"], out["hot_s"] = _core.link_log_stats(t, ids, load, result.capacity, T, HOT * (1 - 1e-9))
+        out["peak"], out["hot_s"] = _core.link_log_stats(t, ids, load, result.capacity, T, HOT_AT)
+    elif result.link_summary is not None:
+        if horizon is not None and T not in (result.makespan, result.link_summary["horizon"]):
+            raise ValueError(f"horizon={horizon!r}: a link summary covers the whole run; "
+                             "another window needs simulate(..., record_links=True)")
+        out["peak"], out["hot_s"] = result.link_summary["peak"], result.link_summary["hot_s"]
     result.meta[("link_stats", T)] = out
     return out
 
@@ -163,6 +174,28 @@ def fct_stats(result, tag=None, tags=()):
             out[name] = {"flows": int(len(x)), "p50": float(np.percentile(x, 50)), "p99": float(np.percentile(x, 99)),
                          "max": float(x.max())}
     return out
+
+
+def binned_utilization(result, links):
+    """Mean utilization of each of ``links`` in the time bins the engine
+    kept (``simulate(..., link_summary=True)``): (bin edges, matrix links x
+    bins), the bins of equal width but the last, cut at the end of the run.
+
+    Examples
+    --------
+    >>> import fabric
+    >>> r = fabric.simulate_links([1e9], [0.0], [fabric.Flow(size=1e9, path=[0])], link_summary=True)
+    >>> edges, util = binned_utilization(r, [0])
+    >>> len(edges) - 1, float(edges[-1]), float(util.min()), float(util.max())
+    (64, 1.0, 1.0, 1.0)
+    """
+    s = result.link_summary
+    if s is None:
+        raise ValueError("binned_utilization needs simulate(..., link_summary=True)")
+    n = s["bins"].shape[1]
+    edges = np.minimum(np.arange(n + 1) * s["bin_width"], s["horizon"])
+    links = np.asarray(links, dtype=np.int64)
+    return edges, s["bins"][links] / np.diff(edges)
 
 
 def utilization_matrix(result, links, bins=100, horizon=None):

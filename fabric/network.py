@@ -523,7 +523,7 @@ class Network:
         return np.array([self._id(n, field) for n in arr.tolist()], dtype=np.int32)
 
 
-def simulate(net, flows, *, record_links=False, record_rates=False, events=(), progress=None):
+def simulate(net, flows, *, record_links=False, record_rates=False, link_summary=False, events=(), progress=None):
     """Play flows over a compiled network, routing those without paths.
 
     ``flows`` is a list of :class:`Flow` (``src``/``dst`` node names; a
@@ -532,8 +532,8 @@ def simulate(net, flows, *, record_links=False, record_rates=False, events=(), p
     :class:`fabric.workloads.Traffic`.  ``events`` are
     timed :class:`~fabric.failures.LinkEvent` failures or degradations;
     flows then reroute (see :mod:`fabric.failures`) and ``Result.failed``
-    marks those left without a path.  ``progress``: see
-    :func:`fabric.simulate_links`.
+    marks those left without a path.  ``record_links``, ``link_summary``,
+    ``progress``: see :func:`fabric.simulate_links`.
 
     Examples
     --------
@@ -568,8 +568,9 @@ def simulate(net, flows, *, record_links=False, record_rates=False, events=(), p
     if events:
         if record_rates:
             raise FabricError("record_rates: not available with events (rates are per phase)")
-        return run_with_events(net, fa, events, record_links=record_links, progress=progress)
+        return run_with_events(net, fa, events, record_links=record_links, link_summary=link_summary,
+                               progress=progress)
     r = simulate_links(net.capacity, net.latency, fa, record_links=record_links, record_rates=record_rates,
-                       progress=progress)
+                       link_summary=link_summary, progress=progress)
     r.meta["network"] = net
     return r

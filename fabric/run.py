@@ -190,7 +190,7 @@ def _play(net, shared_traffic, todo, *, events, record_links, progress, threads)
         return _job_stats(b, r, 0)
 
     try:
-        res = simulate(net, shared_traffic, record_links=record_links, events=events,
+        res = simulate(net, shared_traffic, record_links=record_links, link_summary=True, events=events,
                        progress=watcher("shared", shared_traffic.n_flows))
         if res.partial:
             stop.set()
@@ -211,7 +211,7 @@ def _play(net, shared_traffic, todo, *, events, record_links, progress, threads)
     return res, alone_stats
 
 
-def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isolated=True, record_links=True,
+def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isolated=True, record_links=False,
              progress=None, threads=None):
     """Play jobs (and other traffic) together on ``net``, and each job alone.
 
@@ -230,6 +230,12 @@ def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isola
         Ranks of every job (default: :func:`place`).
     isolated : bool
         Run every job alone too (needed for slowdowns).
+    record_links : bool
+        Also keep every link's load as a step function in the shared run
+        (``result.link_utilization``).  The congestion metrics (hot links,
+        tiers, the heatmap) do not need it: the shared run always keeps its
+        link summary, in O(links) memory, where the log of a long run takes
+        GBs.
     progress : callable, optional
         ``progress(stage, now, events, flows_done, flows)`` during every run
         (stage ``"shared"`` or a job name), from the thread playing it;

@@ -71,10 +71,13 @@ def _graph(net, res, horizon):
 
 
 def _heatmap(net, res, hot, bins, horizon):
-    if res.link_log is None or not hot or horizon <= 0:
+    if (res.link_log is None and res.link_summary is None) or not hot or horizon <= 0:
         return {"links": [], "t": [], "util": []}
     links = [h["link"] for h in hot]
-    edges, util = metrics.utilization_matrix(res, links, bins, horizon)
+    if res.link_summary is not None:   # the engine's own bins: no log to keep
+        edges, util = metrics.binned_utilization(res, links)
+    else:
+        edges, util = metrics.utilization_matrix(res, links, bins, horizon)
     return {"links": [f"{h['from']} -> {h['to']}" for h in hot], "t": edges, "util": util}
 
 

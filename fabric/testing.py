@@ -480,8 +480,18 @@ def _sub_owner(result):
 def assert_feasible(result, rtol=1e-9):
     """No directed link carries more than its capacity at any time.
 
-    Needs a result from ``simulate(..., record_links=True)``.
+    Needs a result from ``simulate(..., record_links=True)`` (which names
+    the time) or ``link_summary=True`` (each link's peak: what
+    :func:`fabric.run_jobs` keeps).
     """
+    if result.link_log is None:
+        if result.link_summary is None:
+            raise ValueError("assert_feasible needs simulate(..., record_links=True) or link_summary=True")
+        peak = result.link_summary["peak"]
+        if np.any(peak > 1 + rtol):
+            l = int(np.argmax(peak))
+            raise AssertionError(f"link {l} reaches {peak[l]:.9g} of its capacity {result.capacity[l]:.6g}")
+        return
     t, ids, load = result.link_log
     over = load > result.capacity[ids] * (1 + rtol)
     if over.any():

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import topologies as T
-from fabric import FabricError, Flow, LinkEvent, Network, simulate
+from fabric import FabricError, Flow, LinkEvent, Network, metrics, simulate
 from fabric.testing import assert_feasible, flow_sets, networks, topologies
 
 from _examples import examples
@@ -36,13 +36,21 @@ def test_failure_reroutes_and_makespan_grows_as_max_min_predicts(diamond):
     assert simulate(net, flows).finish.tolist() == [2.0, 2.0]
     # at t=1 each flow has 1 GB left; a's middle link dies, a moves onto m2
     # and both share 1 GB/s: 1 GB at 0.5 GB/s -> both end at 1 + 2 = 3
-    r = simulate(net, flows, events=[LinkEvent(1.0, [("s1", "m1")])], record_links=True)
+    r = simulate(net, flows, events=[LinkEvent(1.0, [("s1", "m1")])], record_links=True, link_summary=True)
     assert r.finish.tolist() == [3.0, 3.0]
     assert not r.failed.any()
     assert r.link_bytes[net.link("s1", "m1")] == GB
     assert r.link_bytes[net.link("s1", "m2")] == 3 * GB
     assert r.link_bytes[net.link("s2", "b")] + r.link_bytes[net.link("s2", "d")] == 4 * GB   # all bytes arrive
     assert_feasible(r)
+    # the dead link was full until t=1 and carried nothing after, in the log and in the summary
+    dead, busy = net.link("s1", "m1"), net.link("s1", "m2")
+    assert [x.tolist() for x in r.link_utilization(dead)] == [[0.0, 1.0], [1.0, 0.0]]
+    from_log = metrics.link_stats(r)
+    assert from_log["hot_s"][dead] == r.link_summary["hot_s"][dead] == 1.0
+    assert from_log["hot_s"][busy] == r.link_summary["hot_s"][busy] == 3.0
+    edges, util = metrics.binned_utilization(r, [dead, busy])
+    assert (util * np.diff(edges)).sum(axis=1).tolist() == [1.0, 3.0]   # utilization-seconds: bytes / capacity
 
 
 def test_degradation_slows_without_rerouting(diamond):

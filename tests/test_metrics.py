@@ -68,6 +68,51 @@ def test_binned_utilization_integrates_to_bytes(data):
     assert np.all(fct >= fct / sd[ok] * (1 - 1e-9) - 4 * np.spacing(r.finish[ok]))
 
 
+def _integral(t, u, at):
+    """The step function (t, u) integrated from 0 to each of ``at``: the slow, plain way."""
+    out = np.zeros(len(at))
+    for k, x in enumerate(at):
+        ends = np.minimum(np.append(t[1:], x), x)
+        out[k] = np.sum(np.maximum(ends - np.minimum(t, x), 0.0) * u)
+    return out
+
+
+@settings(max_examples=examples(40))
+@given(st.data())
+def test_the_link_summary_is_what_the_log_gives(data):
+    """Kept as the run goes, in O(links) memory: the same peak and time hot
+    as the recorded step functions give (the same sums in the same order),
+    and bins that integrate those step functions."""
+    net = data.draw(networks(graphs(max_accelerators=16)))
+    flows = data.draw(flow_sets(net, max_flows=12))
+    r = fabric.simulate(net, flows, record_links=True, link_summary=True)
+    s = r.link_summary
+    assert s["horizon"] == r.makespan
+    log = metrics.link_stats(fabric.engine.Result(**{**vars(r), "link_summary": None, "meta": {}}))
+    assert np.array_equal(s["peak"], log["peak"]) and np.array_equal(s["hot_s"], log["hot_s"])
+    if r.makespan <= 0:
+        assert s["bins"].shape == (net.n_links, 0)
+        return
+    w = s["bin_width"]
+    assert w == 2.0 ** np.round(np.log2(w)) and 64 <= s["bins"].shape[1] <= 128 and w * s["bins"].shape[1] >= r.makespan
+    edges, util = metrics.binned_utilization(r, np.arange(net.n_links))
+    assert edges[0] == 0 and edges[-1] == r.makespan and np.all(np.diff(edges) > 0)
+    for l in range(net.n_links):
+        t, u = r.link_utilization(l)
+        want = np.diff(_integral(t, u, edges))
+        assert np.allclose(s["bins"][l], want, rtol=1e-9, atol=1e-12 * r.makespan * (len(t) + 2))
+        assert np.allclose(util[l] * np.diff(edges), want, rtol=1e-9, atol=1e-12 * r.makespan * (len(t) + 2))
+
+
+def test_a_summary_covers_the_whole_run_only():
+    r = simulate_links([1e9], [0.0], [Flow(size=1e9, path=[0])], link_summary=True)
+    assert metrics.link_stats(r)["hot_s"].tolist() == [1.0]
+    with pytest.raises(ValueError, match="horizon=0.5: a link summary covers the whole run"):
+        metrics.link_stats(r, horizon=0.5)
+    with pytest.raises(ValueError, match="record_links=True"):
+        metrics.utilization_matrix(r, [0])
+
+
 def test_hot_links_and_tiers_name_who_crosses_them():
     net = fabric.Network(topologies.fat_tree(4, bandwidth=1e9, latency=0.0))
     a = fabric.Traffic.from_columns(net._ids(["acc0"], "src"), net._ids(["acc15"], "dst"), [1e9], tag="jobA:sync")
