@@ -19,7 +19,7 @@ from .errors import FabricError
 from .network import ROUTINGS, SPRAY_PATHS, Network
 from .scenario import InfeasibleError, ScenarioError, load_scenario
 from .spec import load_topology
-from .summary import JOB_COLUMNS, LINK_COLUMNS, cell, jsonable, summarize
+from .summary import COMM_COLUMNS, JOB_COLUMNS, LINK_COLUMNS, cell, jsonable, summarize
 from .units import format_bandwidth, format_size, format_time, parse_size, parse_time
 from .workloads.collectives import ALGORITHMS, OPS, collective as run_collective, collective_sizes
 
@@ -430,6 +430,7 @@ def _print_summary(summary, top):
                                                                    else ""))
     click.echo()
     for title, rows, columns in (("jobs", summary["jobs"], JOB_COLUMNS),
+                                 ("communication in flight", summary.get("communication", []), COMM_COLUMNS),
                                  ("hottest links", summary["hot_links"][:top], LINK_COLUMNS)):
         if rows:
             click.echo(f"{title}:")

@@ -14,7 +14,7 @@ import json
 import numpy as np
 
 from .errors import FabricError
-from .summary import FORMAT, JOB_COLUMNS, LINK_COLUMNS, SCHEMA_PATH, cell
+from .summary import COMM_COLUMNS, FORMAT, JOB_COLUMNS, LINK_COLUMNS, SCHEMA_PATH, cell
 from .units import format_time
 
 __all__ = ["render"]
@@ -206,6 +206,7 @@ def render(summary):
                      "unfinished jobs show their progress so far.</p>")
     parts += [
         "<h2>Jobs</h2>", _table(summary["jobs"], JOB_COLUMNS),
+        "<h2>Communication in flight</h2>", _table(summary.get("communication", []), COMM_COLUMNS),
         "<h2>Hottest links</h2>", _table(summary["hot_links"], LINK_COLUMNS),
         "<h2>Per tier</h2>", _table(summary["tiers"], TIER_COLUMNS),
         "<h2>Flow completion-time slowdown</h2>",

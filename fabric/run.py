@@ -21,7 +21,11 @@ from .workloads.collectives import BUSBW_FACTOR
 from .workloads.jobs import build_job, place
 from .workloads.traffic import Traffic
 
-__all__ = ["JobStats", "JobsResult", "run_jobs"]
+__all__ = ["TRAFFIC_KINDS", "JobStats", "JobsResult", "run_jobs"]
+
+#: the kinds of a job's transfers (its tags are ``job:kind``), and what they are
+TRAFFIC_KINDS = {"sync": "gradient sync", "tp": "tensor parallel", "pp": "pipeline", "ep": "expert all-to-all",
+                 "data": "data loading"}
 
 
 @dataclass
@@ -29,12 +33,13 @@ class JobStats:
     """One job's times in one run (seconds; nan where the run stopped early).
 
     ``iteration_times[i]``: from the end of iteration i-1 (or the job's
-    start) to the end of iteration i on its slowest rank.  ``comm_time``:
-    how long gradient sync was in flight (the union over all buckets and
-    iterations of first transfer released .. last transfer finished).
-    ``syncs``: one row per gradient all-reduce (iteration, bucket, start,
-    end); ``algbw``/``busbw``: the mean over them of bucket bytes over
-    duration (nccl-tests definitions).
+    start) to the end of iteration i on its slowest rank.  ``in_flight``:
+    per kind of transfer (:data:`TRAFFIC_KINDS`) the job has, the seconds
+    during which at least one of them was in flight (released, not
+    finished); ``comm_time`` is that of gradient sync.  ``syncs``: one row
+    per gradient all-reduce (iteration, bucket, start, end);
+    ``algbw``/``busbw``: the mean over them of bucket bytes over duration
+    (nccl-tests definitions).
     """
 
     jct: float
@@ -43,6 +48,7 @@ class JobStats:
     algbw: float
     busbw: float
     syncs: np.ndarray
+    in_flight: dict
 
     @property
     def iterations_done(self):
@@ -50,17 +56,28 @@ class JobStats:
 
 
 def _union_length(starts, ends):
+    """The length of the union of intervals [starts, ends]."""
     if not len(starts):
         return 0.0
-    order = np.argsort(starts)
-    total, cur_s, cur_e = 0.0, starts[order[0]], ends[order[0]]
-    for s, e in zip(starts[order[1:]], ends[order[1:]]):
-        if s > cur_e:
-            total += cur_e - cur_s
-            cur_s, cur_e = s, e
-        else:
-            cur_e = max(cur_e, e)
-    return total + cur_e - cur_s
+    order = np.argsort(starts, kind="stable")
+    s, reach = starts[order], np.maximum.accumulate(ends[order])
+    first = np.flatnonzero(np.r_[True, s[1:] > reach[:-1]])   # where a gap ends, a new stretch starts
+    return float(np.sum(reach[np.r_[first[1:] - 1, len(s) - 1]] - s[first]))
+
+
+def _in_flight(jf, res, offset):
+    """Per kind of the job's transfers: seconds with at least one in flight."""
+    t = jf.traffic
+    moving = t.src != t.dst   # markers (compute, readiness) move nothing
+    out = {}
+    for g, tag in enumerate(t.tags):
+        kind = tag.split(":")[1] if tag.count(":") == 1 else None
+        ids = np.flatnonzero((t.tag == g) & moving) + offset if kind in TRAFFIC_KINDS else ()
+        if len(ids):
+            a, b = res.release[ids], res.finish[ids]
+            ok = np.isfinite(a) & np.isfinite(b)
+            out[kind] = _union_length(a[ok], b[ok])
+    return out
 
 
 def _job_stats(jf, res, offset):
@@ -73,9 +90,10 @@ def _job_stats(jf, res, offset):
     syncs = syncs[np.isfinite(syncs).all(axis=1)]
     width = syncs[:, 3] - syncs[:, 2]
     algbw = float(np.mean(job.grad_size / job.buckets / width[width > 0])) if (width > 0).any() else math.nan
+    in_flight = _in_flight(jf, res, offset)
     return JobStats(jct=float(ends[-1] - job.start), iteration_times=iteration_times,
-                    comm_time=_union_length(syncs[:, 2], syncs[:, 3]), algbw=algbw,
-                    busbw=algbw * BUSBW_FACTOR["all_reduce"](job.dp), syncs=syncs)
+                    comm_time=in_flight.get("sync", 0.0), algbw=algbw,
+                    busbw=algbw * BUSBW_FACTOR["all_reduce"](job.dp), syncs=syncs, in_flight=in_flight)
 
 
 @dataclass
@@ -134,6 +152,18 @@ class JobsResult:
             r = rows[-1]
             r["iteration_slowdown"] = r["iteration_s"] / r["isolated_iteration_s"] if r["isolated_iteration_s"] else nan
             r["comm_slowdown"] = r["comm_s"] / r["isolated_comm_s"] if r["isolated_comm_s"] else nan
+        return rows
+
+    def communication(self):
+        """One dict per job and kind of transfer it has (:data:`TRAFFIC_KINDS`):
+        seconds in flight, shared and alone, and their ratio."""
+        rows = []
+        for job, s, iso in zip(self.jobs, self.shared, self.isolated):
+            for kind in TRAFFIC_KINDS:
+                if kind in s.in_flight:
+                    shared, alone = s.in_flight[kind], iso.in_flight.get(kind, math.nan) if iso else math.nan
+                    rows.append({"job": job.name, "kind": kind, "time_s": shared, "isolated_time_s": alone,
+                                 "slowdown": shared / alone if alone > 0 else math.nan})
         return rows
 
     def hot_links(self, top=10):

@@ -11,10 +11,11 @@ import os
 import numpy as np
 
 from . import metrics
+from .run import TRAFFIC_KINDS
 from .units import format_bandwidth, format_time
 from .workloads.collectives import BUSBW_FACTOR
 
-__all__ = ["FORMAT", "JOB_COLUMNS", "LINK_COLUMNS", "SCHEMA_PATH", "cell", "jsonable", "summarize"]
+__all__ = ["COMM_COLUMNS", "FORMAT", "JOB_COLUMNS", "LINK_COLUMNS", "SCHEMA_PATH", "cell", "jsonable", "summarize"]
 
 FORMAT = "fabric.run/1"
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "run.schema.json")
@@ -28,8 +29,10 @@ JOB_COLUMNS = [("job", "job", ""), ("accs", "accelerators", ""), ("placement", "
                ("busbw alone", "isolated_busbw_Bps", "bw")]
 LINK_COLUMNS = [("from", "from", ""), ("to", "to", ""), ("layer", "layer", ""), ("mean", "mean", "pct"),
                 ("peak", "peak", "pct"), (">= 90%", "hot_s", "time"), ("used by", "users", "list")]
+COMM_COLUMNS = [("job", "job", ""), ("traffic", "kind", "kind"), ("in flight", "time_s", "time"),
+                ("alone", "isolated_time_s", "time"), ("slowdown", "slowdown", "ratio")]
 _FORMATS = {"time": format_time, "bw": format_bandwidth, "ratio": lambda v: f"{v:.3f}x",
-            "pct": lambda v: f"{100 * v:.1f}%", "list": ", ".join, "": str}
+            "pct": lambda v: f"{100 * v:.1f}%", "list": ", ".join, "kind": lambda v: TRAFFIC_KINDS.get(v, v), "": str}
 
 
 def cell(value, kind=""):
@@ -130,7 +133,8 @@ def summarize(jr, *, name=None, top=10, bins=120, plots=True):
         "makespan_s": horizon,
         "engine": {"flows": res.flows.n_flows, "events": res.counters["events"],
                    "max_active": res.counters["max_active"]},
-        "jobs": jobs, "hot_links": hot, "tiers": metrics.tier_summary(res, net), "fct_slowdown": jr.fct(),
+        "jobs": jobs, "communication": jr.communication(), "hot_links": hot, "tiers": metrics.tier_summary(res, net),
+        "fct_slowdown": jr.fct(),
     }
     if plots:
         out["plots"] = {"graph": _graph(net, res, horizon), "heatmap": _heatmap(net, res, hot, bins, horizon),

@@ -5,6 +5,7 @@ import threading
 import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import fabric
 import topologies
@@ -36,6 +37,8 @@ def test_two_identical_jobs_through_one_thin_link_run_twice_as_long(algorithm):
     for i in range(2):
         assert r.slowdown(i) == pytest.approx(2.0, rel=1e-12)
         assert r.shared[i].comm_time == pytest.approx(2 * r.isolated[i].comm_time, rel=1e-12)
+    assert [(c["job"], c["kind"]) for c in r.communication()] == [("a", "sync"), ("b", "sync")]
+    assert all(c["slowdown"] == pytest.approx(2.0, rel=1e-12) for c in r.communication())
     # alone, a ring all-reduce of S over 4 ranks with a B bottleneck: 2(n-1) S/(nB)
     if algorithm == "ring":
         assert r.isolated[0].jct == pytest.approx(3 * 2 * 3 * 4e8 / 4 / 1e9, rel=1e-12)
@@ -108,8 +111,23 @@ def test_expert_parallel_all_to_alls_after_each_moe_layer(ep, layers, m, L):
     r = run_jobs(net, [job], isolated=False)
     a2a = L + (ep - 1) * E / (ep * B)
     assert np.allclose(r.shared[0].iteration_times, 1.0 + m * 2 * 2 * layers * a2a, rtol=1e-12)
+    # the all-to-alls back to back between compute pieces: in flight exactly their time
+    assert [row["kind"] for row in r.communication()] == ["ep"]
+    assert r.shared[0].in_flight["ep"] == pytest.approx(2 * m * 2 * 2 * layers * a2a, rel=1e-12)
     t = build_job(net, job, net.accelerators[:n]).traffic
     assert len(t.flows_of("a:ep")) == 2 * m * 2 * 2 * layers * (n // ep) * ep * (ep - 1)
+
+
+@given(st.lists(st.tuples(st.floats(0, 10), st.floats(0, 3)), max_size=30))
+def test_union_length_is_the_covered_measure(intervals):
+    from fabric.run import _union_length
+
+    a = np.array([s for s, _ in intervals])
+    b = a + np.array([d for _, d in intervals])
+    # the plain way: cut time at every endpoint, keep the pieces some interval covers
+    cuts = np.unique(np.r_[a, b])
+    covered = sum(hi - lo for lo, hi in zip(cuts[:-1], cuts[1:]) if np.any((a <= lo) & (b >= hi)))
+    assert _union_length(a, b) == pytest.approx(covered, rel=1e-12, abs=1e-12)
 
 
 def test_ep_groups_are_consecutive_dp_ranks_of_one_tp_index():
