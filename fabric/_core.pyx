@@ -1386,6 +1386,8 @@ cdef void stat_step(State* s, int32_t l, double t, double u) noexcept nogil:
     cdef double a = s.st_t[l], v = s.st_u[l], w
     cdef Py_ssize_t i, j, k
     cdef double* row
+    if not t < INFINITY:
+        return   # never a batch's time; a guard for the bin arithmetic all the same
     if t > a and v > 0:
         if v >= s.hot:
             s.st_hot[l] += t - a
@@ -1920,8 +1922,9 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
                 break
         if rc < 0:
             raise MemoryError("fabric engine: out of memory")
-        # where the statistics end: the stop at `until` if it came first
-        t_end = until if (s.ev.n > 0 or s.fin.n > 0) and not stopped else s.now
+        # where the statistics end: the stop at `until` if it came first (not
+        # an overflow: that run ends in an error, at the last finite time)
+        t_end = until if rc == 0 and (s.ev.n > 0 or s.fin.n > 0) and not stopped else s.now
         rem = arrays["rt"][0::3]   # a view: read once below, and by callers of stopped runs
         sub_finish = arrays["rt"][2::3].copy()
         if s.n_done < F:
