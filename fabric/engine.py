@@ -425,6 +425,8 @@ class Result:
         (links x bins: utilization-seconds in bins of ``bin_width``
         seconds from time 0), up to ``horizon`` (the end of the run), kept
         as the run went in O(links) memory, as a log would give them.
+        Utilization is against the capacity at the time (after a timed
+        degradation, the link's reduced one).
     """
 
     release: np.ndarray

@@ -18,14 +18,10 @@ from . import metrics
 from .memory import check_flow_count
 from .network import simulate
 from .workloads.collectives import BUSBW_FACTOR
-from .workloads.jobs import build_job, place
+from .workloads.jobs import TRAFFIC_KINDS, build_job, place
 from .workloads.traffic import Traffic
 
-__all__ = ["TRAFFIC_KINDS", "JobStats", "JobsResult", "run_jobs"]
-
-#: the kinds of a job's transfers (its tags are ``job:kind``), and what they are
-TRAFFIC_KINDS = {"sync": "gradient sync", "tp": "tensor parallel", "pp": "pipeline", "ep": "expert all-to-all",
-                 "data": "data loading"}
+__all__ = ["JobStats", "JobsResult", "run_jobs"]
 
 
 @dataclass
@@ -34,10 +30,10 @@ class JobStats:
 
     ``iteration_times[i]``: from the end of iteration i-1 (or the job's
     start) to the end of iteration i on its slowest rank.  ``in_flight``:
-    per kind of transfer (:data:`TRAFFIC_KINDS`) the job has, the seconds
-    during which at least one of them was in flight (released, not
-    finished); ``comm_time`` is that of gradient sync.  ``syncs``: one row
-    per gradient all-reduce (iteration, bucket, start, end);
+    per kind of transfer the job has (``workloads.jobs.TRAFFIC_KINDS``),
+    the seconds during which at least one of them was in flight (released,
+    not finished); ``comm_time`` is that of gradient sync.  ``syncs``: one
+    row per gradient all-reduce (iteration, bucket, start, end);
     ``algbw``/``busbw``: the mean over them of bucket bytes over duration
     (nccl-tests definitions).
     """
@@ -72,7 +68,9 @@ def _in_flight(jf, res, offset):
     out = {}
     for g, tag in enumerate(t.tags):
         kind = tag.split(":")[1] if tag.count(":") == 1 else None
-        ids = np.flatnonzero((t.tag == g) & moving) + offset if kind in TRAFFIC_KINDS else ()
+        if kind not in TRAFFIC_KINDS:
+            continue
+        ids = np.flatnonzero((t.tag == g) & moving) + offset
         if len(ids):
             a, b = res.release[ids], res.finish[ids]
             ok = np.isfinite(a) & np.isfinite(b)
@@ -155,7 +153,7 @@ class JobsResult:
         return rows
 
     def communication(self):
-        """One dict per job and kind of transfer it has (:data:`TRAFFIC_KINDS`):
+        """One dict per job and kind of transfer it has (``workloads.jobs.TRAFFIC_KINDS``):
         seconds in flight, shared and alone, and their ratio."""
         rows = []
         for job, s, iso in zip(self.jobs, self.shared, self.isolated):

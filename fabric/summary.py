@@ -11,9 +11,9 @@ import os
 import numpy as np
 
 from . import metrics
-from .run import TRAFFIC_KINDS
 from .units import format_bandwidth, format_time
 from .workloads.collectives import BUSBW_FACTOR
+from .workloads.jobs import TRAFFIC_KINDS
 
 __all__ = ["COMM_COLUMNS", "FORMAT", "JOB_COLUMNS", "LINK_COLUMNS", "SCHEMA_PATH", "cell", "jsonable", "summarize"]
 

@@ -50,9 +50,13 @@ from .collectives import _algorithm, _fewest_transfers, schedule, topology_conte
 from .pipeline import nodes_of_kind
 from .traffic import Traffic
 
-__all__ = ["Job", "PLACEMENTS", "build_job", "place"]
+__all__ = ["Job", "PLACEMENTS", "TRAFFIC_KINDS", "build_job", "place"]
 
 PLACEMENTS = ("packed", "spread", "random")
+
+#: the kinds of a job's transfers (tagged ``job:kind``; compute markers are ``job:compute``)
+TRAFFIC_KINDS = {"sync": "gradient sync", "tp": "tensor parallel", "pp": "pipeline", "ep": "expert all-to-all",
+                 "data": "data loading"}
 
 
 @dataclass
