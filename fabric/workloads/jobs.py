@@ -516,11 +516,10 @@ def build_job(net, job, ranks, *, label=0):
     def expert_parallel(s, ready):   # token dispatch and combine in stage s's EP groups
         if not moe:
             return ready
+        groups, ready = _ep_groups(R[s], ep), _ep_groups(ready, ep)
         for _ in range(2):
-            ready = _in_groups(dag, net, _ep_groups(R[s], ep), _ep_groups(ready, ep), "all_to_all", job.ep_bytes,
-                               "direct", 1, f"{name}:ep", cache)
-            ready = ready.reshape(dp // ep, tp, ep).transpose(0, 2, 1).reshape(dp, tp)
-        return ready
+            ready = _in_groups(dag, net, groups, ready, "all_to_all", job.ep_bytes, "direct", 1, f"{name}:ep", cache)
+        return ready.reshape(dp // ep, tp, ep).transpose(0, 2, 1).reshape(dp, tp)   # back to (dp, tp)
 
     for _ in range(job.iterations):
         dag.iter_base = dag.n
