@@ -51,30 +51,42 @@ class JobStats:
         return int(np.isfinite(self.iteration_times).sum())
 
 
-def _union_length(starts, ends):
-    """The length of the union of intervals [starts, ends]."""
+def union(starts, ends):
+    """The union of intervals [starts, ends] (unfinished ones, nan, left
+    out) as disjoint stretches: (their starts, their ends), in order."""
+    ok = np.isfinite(starts) & np.isfinite(ends)
+    starts, ends = starts[ok], ends[ok]
     if not len(starts):
-        return 0.0
+        return starts, ends
     order = np.argsort(starts, kind="stable")
     s, reach = starts[order], np.maximum.accumulate(ends[order])
     first = np.flatnonzero(np.r_[True, s[1:] > reach[:-1]])   # where a gap ends, a new stretch starts
-    return float(np.sum(reach[np.r_[first[1:] - 1, len(s) - 1]] - s[first]))
+    return s[first], reach[np.r_[first[1:] - 1, len(s) - 1]]
+
+
+def _union_length(starts, ends):
+    a, b = union(starts, ends)
+    return float(np.sum(b - a))
+
+
+def transfers(jf, kinds, rank=None):
+    """Ids (in ``jf.traffic``) of the job's transfers of ``kinds``, those
+    into or out of node ``rank`` only if given; markers move nothing."""
+    t = jf.traffic
+    wanted = [g for g, tag in enumerate(t.tags) if tag.count(":") == 1 and tag.split(":")[1] in kinds]
+    sel = np.isin(t.tag, wanted) & (t.src != t.dst)
+    if rank is not None:
+        sel &= (t.src == rank) | (t.dst == rank)
+    return np.flatnonzero(sel)
 
 
 def _in_flight(jf, res, offset):
     """Per kind of the job's transfers: seconds with at least one in flight."""
-    t = jf.traffic
-    moving = t.src != t.dst   # markers (compute, readiness) move nothing
     out = {}
-    for g, tag in enumerate(t.tags):
-        kind = tag.split(":")[1] if tag.count(":") == 1 else None
-        if kind not in TRAFFIC_KINDS:
-            continue
-        ids = np.flatnonzero((t.tag == g) & moving) + offset
+    for kind in TRAFFIC_KINDS:
+        ids = transfers(jf, (kind,)) + offset
         if len(ids):
-            a, b = res.release[ids], res.finish[ids]
-            ok = np.isfinite(a) & np.isfinite(b)
-            out[kind] = _union_length(a[ok], b[ok])
+            out[kind] = _union_length(res.release[ids], res.finish[ids])
     return out
 
 

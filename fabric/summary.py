@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from . import metrics
+from .run import transfers, union
 from .units import format_bandwidth, format_time
 from .workloads.collectives import BUSBW_FACTOR
 from .workloads.jobs import TRAFFIC_KINDS
@@ -85,14 +86,18 @@ def _heatmap(net, res, hot, bins, horizon):
 
 
 def _timeline(jr):
-    """Per job: rank 0's compute intervals, the gradient-sync spans, iteration ends."""
-    fin, out = jr.result.finish, []
+    """Per job: rank 0's compute intervals, the gradient-sync spans, when
+    rank 0's tensor, pipeline or expert-parallel transfers were in flight,
+    iteration ends."""
+    res, out = jr.result, []
+    fin = res.finish
     for jf, off, stats in zip(jr.flows, jr.offsets, jr.shared):
         ends = jf.job.start + np.cumsum(stats.iteration_times)
+        ids = transfers(jf, ("tp", "pp", "ep"), jf.ranks[0]) + off
         out.append({"job": jf.job.name, "rank": str(jr.net.nodes[jf.ranks[0]]), "start": jf.job.start,
                     "end": ends[-1], "compute": [[fin[off + i] - sec, fin[off + i]] for i, sec in jf.compute],
-                    "comm": stats.syncs[:, 2:4], "data": fin[off + np.array(jf.data, np.int64)],
-                    "iteration_ends": ends})
+                    "comm": stats.syncs[:, 2:4], "model_parallel": np.column_stack(union(res.release[ids], fin[ids])),
+                    "data": fin[off + np.array(jf.data, np.int64)], "iteration_ends": ends})
     return out
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, strategies as st
 import fabric
 import topologies
 from fabric import FabricError, Job, place, run_jobs
+from fabric.summary import summarize
 from fabric.workloads import background, build_job
 
 from _graphs import star
@@ -114,6 +115,14 @@ def test_expert_parallel_all_to_alls_after_each_moe_layer(ep, layers, m, L):
     # the all-to-alls back to back between compute pieces: in flight exactly their time
     assert [row["kind"] for row in r.communication()] == ["ep"]
     assert r.shared[0].in_flight["ep"] == pytest.approx(2 * m * 2 * 2 * layers * a2a, rel=1e-12)
+    # rank 0 takes part in every one of them: its timeline shows them, one span per run of
+    # all-to-alls between two compute pieces, and compute fills the rest
+    timeline = summarize(r)["plots"]["timeline"][0]
+    spans = np.array(timeline["model_parallel"])
+    assert len(spans) == 2 * m * 2 * layers
+    assert np.allclose(spans[:, 1] - spans[:, 0], 2 * a2a, rtol=1e-12)
+    busy = sum(e - s for s, e in timeline["compute"]) + (spans[:, 1] - spans[:, 0]).sum()
+    assert busy == pytest.approx(r.shared[0].jct, rel=1e-12)
     t = build_job(net, job, net.accelerators[:n]).traffic
     assert len(t.flows_of("a:ep")) == 2 * m * 2 * 2 * layers * (n // ep) * ep * (ep - 1)
 
