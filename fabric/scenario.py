@@ -29,7 +29,7 @@ Layout (every key optional unless marked)::
     sample_bytes = "1MiB"
     samples = 32                 # ... and forward_fraction, chunks, storage, tp, pp,
                                  # microbatches, tp_bytes, activation_bytes, ep, ep_bytes,
-                                 # moe_layers, optimizer, start, seed
+                                 # moe_layers, ep_skew, optimizer, start, seed
 
     [[pipelines]]                # shared storage traffic
     kind = "checkpoint"          # or "data_loading"
@@ -190,7 +190,7 @@ SCHEMA = {
         "buckets": (_int(1), 1), "overlap": (_bool, False), "sample_bytes": (_size, 0.0), "samples": (_int(0), 0),
         "storage": (_names, None), "tp": (_int(1), 1), "pp": (_int(1), 1), "microbatches": (_int(1), 1),
         "tp_bytes": (_size, 0.0), "activation_bytes": (_size, 0.0), "ep": (_int(1), 1), "ep_bytes": (_size, 0.0),
-        "moe_layers": (_int(1), 1), "optimizer": (_time, 0.0),
+        "moe_layers": (_int(1), 1), "ep_skew": (_number(), 0.0), "optimizer": (_time, 0.0),
         "start": (_time, 0.0), "seed": (_int(0), None),
     },
     "pipelines": {

@@ -5,7 +5,7 @@ import threading
 import networkx as nx
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import fabric
 import topologies
@@ -13,6 +13,7 @@ from fabric import FabricError, Job, place, run_jobs
 from fabric.summary import summarize
 from fabric.workloads import background, build_job
 
+from _examples import examples
 from _graphs import star
 
 
@@ -139,6 +140,40 @@ def test_union_length_is_the_covered_measure(intervals):
     assert _union_length(a, b) == pytest.approx(covered, rel=1e-12, abs=1e-12)
 
 
+@settings(max_examples=examples(20), deadline=None)
+@given(st.sampled_from([2, 4, 8]), st.floats(0.1, 3.0), st.sampled_from([0.0, 1e-4]))
+def test_skewed_experts_take_as_long_as_the_hot_member_receives(ep, skew, L):
+    """Zipf shares p over the members: every rank sends E p_j to member j, so
+    the hot member's link carries (ep-1) E p_max in each dispatch (and sends
+    as much in each combine) at B/(ep-1) per flow: L + (ep-1) E p_max / B."""
+    B, E, n = 1e9, 4e8, 8
+    net = fabric.Network(star(n, B, L))
+    job = Job("a", n, iterations=1, compute=0.5, ep=ep, ep_bytes=E, moe_layers=2, ep_skew=skew)
+    r = run_jobs(net, [job], isolated=False)
+    p_max = 1 / np.sum(1.0 / np.arange(1, ep + 1) ** skew)
+    assert r.shared[0].jct == pytest.approx(0.5 + 2 * 2 * 2 * (L + (ep - 1) * E * p_max / B), rel=1e-12)
+
+
+def test_the_hot_expert_moves_with_the_layer():
+    # forward meets layers 0, 1, 2, backward 2, 1, 0: the dispatch's top receiver is member layer % ep
+    ep, E = 4, 1e8
+    net = fabric.Network(star(4, 1e9, 0.0))
+    t = build_job(net, Job("a", 4, ep=ep, ep_bytes=E, moe_layers=3, ep_skew=1.5), net.accelerators[:4]).traffic
+    ids = t.flows_of("a:ep")
+    per = ep * (ep - 1)
+    member = {int(v): k for k, v in enumerate(net.accelerators[:4])}
+    hot = []
+    for a2a in range(0, len(ids), 2 * per):   # a dispatch, then its combine
+        d, c = ids[a2a:a2a + per], ids[a2a + per:a2a + 2 * per]
+        into = np.bincount([member[int(x)] for x in t.dst[d]], weights=t.size[d], minlength=ep)
+        out = np.bincount([member[int(x)] for x in t.src[c]], weights=t.size[c], minlength=ep)
+        assert np.array_equal(into, out)   # the combine sends back what the dispatch brought
+        hot.append(int(np.argmax(into)))
+    assert hot == [0, 1, 2, 2, 1, 0]
+    # each rank keeps its own share: the network carries sum_j (ep-1) E p_j = (ep-1) E per all-to-all
+    assert t.size[ids[:per]].sum() == pytest.approx((ep - 1) * E, rel=1e-12)
+
+
 def test_ep_groups_are_consecutive_dp_ranks_of_one_tp_index():
     net = fabric.Network(topologies.fat_tree(4, pod=4))
     job = Job("a", 16, tp=2, ep=2, ep_bytes=1e6, compute=0.01)   # dp = 8: four EP groups per TP index
@@ -242,7 +277,7 @@ def test_placement_errors(jobs, message):
     ({"placement": "packd"}, "unknown placement 'packd'"), ({"algorithm": "bogus"}, "algorithm='bogus'"),
     ({"grad_size": float("nan")}, "grad_size"), ({"forward_fraction": 2.0}, "forward_fraction"),
     ({"ep": 3}, "ep=3 does not divide the data-parallel size dp=4"), ({"ep": 0}, "ep=0"),
-    ({"moe_layers": 0}, "moe_layers=0"), ({"ep_bytes": -1.0}, "ep_bytes=-1.0"),
+    ({"moe_layers": 0}, "moe_layers=0"), ({"ep_bytes": -1.0}, "ep_bytes=-1.0"), ({"ep_skew": -0.5}, "ep_skew=-0.5"),
 ])
 def test_job_validation(kwargs, field):
     args = dict(name="a", accelerators=4) | kwargs

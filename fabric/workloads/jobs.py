@@ -16,7 +16,8 @@ every rank:
    (``activation_bytes``) to stage s+1, which waits for them (GPipe);
    with EP, each microbatch's forward is ``moe_layers`` equal pieces, each
    followed by the token dispatch and the combine: two all-to-alls of
-   ``ep_bytes`` per rank (direct, as NCCL plays them) in every EP group;
+   ``ep_bytes`` per rank (direct, as NCCL plays them) in every EP group,
+   even or, with ``ep_skew``, crowding towards one member per layer;
 3. backward compute (the rest of ``compute``), gradients flowing back
    between stages, with the same two all-to-alls after each of the
    ``moe_layers`` pieces; TP groups all-reduce ``tp_bytes`` after every
@@ -103,6 +104,11 @@ class Job:
         rank sends in one all-to-all (nccl-tests' size: ``ep_bytes / ep`` to
         each member), and the MoE layers (two all-to-alls each, forward and
         backward, per microbatch).
+    ep_skew : float
+        Expert load imbalance: the members' shares of every rank's tokens
+        follow Zipf's law with this exponent (0: even), the most popular
+        member being member ``layer % ep`` (hot experts differ by layer);
+        the combine sends the results back the same way.
     optimizer : float
         Seconds of optimizer step after gradient sync.
     start : float
@@ -133,6 +139,7 @@ class Job:
     ep: int = 1
     ep_bytes: float = 0.0
     moe_layers: int = 1
+    ep_skew: float = 0.0
     optimizer: float = 0.0
     start: float = 0.0
     seed: Optional[int] = None
@@ -148,8 +155,8 @@ class Job:
                 raise bad(name, "a positive integer")
         if not isinstance(self.samples, (int, np.integer)) or isinstance(self.samples, bool) or self.samples < 0:
             raise bad("samples", "an integer >= 0")
-        for name in ("compute", "grad_size", "sample_bytes", "tp_bytes", "activation_bytes", "ep_bytes", "optimizer",
-                     "start"):
+        for name in ("compute", "grad_size", "sample_bytes", "tp_bytes", "activation_bytes", "ep_bytes", "ep_skew",
+                     "optimizer", "start"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v >= 0):
                 raise bad(name, "a finite number >= 0")
@@ -415,7 +422,7 @@ def _collective(dag, plan, nodes, ready, tag):
     return done, ids
 
 
-def _plans(net, nodes, op, size, algorithm, chunks, cache, where):
+def _plans(net, nodes, op, size, algorithm, chunks, cache, where, matrix=None):
     """One plan of ``op`` per distinct pod pattern of the groups (usually one)."""
     G, n = nodes.shape
     keys = []
@@ -425,19 +432,20 @@ def _plans(net, nodes, op, size, algorithm, chunks, cache, where):
             if "pods" in ctx:   # relabel pods by first appearance: same pattern, same schedule
                 first = {}
                 ctx["pods"] = [first.setdefault(p, len(first)) for p in ctx["pods"]]
-            key = (op, n, size, algorithm, chunks, repr(ctx))
+            key = (op, n, size, algorithm, chunks, repr(ctx), None if matrix is None else matrix.tobytes())
             if key not in cache:
-                cache[key] = _plan(schedule(op, n, size, algorithm=algorithm, chunks=chunks, **ctx))
+                cache[key] = _plan(schedule(op, n, size, algorithm=algorithm, chunks=chunks, matrix=matrix, **ctx))
             keys.append(key)
     except FabricError as exc:
         raise FabricError(f"{where}: {exc}") from None
     return [(cache[k], np.array([g for g in range(G) if keys[g] == k])) for k in dict.fromkeys(keys)]
 
 
-def _in_groups(dag, net, nodes, ready, op, size, algorithm, chunks, tag, cache, record=None):
-    """Collective ``op`` of ``size`` bytes in each group of ``nodes`` (G, n); per-rank done markers."""
+def _in_groups(dag, net, nodes, ready, op, size, algorithm, chunks, tag, cache, record=None, matrix=None):
+    """Collective ``op`` of ``size`` bytes (or all_to_all's ``matrix``) in each
+    group of ``nodes`` (G, n); per-rank done markers."""
     done = np.empty(nodes.shape, np.int64)
-    for plan, groups in _plans(net, nodes, op, size, algorithm, chunks, cache, tag):
+    for plan, groups in _plans(net, nodes, op, size, algorithm, chunks, cache, tag, matrix):
         d, ids = _collective(dag, plan, nodes[groups], ready[groups], tag)
         done[groups] = d
         if record is not None:
@@ -513,12 +521,14 @@ def build_job(net, job, ranks, *, label=0):
             return ready
         return _in_groups(dag, net, R[s], ready, "all_reduce", job.tp_bytes, "ring", 1, f"{name}:tp", cache)
 
-    def expert_parallel(s, ready):   # token dispatch and combine in stage s's EP groups
+    def expert_parallel(s, ready, layer):   # token dispatch and combine in stage s's EP groups
         if not moe:
             return ready
         groups, ready = _ep_groups(R[s], ep), _ep_groups(ready, ep)
-        for _ in range(2):
-            ready = _in_groups(dag, net, groups, ready, "all_to_all", job.ep_bytes, "direct", 1, f"{name}:ep", cache)
+        dispatch = _token_matrix(ep, job.ep_bytes, job.ep_skew, layer)
+        for matrix in (dispatch, None if dispatch is None else dispatch.T):
+            ready = _in_groups(dag, net, groups, ready, "all_to_all", job.ep_bytes, "direct", 1, f"{name}:ep", cache,
+                               matrix=matrix)
         return ready.reshape(dp // ep, tp, ep).transpose(0, 2, 1).reshape(dp, tp)   # back to (dp, tp)
 
     for _ in range(job.iterations):
@@ -539,8 +549,8 @@ def build_job(net, job, ranks, *, label=0):
         for s in range(pp):
             for k in range(m):
                 deps = [cur[s], act[s][k]]
-                for _ in range(layers):
-                    cur[s] = expert_parallel(s, compute(s, fwd_t / layers, deps))
+                for layer in range(layers):
+                    cur[s] = expert_parallel(s, compute(s, fwd_t / layers, deps), layer)
                     deps = [cur[s]]
                 cur[s] = tensor_parallel(s, cur[s])
                 if s < pp - 1:
@@ -549,13 +559,15 @@ def build_job(net, job, ranks, *, label=0):
         for s in reversed(range(pp)):
             for k in range(m):
                 pieces = job.buckets if (job.overlap and k == m - 1) else 1
+                layer = layers   # the backward meets the layers last to first
                 for j, (share, bucket_end, layer_end) in enumerate(_backward_pieces(pieces, layers)):
                     cur[s] = compute(s, bwd_t * share.numerator / share.denominator,
                                      [cur[s], grad[s][k] if j == 0 else None])
                     if k == m - 1 and bucket_end:
                         bucket_ready[s].append(cur[s].copy())
                     if layer_end:
-                        cur[s] = expert_parallel(s, cur[s])
+                        layer -= 1
+                        cur[s] = expert_parallel(s, cur[s], layer)
                 cur[s] = tensor_parallel(s, cur[s])
                 if s > 0:
                     grad[s - 1][k] = dag.add(R[s], R[s - 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
@@ -582,6 +594,16 @@ def _ep_groups(a, ep):
     indices with one TP index, (dp/ep * tp, ep)."""
     dp, tp = a.shape
     return a.reshape(dp // ep, ep, tp).transpose(0, 2, 1).reshape(-1, ep)
+
+
+def _token_matrix(ep, size, skew, layer):
+    """Bytes member i sends member j in an MoE layer's dispatch: row i is
+    ``size`` split by Zipf's law over the members, member ``layer % ep``
+    the most popular (None when even: the plain all-to-all)."""
+    if skew == 0:
+        return None
+    share = np.roll(1.0 / np.arange(1, ep + 1) ** skew, layer % ep)
+    return np.tile(size * share / share.sum(), (ep, 1))
 
 
 def _backward_pieces(buckets, layers):
