@@ -69,22 +69,11 @@ def _union_length(starts, ends):
     return float(np.sum(b - a))
 
 
-def transfers(jf, kinds, rank=None):
-    """Ids (in ``jf.traffic``) of the job's transfers of ``kinds``, those
-    into or out of node ``rank`` only if given; markers move nothing."""
-    t = jf.traffic
-    wanted = [g for g, tag in enumerate(t.tags) if tag.count(":") == 1 and tag.split(":")[1] in kinds]
-    sel = np.isin(t.tag, wanted) & (t.src != t.dst)
-    if rank is not None:
-        sel &= (t.src == rank) | (t.dst == rank)
-    return np.flatnonzero(sel)
-
-
 def _in_flight(jf, res, offset):
     """Per kind of the job's transfers: seconds with at least one in flight."""
     out = {}
     for kind in TRAFFIC_KINDS:
-        ids = transfers(jf, (kind,)) + offset
+        ids = jf.transfers((kind,)) + offset
         if len(ids):
             out[kind] = _union_length(res.release[ids], res.finish[ids])
     return out

@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from . import metrics
-from .run import transfers, union
+from .run import union
 from .units import format_bandwidth, format_time
 from .workloads.collectives import BUSBW_FACTOR
 from .workloads.jobs import TRAFFIC_KINDS
@@ -93,7 +93,7 @@ def _timeline(jr):
     fin = res.finish
     for jf, off, stats in zip(jr.flows, jr.offsets, jr.shared):
         ends = jf.job.start + np.cumsum(stats.iteration_times)
-        ids = transfers(jf, ("tp", "pp", "ep"), jf.ranks[0]) + off
+        ids = jf.transfers(("tp", "pp", "ep"), jf.ranks[0]) + off
         out.append({"job": jf.job.name, "rank": str(jr.net.nodes[jf.ranks[0]]), "start": jf.job.start,
                     "end": ends[-1], "compute": [[fin[off + i] - sec, fin[off + i]] for i, sec in jf.compute],
                     "comm": stats.syncs[:, 2:4], "model_parallel": np.column_stack(union(res.release[ids], fin[ids])),

@@ -463,6 +463,22 @@ class JobFlows:
     syncs: list = field(default_factory=list)           # per iteration: per bucket, transfer ids
     compute: list = field(default_factory=list)         # rank 0's compute markers (id, seconds)
     data: list = field(default_factory=list)            # per iteration: rank 0's batch-arrived marker
+    _kind: Optional[np.ndarray] = field(default=None, repr=False)   # per flow: its TRAFFIC_KINDS index, or -1
+
+    def transfers(self, kinds, rank=None):
+        """Ids of the job's transfers of ``kinds`` (keys of
+        :data:`TRAFFIC_KINDS`), only those into or out of node ``rank`` if
+        given.  Compute and readiness markers (node to itself) are none."""
+        t = self.traffic
+        if self._kind is None:   # once per job: its shared and isolated runs both ask
+            names = list(TRAFFIC_KINDS)
+            of_tag = np.array([names.index(tag.split(":")[1]) if tag.count(":") == 1 and tag.split(":")[1] in names
+                               else -1 for tag in t.tags], np.int8)
+            self._kind = np.where(t.src != t.dst, of_tag[t.tag], -1).astype(np.int8)
+        sel = np.isin(self._kind, [list(TRAFFIC_KINDS).index(k) for k in kinds])
+        if rank is not None:
+            sel &= (t.src == rank) | (t.dst == rank)
+        return np.flatnonzero(sel)
 
 
 def build_job(net, job, ranks, *, label=0):
