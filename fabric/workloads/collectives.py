@@ -390,9 +390,9 @@ def _pairwise_exchange(b, n):
     s, i = np.divmod(np.arange(steps * n), n)
     dst = (i + s + 1) % n
     prev = (s - 1) * n
-    deps = np.column_stack([prev + i, prev + (i - s) % n])[n:]   # (i - s) sent into i in step s-1
-    dep_ptr = _ptr(np.concatenate([np.zeros(min(n, steps * n), np.int64), np.full(len(deps), 2)]))
-    b.send_many(i, dst, np.arange(steps * n + 1), i * n + dst, False, dep_ptr, deps.ravel())
+    later = s > 0   # step 0 waits for nothing
+    deps = np.column_stack([prev + i, prev + (i - s) % n])[later]   # (i - s) sent into i in step s-1
+    b.send_many(i, dst, np.arange(steps * n + 1), i * n + dst, False, _ptr(2 * later), deps.ravel())
 
 
 def _rooted(b, op, algorithm, n, root=0, **_):
