@@ -138,17 +138,19 @@ def _timeline_plot(timeline):
     fig, ax = plt.subplots(figsize=(11, 0.8 + 0.5 * len(timeline)))
     for row, job in enumerate(timeline):
         y = (row - 0.4, 0.8)
-        parallel = job.get("model_parallel", [])
-        spans = {"compute": job["compute"], "gradient sync": job["comm"], "TP / PP / EP traffic": parallel}
-        spans["stalled"] = _gaps(job["compute"] + job["comm"] + parallel, job["start"], job["end"])
-        for (kind, iv), color in zip(spans.items(), ("#4c72b0", "#dd8452", "#55a868", "#bbbbbb")):
+        # communication first, compute over it: what shows of a transfer is
+        # the time it kept the rank from computing
+        spans = {"gradient sync": job["comm"], "TP / PP / EP traffic": job.get("model_parallel", []),
+                 "parameter gather": job.get("params", []), "compute": job["compute"]}
+        spans["stalled"] = _gaps([iv for ivs in spans.values() for iv in ivs], job["start"], job["end"])
+        for (kind, iv), color in zip(spans.items(), ("#dd8452", "#55a868", "#8172b3", "#4c72b0", "#bbbbbb")):
             iv = [(s * 1e3, (e - s) * 1e3) for s, e in iv if s is not None and e is not None]
             ax.broken_barh(iv, y, color=color, label=kind if row == 0 else None)
     ax.set_yticks(range(len(timeline)), [f"{j['job']} ({j['rank']})" for j in timeline])
     ax.invert_yaxis()
     ax.set_xlabel("time (ms)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)   # beside the bars, not over them
-    ax.set_title("Per-job timeline of rank 0: compute, gradient sync, its model-parallel traffic, stalled")
+    ax.set_title("Per-job timeline of rank 0: compute (drawn over) communication in flight, stalled")
     return _svg(fig)
 
 

@@ -33,7 +33,7 @@ class JobStats:
     per kind of transfer the job has (``workloads.jobs.TRAFFIC_KINDS``),
     the seconds during which at least one of them was in flight (released,
     not finished); ``comm_time`` is that of gradient sync.  ``syncs``: one
-    row per gradient all-reduce (iteration, bucket, start, end);
+    row per gradient bucket's collective (iteration, bucket, start, end);
     ``algbw``/``busbw``: the mean over them of bucket bytes over duration
     (nccl-tests definitions).
     """
@@ -92,7 +92,7 @@ def _job_stats(jf, res, offset):
     in_flight = _in_flight(jf, res, offset)
     return JobStats(jct=float(ends[-1] - job.start), iteration_times=iteration_times,
                     comm_time=in_flight.get("sync", 0.0), algbw=algbw,
-                    busbw=algbw * BUSBW_FACTOR["all_reduce"](job.dp), syncs=syncs, in_flight=in_flight)
+                    busbw=algbw * BUSBW_FACTOR[job.sync_op](job.dp), syncs=syncs, in_flight=in_flight)
 
 
 @dataclass

@@ -87,16 +87,21 @@ def _heatmap(net, res, hot, bins, horizon):
 
 def _timeline(jr):
     """Per job: rank 0's compute intervals, the gradient-sync spans, when
-    rank 0's tensor, pipeline or expert-parallel transfers were in flight,
-    iteration ends."""
+    rank 0's tensor, pipeline or expert-parallel transfers and its
+    parameter gathers were in flight, iteration ends."""
     res, out = jr.result, []
     fin = res.finish
+
+    def in_flight(jf, off, kinds):
+        ids = jf.transfers(kinds, jf.ranks[0]) + off
+        return np.column_stack(union(res.release[ids], fin[ids]))
+
     for jf, off, stats in zip(jr.flows, jr.offsets, jr.shared):
         ends = jf.job.start + np.cumsum(stats.iteration_times)
-        ids = jf.transfers(("tp", "pp", "ep"), jf.ranks[0]) + off
         out.append({"job": jf.job.name, "rank": str(jr.net.nodes[jf.ranks[0]]), "start": jf.job.start,
                     "end": ends[-1], "compute": [[fin[off + i] - sec, fin[off + i]] for i, sec in jf.compute],
-                    "comm": stats.syncs[:, 2:4], "model_parallel": np.column_stack(union(res.release[ids], fin[ids])),
+                    "comm": stats.syncs[:, 2:4], "model_parallel": in_flight(jf, off, ("tp", "pp", "ep")),
+                    "params": in_flight(jf, off, ("params",)),
                     "data": fin[off + np.array(jf.data, np.int64)], "iteration_ends": ends})
     return out
 
@@ -118,7 +123,7 @@ def summarize(jr, *, name=None, top=10, bins=120, plots=True):
     G = net.graph
     jobs = []
     for row, jf, s, iso in zip(jr.table(), jr.flows, jr.shared, jr.isolated):
-        factor = BUSBW_FACTOR["all_reduce"](jf.job.dp)
+        factor = BUSBW_FACTOR[jf.job.sync_op](jf.job.dp)
         per_bucket = jf.job.grad_size / jf.job.buckets
         collectives = [{"iteration": int(i), "bucket": int(b), "start_s": t0, "time_s": t1 - t0,
                         "algbw_Bps": per_bucket / (t1 - t0) if t1 > t0 else None,

@@ -343,8 +343,9 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
     many ranks as accelerators, explicit placements disjoint, ``tp * pp``
     dividing every job's size (and ``tp = 1`` when the pods left free cannot
     hold the TP groups), collective algorithms that need no particular
-    topology, data loading only where the topology has storage.  Shrinks
-    towards one small job with nothing optional.
+    topology (one reduce-scatter has, for a sharded job), data loading only
+    where the topology has storage.  Shrinks towards one small job with
+    nothing optional.
 
     Examples
     --------
@@ -358,7 +359,7 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
     >>> test_they_fit()
     """
     from .errors import FabricError
-    from .workloads.jobs import Job, place
+    from .workloads.jobs import SHARDING, Job, place
 
     accs = [net.nodes[v] for v in net.accelerators]
     storage = bool(np.any(net.kind == "storage"))
@@ -379,10 +380,14 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
                 taken.update(placement)
         left -= n
         rare = lambda: draw(st.integers(0, 3)) == 3   # noqa: E731  (shrinks to off)
+        sharding = draw(st.sampled_from(SHARDING))
+        dp = n // (tp * pp)
+        algorithms = ("ring", "direct") + (("halving_doubling",) if sharding == "none" or dp & (dp - 1) == 0 else ()) \
+            + (("tree",) if sharding == "none" else ())
         out.append(Job(
             name=f"job{i}", accelerators=n, placement=placement, iterations=draw(st.integers(1, max_iterations)),
             compute=draw(st.sampled_from((0.0, 1e-4, 1e-3))), grad_size=draw(st.sampled_from((0.0, 1e6, 1e8))),
-            algorithm=draw(st.sampled_from(("ring", "tree", "direct", "halving_doubling"))),
+            algorithm=draw(st.sampled_from(algorithms)), sharding=sharding,
             chunks=draw(st.integers(1, 2)), buckets=draw(st.integers(1, 3)), overlap=rare(),
             sample_bytes=1e5 if storage and rare() else 0.0, samples=draw(st.integers(0, 4)),
             tp=tp, pp=pp, microbatches=draw(st.integers(1, 2)), tp_bytes=1e6 if tp > 1 and rare() else 0.0,

@@ -11,6 +11,7 @@ import fabric
 import topologies
 from fabric import FabricError, Job, place, run_jobs
 from fabric.summary import summarize
+from fabric.testing import assert_conserved, assert_feasible
 from fabric.workloads import background, build_job
 
 from _examples import examples
@@ -128,6 +129,61 @@ def test_expert_parallel_all_to_alls_after_each_moe_layer(ep, layers, m, L):
     assert len(t.flows_of("a:ep")) == 2 * m * 2 * 2 * layers * (n // ep) * ep * (ep - 1)
 
 
+@pytest.mark.parametrize("units", [1, 2, 3])
+@pytest.mark.parametrize("L", [0.0, 1e-4])
+def test_sharded_iterations_expose_the_collectives_fsdp_is_known_for(units, L):
+    """On a star, a ring all-gather or reduce-scatter of a unit (P/U bytes)
+    alone takes a = (n-1)(L + P/(U n B)); one of each at once, in lockstep on
+    the same ring links, a2 = (n-1)(L + 2P/(U n B)) each.
+
+    Compute-bound (every unit's compute outlasts what overlaps it), only the
+    first gather, (ZeRO-3: the first gather of the backward,) and the last
+    reduce-scatter are exposed: C + 2a, C + 3a.  With no compute at all,
+    ZeRO-2 is U gathers then U reduce-scatters, 2Ua (a DDP all-reduce's
+    time); ZeRO-3 gathers U units, then the backward's first unit alone,
+    then U-1 gathers beside U-1 reduce-scatters, then the last alone:
+    (U+2)a + (U-1)a2."""
+    B, P, n = 1e9, 4e8, 4
+    net = fabric.Network(star(n, B, L))
+    a = (n - 1) * (L + P / (units * n * B))
+    a2 = (n - 1) * (L + 2 * P / (units * n * B))
+    expected = {("shard_grad_op", 0.0): 2 * units * a, ("full_shard", 0.0): (units + 2) * a + (units - 1) * a2,
+                ("shard_grad_op", 10.0): 10.0 + 2 * a, ("full_shard", 10.0): 10.0 + 3 * a}
+    for (sharding, compute), t in expected.items():
+        job = Job("a", n, iterations=2, compute=compute, grad_size=P, buckets=units, overlap=True, sharding=sharding)
+        r = run_jobs(net, [job], isolated=False)
+        assert np.allclose(r.shared[0].iteration_times, t, rtol=1e-12), (sharding, compute)
+        assert [row["kind"] for row in r.communication()] == ["sync", "params"]
+        if compute == 0.0 and sharding == "shard_grad_op":   # every collective alone, back to back
+            assert r.shared[0].in_flight["params"] == pytest.approx(2 * units * a, rel=1e-12)
+            assert r.shared[0].comm_time == pytest.approx(2 * units * a, rel=1e-12)
+            assert r.shared[0].busbw == pytest.approx(P / units / a * (n - 1) / n, rel=1e-12)   # reduce-scatter's
+
+
+@pytest.mark.parametrize("sharding, passes", [("shard_grad_op", 1), ("full_shard", 2 * 3)])
+def test_sharded_jobs_gather_their_parameters_once_per_pass_and_reduce_scatter_once(sharding, passes):
+    """tp=2, pp=2, 3 microbatches: 4 DP groups of 4; each forward (and with
+    full sharding each backward) pass gathers every unit, (n-1) P bytes per
+    group on a ring; the gradients are reduce-scattered once per iteration.
+    Units (3) and MoE layers (2) cut the passes at different places."""
+    net = fabric.Network(star(16, 1e9, 0.0))
+    P, n, groups, iterations = 6e6, 4, 4, 2
+    job = Job("a", 16, tp=2, pp=2, microbatches=3, iterations=iterations, compute=0.01, grad_size=P, buckets=3,
+              overlap=True, sharding=sharding, tp_bytes=1e5, activation_bytes=1e5, ep=2, ep_bytes=1e5, moe_layers=2)
+    jf = build_job(net, job, net.accelerators[:16])
+    size = jf.traffic.size
+    assert size[jf.transfers(("params",))].sum() == pytest.approx(iterations * passes * groups * (n - 1) * P)
+    assert size[jf.transfers(("sync",))].sum() == pytest.approx(iterations * groups * (n - 1) * P)
+    # every gather stays in its DP group: same stage and TP index
+    stage_tp = {int(v): (i // 8, i % 2) for i, v in enumerate(jf.ranks)}
+    ids = jf.transfers(("params",))
+    assert all(stage_tp[s] == stage_tp[d] for s, d in zip(jf.traffic.src[ids], jf.traffic.dst[ids]))
+    r = run_jobs(net, [job])
+    assert r.shared[0].iterations_done == iterations
+    assert_feasible(r.result)
+    assert_conserved(r.result)
+
+
 @given(st.lists(st.tuples(st.floats(0, 10), st.floats(0, 3)), max_size=30))
 def test_union_length_is_the_covered_measure(intervals):
     from fabric.run import _union_length
@@ -195,13 +251,13 @@ def test_without_expert_parallelism_the_job_is_unchanged():
                    for f in ("src", "dst", "size", "start", "delay", "dep_ptr", "dep_idx", "tag"))
 
 
-def test_backward_pieces_meet_at_bucket_and_layer_ends():
+def test_pieces_meet_at_bucket_and_layer_ends():
     from fractions import Fraction as F
 
-    from fabric.workloads.jobs import _backward_pieces
+    from fabric.workloads.jobs import _pieces
 
-    assert _backward_pieces(4, 1) == [(F(1, 4), True, False)] * 3 + [(F(1, 4), True, True)]
-    assert _backward_pieces(2, 3) == [(F(1, 3), False, True), (F(1, 6), True, False), (F(1, 6), False, True),
+    assert _pieces(4, 1) == [(F(1, 4), True, False)] * 3 + [(F(1, 4), True, True)]
+    assert _pieces(2, 3) == [(F(1, 3), False, True), (F(1, 6), True, False), (F(1, 6), False, True),
                                       (F(1, 3), True, True)]
 
 
@@ -278,6 +334,11 @@ def test_placement_errors(jobs, message):
     ({"grad_size": float("nan")}, "grad_size"), ({"forward_fraction": 2.0}, "forward_fraction"),
     ({"ep": 3}, "ep=3 does not divide the data-parallel size dp=4"), ({"ep": 0}, "ep=0"),
     ({"moe_layers": 0}, "moe_layers=0"), ({"ep_bytes": -1.0}, "ep_bytes=-1.0"), ({"ep_skew": -0.5}, "ep_skew=-0.5"),
+    ({"sharding": "zero3"}, "sharding='zero3': expected none, shard_grad_op, full_shard"),
+    ({"sharding": "full_shard", "algorithm": "tree"},
+     "algorithm='tree': reduce_scatter supports ring, halving_doubling, direct [(]sharding='full_shard'"),
+    ({"accelerators": 6, "sharding": "shard_grad_op", "algorithm": "halving_doubling"},
+     "power-of-two data-parallel size, got dp=6"),
 ])
 def test_job_validation(kwargs, field):
     args = dict(name="a", accelerators=4) | kwargs
@@ -316,6 +377,18 @@ def test_a_job_whose_all_to_alls_cannot_fit_is_refused_before_building(flow_budg
     with pytest.raises(FabricError, match=r"job 'a' \(iterations=4, buckets=1, chunks=1, microbatches=2\): "
                                           "1,152 flows would need about"):
         J.build_job(net, Job("a", 4, iterations=4, microbatches=2, ep=4, ep_bytes=1e6, moe_layers=3),
+                    net.accelerators[:4])
+
+
+def test_a_sharded_job_whose_gathers_cannot_fit_is_refused_before_building(flow_budget_1000, monkeypatch):
+    import fabric.workloads.jobs as J
+
+    monkeypatch.setattr(J, "schedule", None)
+    net = fabric.Network(dumbbell())
+    # 10 iterations * 2 units * (a reduce-scatter + 2 microbatches * (forward, backward) gathers) * 4*3 transfers
+    with pytest.raises(FabricError, match=r"job 'a' \(iterations=10, buckets=2, chunks=1, microbatches=2\): "
+                                          "1,200 flows would need about"):
+        J.build_job(net, Job("a", 4, iterations=10, microbatches=2, buckets=2, grad_size=1e6, sharding="full_shard"),
                     net.accelerators[:4])
 
 

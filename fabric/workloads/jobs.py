@@ -29,6 +29,21 @@ every rank:
    otherwise after the whole backward;
 5. the optimizer step (``optimizer`` seconds), then the next iteration.
 
+With ``sharding`` the DP group shards the model instead of replicating it
+(PyTorch FSDP's strategies; DeepSpeed ZeRO).  The model is ``buckets``
+units of ``grad_size / buckets`` parameter bytes; gradient buckets become
+reduce-scatters (the same cuts, ``overlap`` as above), and each unit's
+parameters are all-gathered over the DP group before its compute, on a
+stream of their own: unit u+1's gather is issued when unit u's compute
+starts (one unit of prefetch, as FSDP's ``forward_prefetch`` and
+``BACKWARD_PRE``), the first after the previous optimizer step.
+
+* ``"shard_grad_op"`` (ZeRO-2; Megatron's distributed optimizer with
+  overlapped parameter gathers): gathered once per iteration, before the
+  first microbatch's forward, and kept until the step;
+* ``"full_shard"`` (ZeRO-3): gathered before every microbatch's forward
+  and again, last unit first, before its backward (freed after each use).
+
 Compute is modelled by zero-byte *marker* flows from a rank to itself whose
 ``delay`` is the compute time: a marker finishes ``delay`` seconds after
 its dependencies, so the engine plays compute and communication together.
@@ -51,13 +66,16 @@ from .collectives import _algorithm, _fewest_transfers, schedule, topology_conte
 from .pipeline import nodes_of_kind
 from .traffic import Traffic
 
-__all__ = ["Job", "PLACEMENTS", "TRAFFIC_KINDS", "build_job", "place"]
+__all__ = ["Job", "PLACEMENTS", "SHARDING", "TRAFFIC_KINDS", "build_job", "place"]
 
 PLACEMENTS = ("packed", "spread", "random")
 
 #: the kinds of a job's transfers (tagged ``job:kind``; compute markers are ``job:compute``)
-TRAFFIC_KINDS = {"sync": "gradient sync", "tp": "tensor parallel", "pp": "pipeline", "ep": "expert all-to-all",
-                 "data": "data loading"}
+TRAFFIC_KINDS = {"sync": "gradient sync", "params": "parameter gather", "tp": "tensor parallel", "pp": "pipeline",
+                 "ep": "expert all-to-all", "data": "data loading"}
+
+#: values of ``Job.sharding``: PyTorch FSDP's sharding strategies (ZeRO stages)
+SHARDING = ("none", "shard_grad_op", "full_shard")
 
 
 @dataclass
@@ -88,6 +106,13 @@ class Job:
         Gradient buckets (separate all-reduces of ``grad_size / buckets``).
     overlap : bool
         Start bucket j when its gradients are ready during backward.
+    sharding : {"none", "shard_grad_op", "full_shard"}
+        Replicate the model over the DP group (DDP: gradients all-reduced),
+        or shard it (gradients reduce-scattered, parameters all-gathered
+        per unit of ``grad_size / buckets`` bytes): once per iteration
+        (ZeRO-2) or before every forward and backward (FSDP's full shard,
+        ZeRO-3).  ``algorithm`` must then be one reduce-scatter and
+        all-gather have: ring, halving_doubling or direct.
     sample_bytes, samples : float, int
         Data loading per rank per iteration (0: no data loading).
     storage : list of node names, optional
@@ -128,6 +153,7 @@ class Job:
     chunks: int = 1
     buckets: int = 1
     overlap: bool = False
+    sharding: str = "none"
     sample_bytes: float = 0.0
     samples: int = 0
     storage: Optional[Sequence] = None
@@ -171,11 +197,25 @@ class Job:
         if isinstance(self.placement, str) and self.placement not in PLACEMENTS:
             raise FabricError(f"job {self.name!r}: unknown placement {self.placement!r} "
                               f"(expected packed, spread, random, or a list)")
-        self.algorithm = _algorithm("all_reduce", self.algorithm)
+        if self.sharding not in SHARDING:
+            raise bad("sharding", ", ".join(SHARDING))
+        try:
+            self.algorithm = _algorithm(self.sync_op, self.algorithm)
+        except FabricError as exc:
+            why = f" (sharding={self.sharding!r} reduce-scatters gradients)" if self.sharding != "none" else ""
+            raise FabricError(f"job {self.name!r}: {exc}{why}") from None
+        if self.sharding != "none" and self.algorithm == "halving_doubling" and self.dp & (self.dp - 1):
+            raise FabricError(f"job {self.name!r}: algorithm='halving_doubling': a sharded job's reduce-scatter "
+                              f"and all-gather need a power-of-two data-parallel size, got dp={self.dp}")
 
     @property
     def dp(self):
         return self.accelerators // (self.tp * self.pp)
+
+    @property
+    def sync_op(self):
+        """The collective of a gradient bucket."""
+        return "all_reduce" if self.sharding == "none" else "reduce_scatter"
 
 
 # ------------------------------------------------------------ placement
@@ -514,14 +554,19 @@ def build_job(net, job, ranks, *, label=0):
     fwd_t = job.compute * job.forward_fraction / m
     bwd_t = job.compute * (1 - job.forward_fraction) / m
     dp_groups = R.transpose(0, 2, 1).reshape(pp * tp, dp)
+    sharded = job.sharding != "none" and dp > 1 and job.grad_size > 0
+    units = job.buckets
     none = np.full(R.shape, -1, np.int64)
     prev_end, data, started = none, none, none
     if dp > 1 and job.grad_size > 0:
         # the gradient all-reduces alone, counted before any is built: a job
         # too big to play is refused at once, not after minutes of building
         pods = [net.pod[g] if job.algorithm == "hierarchical" else None for g in dp_groups]
-        per_sync = sum(_fewest_transfers("all_reduce", job.algorithm, dp, None, p) for p in pods)
-        check_flow_count(job.iterations * job.buckets * job.chunks * per_sync, dag.what, dag.budget)
+        per_sync = sum(_fewest_transfers(job.sync_op, job.algorithm, dp, None, p) for p in pods)
+        per_gather = len(pods) * _fewest_transfers("all_gather", job.algorithm, dp, None, None) if sharded else 0
+        passes = 2 * m if job.sharding == "full_shard" else 1   # forward (and backward) passes that gather
+        check_flow_count(job.iterations * job.buckets * job.chunks * (per_sync + passes * per_gather),
+                         dag.what, dag.budget)
     if moe:   # two all-to-alls per MoE layer, forward and backward, per microbatch, in every EP group
         per_pass = 2 * layers * pp * tp * (dp // ep) * _fewest_transfers("all_to_all", "direct", ep, None, None)
         check_flow_count(job.iterations * m * 2 * per_pass, dag.what, dag.budget)
@@ -536,6 +581,34 @@ def build_job(net, job, ranks, *, label=0):
         if tp == 1 or not job.tp_bytes:
             return ready
         return _in_groups(dag, net, R[s], ready, "all_reduce", job.tp_bytes, "ring", 1, f"{name}:tp", cache)
+
+    def gather(s, ready):   # one unit's parameters, all-gathered in stage s's DP groups (the columns of R[s])
+        return _in_groups(dag, net, R[s].T, ready.T, "all_gather", job.grad_size / units, job.algorithm,
+                          job.chunks, f"{name}:params", cache).T
+
+    def one_pass(s, seconds, deps, n_units, gathers, gate, layer_order, unit_ends=None):
+        """A microbatch's forward or backward on stage s, from ``cur[s]``:
+        ``seconds`` of compute in ``n_units`` units, cut further where an
+        MoE layer ends (its exchanges follow, layers in ``layer_order``).
+        With ``gathers``, each unit waits for its parameters, gathered one
+        unit ahead: the first after ``gate``, the next issued as this one's
+        compute may start.  ``unit_ends`` collects the markers of each
+        unit's end (its gradients are ready)."""
+        layer_order, ags, u, starts = iter(layer_order), [], 0, True
+        for share, unit_end, layer_end in _pieces(n_units, layers):
+            if gathers and starts:   # unit u starts
+                if u == 0:
+                    ags.append(gather(s, gate))
+                if u + 1 < n_units:
+                    ags.append(gather(s, dag.markers(R[s], 0.0, f"{name}:params", deps=[ags[u], cur[s]])))
+                deps.append(ags[u])
+            cur[s] = compute(s, seconds * share.numerator / share.denominator, deps)
+            deps = [cur[s]]
+            if unit_end and unit_ends is not None:
+                unit_ends.append(cur[s].copy())
+            if layer_end:
+                cur[s] = expert_parallel(s, cur[s], next(layer_order))
+            u, starts = u + unit_end, unit_end
 
     def expert_parallel(s, ready, layer):   # token dispatch and combine in stage s's EP groups
         if not moe:
@@ -564,26 +637,19 @@ def build_job(net, job, ranks, *, label=0):
         bucket_ready = [[] for _ in range(pp)]
         for s in range(pp):
             for k in range(m):
-                deps = [cur[s], act[s][k]]
-                for layer in range(layers):
-                    cur[s] = expert_parallel(s, compute(s, fwd_t / layers, deps), layer)
-                    deps = [cur[s]]
+                gathers = sharded and (k == 0 or job.sharding == "full_shard")
+                one_pass(s, fwd_t, [cur[s], act[s][k]], units if gathers else 1, gathers,
+                         prev_end[s] if k == 0 else cur[s], range(layers))
                 cur[s] = tensor_parallel(s, cur[s])
                 if s < pp - 1:
                     act[s + 1][k] = dag.add(R[s], R[s + 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
         grad = [[-1] * m for _ in range(pp)]
         for s in reversed(range(pp)):
             for k in range(m):
-                pieces = job.buckets if (job.overlap and k == m - 1) else 1
-                layer = layers   # the backward meets the layers last to first
-                for j, (share, bucket_end, layer_end) in enumerate(_backward_pieces(pieces, layers)):
-                    cur[s] = compute(s, bwd_t * share.numerator / share.denominator,
-                                     [cur[s], grad[s][k] if j == 0 else None])
-                    if k == m - 1 and bucket_end:
-                        bucket_ready[s].append(cur[s].copy())
-                    if layer_end:
-                        layer -= 1
-                        cur[s] = expert_parallel(s, cur[s], layer)
+                gathers = sharded and job.sharding == "full_shard"
+                # the backward meets the units and the MoE layers last to first
+                one_pass(s, bwd_t, [cur[s], grad[s][k]], units if (gathers or (job.overlap and k == m - 1)) else 1,
+                         gathers, cur[s], reversed(range(layers)), bucket_ready[s] if k == m - 1 else None)
                 cur[s] = tensor_parallel(s, cur[s])
                 if s > 0:
                     grad[s - 1][k] = dag.add(R[s], R[s - 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
@@ -622,13 +688,14 @@ def _token_matrix(ep, size, skew, layer):
     return np.tile(size * share / share.sum(), (ep, 1))
 
 
-def _backward_pieces(buckets, layers):
-    """A microbatch's backward cut where a gradient bucket is ready (every
-    1/buckets) and where an MoE layer ends (every 1/layers): (share of the
-    backward, a bucket ends, a layer ends) per piece, in order."""
-    ends = sorted({Fraction(j, buckets) for j in range(1, buckets + 1)} |
+def _pieces(units, layers):
+    """A microbatch's forward or backward cut where a unit ends (a gradient
+    bucket is ready, the next unit's parameters are needed: every 1/units)
+    and where an MoE layer ends (every 1/layers): (share of the pass, a unit
+    ends, a layer ends) per piece, in order."""
+    ends = sorted({Fraction(j, units) for j in range(1, units + 1)} |
                   {Fraction(j, layers) for j in range(1, layers + 1)})
-    return [(e - b, (e * buckets).denominator == 1, (e * layers).denominator == 1)
+    return [(e - b, (e * units).denominator == 1, (e * layers).denominator == 1)
             for b, e in zip([Fraction(0)] + ends, ends)]
 
 
@@ -639,6 +706,6 @@ def _bucket(dag, net, dp_groups, R, ready, after, job, name, cache, record):
     if (after >= 0).any():   # two conditions per rank: join them in a marker
         ready = dag.markers(R, 0.0, f"{name}:sync", deps=[ready, after])
     as_groups = ready.transpose(0, 2, 1).reshape(pp * tp, dp)
-    done = _in_groups(dag, net, dp_groups, as_groups, "all_reduce", job.grad_size / job.buckets, job.algorithm,
+    done = _in_groups(dag, net, dp_groups, as_groups, job.sync_op, job.grad_size / job.buckets, job.algorithm,
                       job.chunks, f"{name}:sync", cache, record)
     return done.reshape(pp, tp, dp).transpose(0, 2, 1)
