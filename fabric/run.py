@@ -17,7 +17,6 @@ import numpy as np
 from . import metrics
 from .memory import check_flow_count
 from .network import simulate
-from .workloads.collectives import BUSBW_FACTOR
 from .workloads.jobs import TRAFFIC_KINDS, build_job, place
 from .workloads.traffic import Traffic
 
@@ -92,7 +91,7 @@ def _job_stats(jf, res, offset):
     in_flight = _in_flight(jf, res, offset)
     return JobStats(jct=float(ends[-1] - job.start), iteration_times=iteration_times,
                     comm_time=in_flight.get("sync", 0.0), algbw=algbw,
-                    busbw=algbw * BUSBW_FACTOR[job.sync_op](job.dp), syncs=syncs, in_flight=in_flight)
+                    busbw=algbw * job.bus_factor, syncs=syncs, in_flight=in_flight)
 
 
 @dataclass

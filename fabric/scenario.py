@@ -27,6 +27,7 @@ Layout (every key optional unless marked)::
     buckets = 4
     overlap = true
     sharding = "none"            # none | shard_grad_op | full_shard (FSDP, ZeRO-2/3)
+    shard_size = 0               # sharded over this many DP ranks, replicated across (HSDP); 0: all
     sample_bytes = "1MiB"
     samples = 32                 # ... and forward_fraction, chunks, storage, tp, pp,
                                  # microbatches, tp_bytes, activation_bytes, ep, ep_bytes,
@@ -189,7 +190,7 @@ SCHEMA = {
         "iterations": (_int(1), 1), "compute": (_time, 0.0), "forward_fraction": (_number(0, 1), 1 / 3),
         "grad_size": (_size, 0.0), "algorithm": (_choice(_ALGORITHMS, "algorithm"), None), "chunks": (_int(1), 1),
         "buckets": (_int(1), 1), "overlap": (_bool, False),
-        "sharding": (_choice(SHARDING, "sharding"), "none"), "sample_bytes": (_size, 0.0), "samples": (_int(0), 0),
+        "sharding": (_choice(SHARDING, "sharding"), "none"), "shard_size": (_int(0), 0), "sample_bytes": (_size, 0.0), "samples": (_int(0), 0),
         "storage": (_names, None), "tp": (_int(1), 1), "pp": (_int(1), 1), "microbatches": (_int(1), 1),
         "tp_bytes": (_size, 0.0), "activation_bytes": (_size, 0.0), "ep": (_int(1), 1), "ep_bytes": (_size, 0.0),
         "moe_layers": (_int(1), 1), "ep_skew": (_number(), 0.0), "optimizer": (_time, 0.0),

@@ -13,7 +13,6 @@ import numpy as np
 from . import metrics
 from .run import union
 from .units import format_bandwidth, format_time
-from .workloads.collectives import BUSBW_FACTOR
 from .workloads.jobs import TRAFFIC_KINDS
 
 __all__ = ["COMM_COLUMNS", "FORMAT", "JOB_COLUMNS", "LINK_COLUMNS", "SCHEMA_PATH", "cell", "jsonable", "summarize"]
@@ -123,7 +122,7 @@ def summarize(jr, *, name=None, top=10, bins=120, plots=True):
     G = net.graph
     jobs = []
     for row, jf, s, iso in zip(jr.table(), jr.flows, jr.shared, jr.isolated):
-        factor = BUSBW_FACTOR[jf.job.sync_op](jf.job.dp)
+        factor = jf.job.bus_factor
         per_bucket = jf.job.grad_size / jf.job.buckets
         collectives = [{"iteration": int(i), "bucket": int(b), "start_s": t0, "time_s": t1 - t0,
                         "algbw_Bps": per_bucket / (t1 - t0) if t1 > t0 else None,

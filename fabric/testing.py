@@ -381,13 +381,14 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
         left -= n
         rare = lambda: draw(st.integers(0, 3)) == 3   # noqa: E731  (shrinks to off)
         sharding = draw(st.sampled_from(SHARDING))
-        dp = n // (tp * pp)
-        algorithms = ("ring", "direct") + (("halving_doubling",) if sharding == "none" or dp & (dp - 1) == 0 else ()) \
-            + (("tree",) if sharding == "none" else ())
+        shard_size = draw(st.sampled_from([0] + _divisors(n // (tp * pp)))) if sharding != "none" else 0
+        shard = shard_size or n // (tp * pp)
+        algorithms = ("ring", "direct") + (("halving_doubling",) if sharding == "none" or shard & (shard - 1) == 0
+                                           else ()) + (("tree",) if sharding == "none" else ())
         out.append(Job(
             name=f"job{i}", accelerators=n, placement=placement, iterations=draw(st.integers(1, max_iterations)),
             compute=draw(st.sampled_from((0.0, 1e-4, 1e-3))), grad_size=draw(st.sampled_from((0.0, 1e6, 1e8))),
-            algorithm=draw(st.sampled_from(algorithms)), sharding=sharding,
+            algorithm=draw(st.sampled_from(algorithms)), sharding=sharding, shard_size=shard_size,
             chunks=draw(st.integers(1, 2)), buckets=draw(st.integers(1, 3)), overlap=rare(),
             sample_bytes=1e5 if storage and rare() else 0.0, samples=draw(st.integers(0, 4)),
             tp=tp, pp=pp, microbatches=draw(st.integers(1, 2)), tp_bytes=1e6 if tp > 1 and rare() else 0.0,

@@ -338,7 +338,9 @@ def test_placement_errors(jobs, message):
     ({"sharding": "full_shard", "algorithm": "tree"},
      "algorithm='tree': reduce_scatter supports ring, halving_doubling, direct [(]sharding='full_shard'"),
     ({"accelerators": 6, "sharding": "shard_grad_op", "algorithm": "halving_doubling"},
-     "power-of-two data-parallel size, got dp=6"),
+     "power-of-two shard size, got 6"),
+    ({"shard_size": 2}, "shard_size=2 needs sharding"), ({"shard_size": -1}, "shard_size=-1"),
+    ({"shard_size": 3, "sharding": "full_shard"}, "shard_size=3 does not divide the data-parallel size dp=4"),
 ])
 def test_job_validation(kwargs, field):
     args = dict(name="a", accelerators=4) | kwargs
@@ -378,6 +380,41 @@ def test_a_job_whose_all_to_alls_cannot_fit_is_refused_before_building(flow_budg
                                           "1,152 flows would need about"):
         J.build_job(net, Job("a", 4, iterations=4, microbatches=2, ep=4, ep_bytes=1e6, moe_layers=3),
                     net.accelerators[:4])
+
+
+@pytest.mark.parametrize("g", [2, 4])
+def test_hybrid_sharding_gathers_in_the_shard_and_all_reduces_across_replicas(g):
+    """8 ranks on a star, sharded over runs of g and replicated r = 8/g
+    times: a unit's gather or reduce-scatter takes a = (g-1)(L + P/(U g B))
+    in its shard, the shard's all-reduce ar = 2(r-1)(L + P/(U g r B)) across
+    the replicas, the runs' and replicas' rings on links of their own.
+    ZeRO-2 without compute: U gathers, then U buckets of both, U(2a + ar);
+    ZeRO-3 with ample compute: C + 3a + ar (the last bucket's all-reduce
+    is exposed too)."""
+    B, P, n, L, U = 1e9, 4e8, 8, 1e-4, 2
+    net = fabric.Network(star(n, B, L))
+    r = n // g
+    a = (g - 1) * (L + P / (U * g * B))
+    ar = 2 * (r - 1) * (L + P / (U * g * r * B))
+    for sharding, compute, t in (("shard_grad_op", 0.0, U * (2 * a + ar)), ("full_shard", 10.0, 10.0 + 3 * a + ar)):
+        job = Job("a", n, iterations=2, compute=compute, grad_size=P, buckets=U, overlap=True, sharding=sharding,
+                  shard_size=g)
+        res = run_jobs(net, [job], isolated=False)
+        assert np.allclose(res.shared[0].iteration_times, t, rtol=1e-12), sharding
+    # the last run's buckets: each bucket's span is a + ar (alone at the end), busbw by bytes each rank sends
+    assert res.shared[0].syncs[-1, 3] - res.shared[0].syncs[-1, 2] == pytest.approx(a + ar, rel=1e-12)
+    assert job.bus_factor == pytest.approx((g - 1) / g + 2 * (r - 1) / r / g)
+    jf = build_job(net, job, net.accelerators[:n])
+    t = jf.traffic
+    run_of = {int(v): i // g for i, v in enumerate(jf.ranks)}
+    gathers = jf.transfers(("params",))
+    assert all(run_of[a] == run_of[b] for a, b in zip(t.src[gathers], t.dst[gathers]))
+    sync = jf.transfers(("sync",))
+    across = [run_of[a] != run_of[b] for a, b in zip(t.src[sync], t.dst[sync])]
+    place_of = {int(v): i % g for i, v in enumerate(jf.ranks)}
+    assert all(place_of[a] == place_of[b] for a, b, x in zip(t.src[sync], t.dst[sync], across) if x)
+    # per iteration: r shards reduce-scatter (g-1) P, g replica groups all-reduce 2 (r-1) P/g
+    assert t.size[sync].sum() == pytest.approx(2 * (r * (g - 1) * P + g * 2 * (r - 1) * P / g))
 
 
 def test_a_sharded_job_whose_gathers_cannot_fit_is_refused_before_building(flow_budget_1000, monkeypatch):

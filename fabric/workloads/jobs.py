@@ -44,6 +44,11 @@ starts (one unit of prefetch, as FSDP's ``forward_prefetch`` and
 * ``"full_shard"`` (ZeRO-3): gathered before every microbatch's forward
   and again, last unit first, before its backward (freed after each use).
 
+``shard_size`` below the DP size is hybrid sharding (PyTorch's HSDP): the
+model is sharded within runs of ``shard_size`` consecutive DP ranks and
+replicated across them, so gathers and reduce-scatters stay in the run and
+each bucket's reduced shard is then all-reduced across the replicas.
+
 Compute is modelled by zero-byte *marker* flows from a rank to itself whose
 ``delay`` is the compute time: a marker finishes ``delay`` seconds after
 its dependencies, so the engine plays compute and communication together.
@@ -62,7 +67,7 @@ import numpy as np
 from ..engine import _ptr
 from ..errors import FabricError
 from ..memory import check_flow_count, flow_budget
-from .collectives import _algorithm, _fewest_transfers, schedule, topology_context
+from .collectives import BUSBW_FACTOR, _algorithm, _fewest_transfers, schedule, topology_context
 from .pipeline import nodes_of_kind
 from .traffic import Traffic
 
@@ -113,6 +118,10 @@ class Job:
         (ZeRO-2) or before every forward and backward (FSDP's full shard,
         ZeRO-3).  ``algorithm`` must then be one reduce-scatter and
         all-gather have: ring, halving_doubling or direct.
+    shard_size : int
+        With sharding: the DP ranks one copy of the model is sharded over
+        (a divisor of dp; 0: all of them).  Smaller is hybrid sharding
+        (HSDP): sharded within, replicated across such runs of ranks.
     sample_bytes, samples : float, int
         Data loading per rank per iteration (0: no data loading).
     storage : list of node names, optional
@@ -154,6 +163,7 @@ class Job:
     buckets: int = 1
     overlap: bool = False
     sharding: str = "none"
+    shard_size: int = 0
     sample_bytes: float = 0.0
     samples: int = 0
     storage: Optional[Sequence] = None
@@ -179,8 +189,10 @@ class Job:
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise bad(name, "a positive integer")
-        if not isinstance(self.samples, (int, np.integer)) or isinstance(self.samples, bool) or self.samples < 0:
-            raise bad("samples", "an integer >= 0")
+        for name in ("samples", "shard_size"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
+                raise bad(name, "an integer >= 0")
         for name in ("compute", "grad_size", "sample_bytes", "tp_bytes", "activation_bytes", "ep_bytes", "ep_skew",
                      "optimizer", "start"):
             v = getattr(self, name)
@@ -204,9 +216,15 @@ class Job:
         except FabricError as exc:
             why = f" (sharding={self.sharding!r} reduce-scatters gradients)" if self.sharding != "none" else ""
             raise FabricError(f"job {self.name!r}: {exc}{why}") from None
-        if self.sharding != "none" and self.algorithm == "halving_doubling" and self.dp & (self.dp - 1):
+        if self.shard_size and self.sharding == "none":
+            raise FabricError(f"job {self.name!r}: shard_size={self.shard_size} needs sharding "
+                              f"(shard_grad_op or full_shard)")
+        if self.shard_size and self.dp % self.shard_size:
+            raise FabricError(f"job {self.name!r}: shard_size={self.shard_size} does not divide the data-parallel "
+                              f"size dp={self.dp}")
+        if self.sharding != "none" and self.algorithm == "halving_doubling" and self.shard & (self.shard - 1):
             raise FabricError(f"job {self.name!r}: algorithm='halving_doubling': a sharded job's reduce-scatter "
-                              f"and all-gather need a power-of-two data-parallel size, got dp={self.dp}")
+                              f"and all-gather need a power-of-two shard size, got {self.shard}")
 
     @property
     def dp(self):
@@ -214,8 +232,23 @@ class Job:
 
     @property
     def sync_op(self):
-        """The collective of a gradient bucket."""
+        """The collective of a gradient bucket (in its shard, when sharded)."""
         return "all_reduce" if self.sharding == "none" else "reduce_scatter"
+
+    @property
+    def shard(self):
+        """The DP ranks one copy of the model is spread over."""
+        return self.shard_size if self.sharding != "none" and self.shard_size else self.dp
+
+    @property
+    def bus_factor(self):
+        """Bytes each rank sends per byte of a gradient bucket (nccl-tests'
+        busbw factor): 2(n-1)/n all-reduced, (n-1)/n reduce-scattered, and
+        with hybrid sharding the shard's all-reduce across the replicas on top."""
+        if self.sharding == "none":
+            return BUSBW_FACTOR["all_reduce"](self.dp)
+        g, r = self.shard, self.dp // self.shard
+        return BUSBW_FACTOR["reduce_scatter"](g) + BUSBW_FACTOR["all_reduce"](r) / g
 
 
 # ------------------------------------------------------------ placement
@@ -553,7 +586,7 @@ def build_job(net, job, ranks, *, label=0):
     stores = nodes_of_kind(net, "storage", job.storage) if job.samples and job.sample_bytes else None
     fwd_t = job.compute * job.forward_fraction / m
     bwd_t = job.compute * (1 - job.forward_fraction) / m
-    dp_groups = R.transpose(0, 2, 1).reshape(pp * tp, dp)
+    dp_groups = _dp_groups(R, dp)
     sharded = job.sharding != "none" and dp > 1 and job.grad_size > 0
     units = job.buckets
     none = np.full(R.shape, -1, np.int64)
@@ -561,9 +594,15 @@ def build_job(net, job, ranks, *, label=0):
     if dp > 1 and job.grad_size > 0:
         # the gradient all-reduces alone, counted before any is built: a job
         # too big to play is refused at once, not after minutes of building
-        pods = [net.pod[g] if job.algorithm == "hierarchical" else None for g in dp_groups]
-        per_sync = sum(_fewest_transfers(job.sync_op, job.algorithm, dp, None, p) for p in pods)
-        per_gather = len(pods) * _fewest_transfers("all_gather", job.algorithm, dp, None, None) if sharded else 0
+        if sharded:   # reduce-scatters and gathers in the shards, all-reduces across the replicas
+            g, shards = job.shard, pp * tp * (dp // job.shard)
+            per_sync = shards * _fewest_transfers("reduce_scatter", job.algorithm, g, None, None) + \
+                pp * tp * g * _fewest_transfers("all_reduce", job.algorithm, dp // g, None, None)
+            per_gather = shards * _fewest_transfers("all_gather", job.algorithm, g, None, None)
+        else:
+            pods = [net.pod[g] if job.algorithm == "hierarchical" else None for g in dp_groups]
+            per_sync = sum(_fewest_transfers("all_reduce", job.algorithm, dp, None, p) for p in pods)
+            per_gather = 0
         passes = 2 * m if job.sharding == "full_shard" else 1   # forward (and backward) passes that gather
         check_flow_count(job.iterations * job.buckets * job.chunks * (per_sync + passes * per_gather),
                          dag.what, dag.budget)
@@ -582,9 +621,10 @@ def build_job(net, job, ranks, *, label=0):
             return ready
         return _in_groups(dag, net, R[s], ready, "all_reduce", job.tp_bytes, "ring", 1, f"{name}:tp", cache)
 
-    def gather(s, ready):   # one unit's parameters, all-gathered in stage s's DP groups (the columns of R[s])
-        return _in_groups(dag, net, R[s].T, ready.T, "all_gather", job.grad_size / units, job.algorithm,
-                          job.chunks, f"{name}:params", cache).T
+    def gather(s, ready):   # one unit's parameters, all-gathered in stage s's shards
+        done = _in_groups(dag, net, _dp_groups(R[s][None], job.shard), _dp_groups(ready[None], job.shard),
+                          "all_gather", job.grad_size / units, job.algorithm, job.chunks, f"{name}:params", cache)
+        return _from_groups(done, (1, dp, tp), job.shard)[0]
 
     def one_pass(s, seconds, deps, n_units, gathers, gate, layer_order, unit_ends=None):
         """A microbatch's forward or backward on stage s, from ``cur[s]``:
@@ -613,12 +653,12 @@ def build_job(net, job, ranks, *, label=0):
     def expert_parallel(s, ready, layer):   # token dispatch and combine in stage s's EP groups
         if not moe:
             return ready
-        groups, ready = _ep_groups(R[s], ep), _ep_groups(ready, ep)
+        groups, ready = _dp_groups(R[s][None], ep), _dp_groups(ready[None], ep)
         dispatch = _token_matrix(ep, job.ep_bytes, job.ep_skew, layer)
         for matrix in (dispatch, None if dispatch is None else dispatch.T):
             ready = _in_groups(dag, net, groups, ready, "all_to_all", job.ep_bytes, "direct", 1, f"{name}:ep", cache,
                                matrix=matrix)
-        return ready.reshape(dp // ep, tp, ep).transpose(0, 2, 1).reshape(dp, tp)   # back to (dp, tp)
+        return _from_groups(ready, (1, dp, tp), ep)[0]
 
     for _ in range(job.iterations):
         dag.iter_base = dag.n
@@ -659,7 +699,7 @@ def build_job(net, job, ranks, *, label=0):
             for j in range(job.buckets):
                 ready = np.stack([bucket_ready[s][j] for s in range(pp)]) if job.overlap else cur
                 record = []
-                after = _bucket(dag, net, dp_groups, R, ready, after, job, name, cache, record)
+                after = _bucket(dag, net, R, ready, after, job, name, cache, record)
                 syncs.append(np.concatenate(record))
             end = dag.markers(R, job.optimizer, f"{name}:compute", deps=[after, cur])
         else:
@@ -671,11 +711,24 @@ def build_job(net, job, ranks, *, label=0):
     return out
 
 
-def _ep_groups(a, ep):
-    """A stage's (dp, tp) array as EP groups: rows of ``ep`` consecutive DP
-    indices with one TP index, (dp/ep * tp, ep)."""
-    dp, tp = a.shape
-    return a.reshape(dp // ep, ep, tp).transpose(0, 2, 1).reshape(-1, ep)
+def _dp_groups(a, size, across=False):
+    """Groups of the DP ranks of a (pp, dp, tp) array, each within one stage
+    and TP index: runs of ``size`` consecutive DP indices (EP groups,
+    shards), rows of (pp * dp/size * tp, size); with ``across``, the ranks
+    at one place of every run (replicas), rows of (pp * size * tp, dp/size)."""
+    pp, dp, tp = a.shape
+    b = a.reshape(pp, dp // size, size, tp)
+    if across:
+        return b.transpose(0, 2, 3, 1).reshape(-1, dp // size)
+    return b.transpose(0, 1, 3, 2).reshape(-1, size)
+
+
+def _from_groups(groups, shape, size, across=False):
+    """:func:`_dp_groups` undone: the groups' entries back in ``shape``."""
+    where = _dp_groups(np.arange(math.prod(shape)).reshape(shape), size, across)
+    out = np.empty(math.prod(shape), groups.dtype)
+    out[where.ravel()] = groups.ravel()
+    return out.reshape(shape)
 
 
 def _token_matrix(ep, size, skew, layer):
@@ -699,13 +752,19 @@ def _pieces(units, layers):
             for b, e in zip([Fraction(0)] + ends, ends)]
 
 
-def _bucket(dag, net, dp_groups, R, ready, after, job, name, cache, record):
+def _bucket(dag, net, R, ready, after, job, name, cache, record):
     """One gradient bucket: waits for ``ready`` and the previous bucket
-    (``after``) on every rank; returns per-rank done markers (R's shape)."""
-    pp, dp, tp = R.shape
+    (``after``) on every rank; returns per-rank done markers (R's shape).
+    All-reduced, or reduce-scattered in each shard and, with hybrid
+    sharding, the shard all-reduced across the replicas."""
+    g, size = job.shard, job.grad_size / job.buckets
     if (after >= 0).any():   # two conditions per rank: join them in a marker
         ready = dag.markers(R, 0.0, f"{name}:sync", deps=[ready, after])
-    as_groups = ready.transpose(0, 2, 1).reshape(pp * tp, dp)
-    done = _in_groups(dag, net, dp_groups, as_groups, job.sync_op, job.grad_size / job.buckets, job.algorithm,
+    done = _in_groups(dag, net, _dp_groups(R, g), _dp_groups(ready, g), job.sync_op, size, job.algorithm,
                       job.chunks, f"{name}:sync", cache, record)
-    return done.reshape(pp, tp, dp).transpose(0, 2, 1)
+    done = _from_groups(done, R.shape, g)
+    if g < job.dp:
+        done = _in_groups(dag, net, _dp_groups(R, g, True), _dp_groups(done, g, True), "all_reduce", size / g,
+                          job.algorithm, job.chunks, f"{name}:sync", cache, record)
+        done = _from_groups(done, R.shape, g, True)
+    return done
