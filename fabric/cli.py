@@ -367,8 +367,10 @@ class _RunProgress:
 @click.option("-d", "--datatype", default="float", type=click.Choice(list(_DTYPES)), help="Element type (for count).")
 @_collective_options
 @_format_option
+@click.option("--plot", type=click.Path(dir_okay=False, writable=True),
+              help="Also draw busbw and algbw against size to this .png, .svg or .pdf (needs matplotlib).")
 def nccl(op, topology, routing, seed, max_paths, minbytes, maxbytes, stepfactor, stepbytes, datatype, algorithm, ranks,
-         chunks, root, as_json, as_csv, output):
+         chunks, root, as_json, as_csv, output, plot):
     """An nccl-tests look-alike: sweep message sizes, print time, algbw, busbw.
 
     OP is all_reduce, all_gather, reduce_scatter, broadcast, reduce,
@@ -377,7 +379,9 @@ def nccl(op, topology, routing, seed, max_paths, minbytes, maxbytes, stepfactor,
     \b
     Example:
       fabric nccl all_reduce -b 8 -e 8G -f 2 -t fat-tree:k=8
+      fabric nccl all_to_all -b 1M -e 1G -t fat-tree:k=8 --plot a2a.png
     """
+    plot_format = _plot_format(plot)
     net = _network(topology, routing, seed, max_paths)
     sizes = _sizes(parse_size(minbytes, "minbytes"), parse_size(maxbytes, "maxbytes"), stepfactor,
                    parse_size(stepbytes, "stepbytes") if stepbytes is not None else None)
@@ -397,8 +401,24 @@ def nccl(op, topology, routing, seed, max_paths, minbytes, maxbytes, stepfactor,
         interrupted = True
     if _machine_output(rows, as_json, as_csv, output):
         _print_nccl_table(op, routing, topology, rows)
+    if plot:
+        from .report import size_plot
+
+        title = f"fabric nccl {op}: {rows[0]['ranks']} ranks, {rows[0]['algorithm']}, {routing}, {topology}"
+        atomic_write(plot, lambda fh: size_plot(rows, title, fh, plot_format))
+        click.echo(f"wrote {plot}", err=True)
     if interrupted:
         raise _Failure(f"interrupted after {len(rows)} of {len(sizes)} sizes", EXIT_INTERRUPTED)
+
+
+def _plot_format(path):
+    """The image format of ``--plot FILE``, known before any work is done."""
+    if path is None:
+        return None
+    fmt = os.path.splitext(path)[1].lstrip(".").lower()
+    if fmt not in ("png", "svg", "pdf"):
+        raise click.UsageError(f"--plot {path}: expected a .png, .svg or .pdf file")
+    return fmt
 
 
 def _print_nccl_table(op, routing, topology, rows):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import FabricError
 from .summary import COMM_COLUMNS, FORMAT, JOB_COLUMNS, LINK_COLUMNS, SCHEMA_PATH, cell
-from .units import format_time
+from .units import format_size, format_time
 
 __all__ = ["render"]
 
@@ -260,6 +260,25 @@ def _sweep_plot(rows, axes, metrics_):
         ax.grid(alpha=0.3)
     plots[0][0].legend(fontsize=7)
     return _svg(fig)
+
+
+def size_plot(rows, title, fh, fmt):
+    """``fabric nccl``'s rows as the usual picture: algbw and busbw (GB/s)
+    against message size, log-scaled; written to ``fh`` as ``fmt`` (png, svg, pdf)."""
+    plt = _pyplot()
+    rows = [r for r in rows if np.isfinite(r["busbw_GBps"])]   # one rank: no bandwidth to draw
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for key, label in (("busbw_GBps", "busbw"), ("algbw_GBps", "algbw")):
+        ax.plot([r["size"] for r in rows], [r[key] for r in rows], marker="o", markersize=3, label=label)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(lambda x, _: format_size(x))
+    ax.set_xlabel("message size")
+    ax.set_ylabel("GB/s")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.savefig(fh, format=fmt, bbox_inches="tight")
+    plt.close(fig)
 
 
 def render_sweep(rows, title="sweep"):

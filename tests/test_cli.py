@@ -154,6 +154,21 @@ def test_max_paths_caps_spraying_from_the_command_line():
     assert one["events"] == 3 * one["flows"] < many["events"] and many["time_s"] < one["time_s"]
 
 
+def test_nccl_plot_draws_busbw_against_size(tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image
+
+    plot = tmp_path / "ar.png"
+    r = run("nccl", "all_reduce", "-b", "1K", "-e", "1M", "-f", "4", "-t", "fat-tree:k=4", "--json", "--plot", str(plot))
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)) == 6                    # the machine output is untouched
+    pixels = matplotlib.image.imread(str(plot))[..., :3]
+    assert (pixels.min(axis=2) < 0.9).mean() > 0.02          # not blank
+    r = run("nccl", "all_reduce", "-t", "fat-tree:k=4", "--plot", str(tmp_path / "ar.gif"))
+    assert r.exit_code == 2 and "--plot" in r.output and ".png, .svg or .pdf" in r.output
+    assert not (tmp_path / "ar.gif").exists()
+
+
 def test_nccl_zero_bytes_alone_is_one_size():
     r = run("nccl", "all_reduce", "-t", "fat-tree:k=4", "-b", "0", "-e", "0", "--json")   # once a hang
     assert r.exit_code == 0 and [x["size"] for x in json.loads(r.output)] == [0]
