@@ -138,8 +138,8 @@ def _timeline_plot(timeline):
     fig, ax = plt.subplots(figsize=(11, 0.8 + 0.5 * len(timeline)))
     for row, job in enumerate(timeline):
         y = (row - 0.4, 0.8)
-        # communication first, compute over it: what shows of a transfer is
-        # the time it kept the rank from computing
+        # communication first, compute over it: what shows of communication
+        # is its time in flight while the rank was not computing (exposed)
         spans = {"gradient sync": job["comm"], "TP / PP / EP traffic": job.get("model_parallel", []),
                  "parameter gather": job.get("params", []), "compute": job["compute"]}
         spans["stalled"] = _gaps([iv for ivs in spans.values() for iv in ivs], job["start"], job["end"])
