@@ -381,10 +381,15 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
         left -= n
         rare = lambda: draw(st.integers(0, 3)) == 3   # noqa: E731  (shrinks to off)
         sharding = draw(st.sampled_from(SHARDING))
-        shard_size = draw(st.sampled_from([0] + _divisors(n // (tp * pp)))) if sharding != "none" else 0
-        shard = shard_size or n // (tp * pp)
-        algorithms = ("ring", "direct") + (("halving_doubling",) if sharding == "none" or shard & (shard - 1) == 0
-                                           else ()) + (("tree",) if sharding == "none" else ())
+        algorithms = ["ring", "direct", "halving_doubling"]
+        if sharding == "none":
+            shard_size = 0
+            algorithms.append("tree")
+        else:   # reduce-scatter has no tree, and halves and doubles only over a power of two
+            shard_size = draw(st.sampled_from([0] + _divisors(n // (tp * pp))))
+            shard = shard_size or n // (tp * pp)
+            if shard & (shard - 1):
+                algorithms.remove("halving_doubling")
         out.append(Job(
             name=f"job{i}", accelerators=n, placement=placement, iterations=draw(st.integers(1, max_iterations)),
             compute=draw(st.sampled_from((0.0, 1e-4, 1e-3))), grad_size=draw(st.sampled_from((0.0, 1e6, 1e8))),
