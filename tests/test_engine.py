@@ -500,6 +500,17 @@ def test_take_ranges_is_indexing_by_ranges(spans, dtype):
         _take_ranges(values, [30], [6])   # one past the end
 
 
+@given(st.lists(st.integers(0, 2**31 - 1) | st.integers(0, 5000), max_size=20)
+       | st.lists(st.integers(0, 2**31 - 1) | st.integers(0, 5000), min_size=64, max_size=300))
+def test_the_engine_sorts_ids_as_numpy_does(ids):
+    """The radix sort that orders a batch's finishing subflows: short lists
+    by insertion, long ones by one to three 11-bit digits."""
+    from fabric import _core
+
+    got = _core.sorted_ids(ids)
+    assert got.dtype == np.int32 and got.tolist() == sorted(ids)
+
+
 def test_read_only_inputs_are_read_as_they_are():
     # memory maps, Arrow buffers and np.broadcast_to hand out read-only arrays
     # (the compiled checks once refused them: "buffer source array is read-only")
