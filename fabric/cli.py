@@ -459,7 +459,8 @@ def _print_summary(summary, top):
             click.echo()
 
 
-_PER_JOB_LISTS = ("ranks", "iteration_times_s", "isolated_iteration_times_s", "collectives")   # not for CSV
+_PER_JOB_LISTS = ("ranks", "iteration_times_s", "isolated_iteration_times_s", "compute_bound_times_s",
+                  "collectives")   # not for CSV
 
 
 def _write(path, fmt, summary):

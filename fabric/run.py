@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import metrics
+from .engine import FlowArrays, simulate_links
 from .memory import check_flow_count
 from .network import simulate
 from .workloads.jobs import TRAFFIC_KINDS, build_job, place
 from .workloads.traffic import Traffic
 
-__all__ = ["JobStats", "JobsResult", "run_jobs"]
+__all__ = ["JobStats", "JobsResult", "compute_bound", "run_jobs"]
 
 
 @dataclass
@@ -94,6 +95,43 @@ def _job_stats(jf, res, offset):
                     busbw=algbw * job.bus_factor, syncs=syncs, in_flight=in_flight)
 
 
+def compute_bound(jf):
+    """The job's iteration times on an ideal network, where every transfer
+    takes no time: what is left is compute, the pipeline bubble and the
+    optimizer step.  A shared or isolated iteration beyond it is
+    communication the job could not hide (exposed communication).
+
+    Examples
+    --------
+    A 2-stage pipeline of 4 microbatches with 1 s of compute per stage and
+    0.5 s of optimizer step: (4 + 2 - 1) / 4 * 1 + 0.5 = 1.75 s, whatever
+    the network.
+
+    >>> import topologies, fabric
+    >>> from fabric.workloads.jobs import build_job
+    >>> net = fabric.Network(topologies.fat_tree(4, bandwidth=1e9, latency=1e-6))
+    >>> job = fabric.Job("a", 4, pp=2, microbatches=4, iterations=2, compute=1.0, optimizer=0.5,
+    ...                  grad_size=1e9, activation_bytes=1e8)
+    >>> compute_bound(build_job(net, job, net.accelerators[:4])).round(9).tolist()
+    [1.75, 1.75]
+    """
+    t = jf.traffic
+    F = t.n_flows
+    # zero bytes on no links: each flow finishes as it is released
+    free = FlowArrays.single_path(np.zeros(F), np.zeros(F + 1, np.int64), np.zeros(0, np.int32), start=t.start,
+                                  delay=t.delay, dep_ptr=t.dep_ptr, dep_idx=t.dep_idx)
+    fin = simulate_links(np.ones(1), np.zeros(1), free).finish
+    ends = np.array([fin[ids].max() for ids in jf.iteration_end])
+    return np.diff(np.concatenate([[jf.job.start], ends]))
+
+
+def _exposed(iteration, ideal):
+    """iteration - ideal, nan if unknown.  Free transfers can only make a
+    run faster, so below zero is rounding."""
+    d = iteration - ideal
+    return 0.0 if d < 0 else d
+
+
 @dataclass
 class JobsResult:
     """What :func:`run_jobs` found.
@@ -108,6 +146,9 @@ class JobsResult:
         Per job, in the shared run.
     isolated : list of JobStats or None
         Per job, alone (None where not run).
+    ideal : list of numpy arrays
+        Per job, its iteration times on an ideal network
+        (:func:`compute_bound`).
     result : fabric.Result
         The shared run (``result.partial`` if it was stopped).
     traffic : Traffic
@@ -120,6 +161,7 @@ class JobsResult:
     offsets: list
     shared: list
     isolated: list
+    ideal: list
     result: object
     traffic: Traffic
     partial: bool = False
@@ -132,11 +174,15 @@ class JobsResult:
         return jct / iso.jct if iso.jct > 0 else (1.0 if jct == iso.jct else math.inf)
 
     def table(self):
-        """One dict per job: the headline numbers."""
+        """One dict per job: the headline numbers.  ``compute_bound_s`` is
+        the mean iteration on an ideal network; ``exposed_comm_s`` (and
+        ``isolated_exposed_comm_s``) how much longer the mean iteration
+        took, ``exposed_share`` that as a share of the iteration."""
         rows = []
         for i, job in enumerate(self.jobs):
             s, iso = self.shared[i], self.isolated[i]
             nan = math.nan
+            ideal = float(np.mean(self.ideal[i]))
             rows.append({
                 "job": job.name, "accelerators": job.accelerators,
                 "placement": job.placement if isinstance(job.placement, str) else "list",
@@ -150,6 +196,10 @@ class JobsResult:
             r = rows[-1]
             r["iteration_slowdown"] = r["iteration_s"] / r["isolated_iteration_s"] if r["isolated_iteration_s"] else nan
             r["comm_slowdown"] = r["comm_s"] / r["isolated_comm_s"] if r["isolated_comm_s"] else nan
+            r["compute_bound_s"] = ideal
+            r["exposed_comm_s"] = _exposed(r["iteration_s"], ideal)
+            r["isolated_exposed_comm_s"] = _exposed(r["isolated_iteration_s"], ideal)
+            r["exposed_share"] = r["exposed_comm_s"] / r["iteration_s"] if r["iteration_s"] > 0 else nan
         return rows
 
     def communication(self):
@@ -306,9 +356,10 @@ def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isola
                              record_links=record_links, progress=progress,
                              threads=_spare_cores() if threads is None else threads)
     shared = [_job_stats(b, res, off) for b, off in zip(built, offsets)]
+    ideal = [compute_bound(b) for b in built]
     if res.partial:
         alone_stats = []   # as if never run: slowdowns against a cut-short shared run mean nothing
     alone_stats += [None] * (len(jobs) - len(alone_stats))
     partial = res.partial or (isolated and any(a is None for a in alone_stats))
-    return JobsResult(net=net, jobs=jobs, flows=built, offsets=offsets, shared=shared, isolated=alone_stats, result=res,
-                      traffic=shared_traffic, partial=partial)
+    return JobsResult(net=net, jobs=jobs, flows=built, offsets=offsets, shared=shared, isolated=alone_stats,
+                      ideal=ideal, result=res, traffic=shared_traffic, partial=partial)

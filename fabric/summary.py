@@ -24,7 +24,9 @@ SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "run.schema.jso
 #: (title, key, kind) of the per-job and hot-link tables, for the terminal and the report
 JOB_COLUMNS = [("job", "job", ""), ("accs", "accelerators", ""), ("placement", "placement", ""),
                ("iters", "iterations_done", ""), ("JCT", "jct_s", "time"), ("JCT alone", "isolated_jct_s", "time"),
-               ("slowdown", "slowdown", "ratio"), ("iteration", "iteration_s", "time"), ("comm", "comm_s", "time"),
+               ("slowdown", "slowdown", "ratio"), ("iteration", "iteration_s", "time"),
+               ("compute-bound", "compute_bound_s", "time"), ("exposed", "exposed_share", "pct"),
+               ("comm", "comm_s", "time"),
                ("comm slowdown", "comm_slowdown", "ratio"), ("busbw", "busbw_Bps", "bw"),
                ("busbw alone", "isolated_busbw_Bps", "bw")]
 LINK_COLUMNS = [("from", "from", ""), ("to", "to", ""), ("layer", "layer", ""), ("mean", "mean", "pct"),
@@ -121,7 +123,7 @@ def summarize(jr, *, name=None, top=10, bins=120, plots=True):
     res, net = jr.result, jr.net
     G = net.graph
     jobs = []
-    for row, jf, s, iso in zip(jr.table(), jr.flows, jr.shared, jr.isolated):
+    for row, jf, s, iso, ideal in zip(jr.table(), jr.flows, jr.shared, jr.isolated, jr.ideal):
         factor = jf.job.bus_factor
         per_bucket = jf.job.grad_size / jf.job.buckets
         collectives = [{"iteration": int(i), "bucket": int(b), "start_s": t0, "time_s": t1 - t0,
@@ -129,7 +131,8 @@ def summarize(jr, *, name=None, top=10, bins=120, plots=True):
                         "busbw_Bps": factor * per_bucket / (t1 - t0) if t1 > t0 else None}
                        for i, b, t0, t1 in s.syncs.tolist()]
         row = dict(row, ranks=[str(net.nodes[v]) for v in jf.ranks], iteration_times_s=s.iteration_times,
-                   isolated_iteration_times_s=iso.iteration_times if iso else None, collectives=collectives)
+                   isolated_iteration_times_s=iso.iteration_times if iso else None, compute_bound_times_s=ideal,
+                   collectives=collectives)
         jobs.append(row)
     hot = jr.hot_links(top)
     horizon = res.makespan

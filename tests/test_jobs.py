@@ -54,9 +54,14 @@ def test_compute_then_sync_slowdown_is_c_plus_2t_over_c_plus_t(compute):
     r = run_jobs(net, jobs)
     T = 2 * 3 * 4e8 / 4 / 1e9      # the all-reduce alone
     assert r.isolated[0].jct == pytest.approx(4 * (compute + T), rel=1e-12)
-    for i in range(2):
+    for i, row in enumerate(r.table()):
         assert r.slowdown(i) == pytest.approx((compute + 2 * T) / (compute + T), rel=1e-12)
         assert np.allclose(r.shared[i].iteration_times, compute + 2 * T, rtol=1e-12)
+        # on an ideal network only compute is left: the all-reduce is all exposed, twice over when shared
+        assert row["compute_bound_s"] == pytest.approx(compute, rel=1e-12)
+        assert row["exposed_comm_s"] == pytest.approx(2 * T, rel=1e-12)
+        assert row["isolated_exposed_comm_s"] == pytest.approx(T, rel=1e-12)
+        assert row["exposed_share"] == pytest.approx(2 * T / (compute + 2 * T), rel=1e-12)
 
 
 def test_bucketed_overlap_hides_all_but_the_last_bucket():
@@ -68,6 +73,7 @@ def test_bucketed_overlap_hides_all_but_the_last_bucket():
     job = Job("a", n, iterations=3, compute=1.2, forward_fraction=0.25, grad_size=S, buckets=k, overlap=True)
     r = run_jobs(net, [job], isolated=False)
     assert np.allclose(r.shared[0].iteration_times, 0.3 + 0.9 + t, rtol=1e-12)
+    assert r.table()[0]["exposed_comm_s"] == pytest.approx(t, rel=1e-9)   # the last bucket
     # without overlap all four buckets follow the backward pass
     job = Job("a", n, iterations=3, compute=1.2, forward_fraction=0.25, grad_size=S, buckets=k)
     r = run_jobs(net, [job], isolated=False)
@@ -94,6 +100,10 @@ def test_pipeline_parallel_gpipe_schedule():
     job = Job("a", 2, pp=2, microbatches=2, compute=2 * 3.0, forward_fraction=1 / 3, activation_bytes=5e8)
     r = run_jobs(net, [job], isolated=False)
     assert r.shared[0].jct == pytest.approx(10.0, rel=1e-12)
+    # the bubble is compute-bound too: (m + pp - 1)(f + b) = 9; the activations' 2a are exposed
+    row = r.table()[0]
+    assert row["compute_bound_s"] == pytest.approx(9.0, rel=1e-12)
+    assert row["exposed_comm_s"] == pytest.approx(1.0, rel=1e-12)
 
 
 def test_tensor_parallel_all_reduces_after_forward_and_backward():
@@ -442,6 +452,9 @@ def test_stopping_a_run_gives_a_partial_result():
     part = run_jobs(net, jobs, progress=stop_soon)
     assert part.partial and part.isolated == [None, None]
     assert 0 < part.shared[0].iterations_done < 400 and np.isnan(part.shared[0].jct)
+    row = part.table()[0]   # an iteration unknown: nothing exposed to tell
+    assert row["compute_bound_s"] == pytest.approx(0.1, rel=1e-12)
+    assert np.isnan(row["exposed_comm_s"]) and np.isnan(row["exposed_share"])
     done = np.isfinite(part.result.finish)
     assert 0 < done.sum() < len(done)
     assert np.array_equal(part.result.finish[done], full.result.finish[done])   # the same run, cut short

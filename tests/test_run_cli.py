@@ -56,9 +56,12 @@ def test_summary_table_csv_and_files(tmp_path):
     validate(json.loads((tmp_path / "r.json").read_text()))
     rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
     assert [x["job"] for x in rows] == ["llm-a", "llm-b"] and float(rows[0]["slowdown"]) >= 1
+    assert not [v for x in rows for v in x.values() if v.startswith("[")]   # per-job lists stay in the JSON
     r = run("run", scn, "--csv", "--no-isolated")
     rows = list(csv.DictReader(io.StringIO(r.output)))
     assert rows[0]["slowdown"] == "" and float(rows[0]["jct_s"]) > 0
+    # no run alone is needed to tell the exposed communication: only the ideal network's
+    assert rows[0]["isolated_exposed_comm_s"] == "" and 0 < float(rows[0]["exposed_share"]) < 1
     # the isolated runs in threads beside the shared run, or after it: one result
     assert run("run", scn, "--csv", "--threads", "2").output == run("run", scn, "--csv", "--threads", "0").output
     r = run("run", scn, "--threads", "-1")
