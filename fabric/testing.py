@@ -359,7 +359,7 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
     >>> test_they_fit()
     """
     from .errors import FabricError
-    from .workloads.jobs import SHARDING, Job, place
+    from .workloads.jobs import SCHEDULES, SHARDING, Job, place
 
     accs = [net.nodes[v] for v in net.accelerators]
     storage = bool(np.any(net.kind == "storage"))
@@ -396,7 +396,8 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
             algorithm=draw(st.sampled_from(algorithms)), sharding=sharding, shard_size=shard_size,
             chunks=draw(st.integers(1, 2)), buckets=draw(st.integers(1, 3)), overlap=rare(),
             sample_bytes=1e5 if storage and rare() else 0.0, samples=draw(st.integers(0, 4)),
-            tp=tp, pp=pp, microbatches=draw(st.integers(1, 2)), tp_bytes=1e6 if tp > 1 and rare() else 0.0,
+            tp=tp, pp=pp, microbatches=draw(st.integers(1, 3)), schedule=draw(st.sampled_from(SCHEDULES)),
+            tp_bytes=1e6 if tp > 1 and rare() else 0.0,
             activation_bytes=1e6 if pp > 1 and rare() else 0.0, optimizer=1e-4 if rare() else 0.0,
             start=1e-3 if rare() else 0.0, seed=draw(st.integers(0, 3)),
         ))

@@ -106,6 +106,53 @@ def test_pipeline_parallel_gpipe_schedule():
     assert row["exposed_comm_s"] == pytest.approx(1.0, rel=1e-12)
 
 
+@pytest.mark.parametrize("schedule, iteration", [("gpipe", 13.0), ("1f1b", 14.0)])
+def test_pipeline_schedules_by_hand(schedule, iteration):
+    """pp=2, three microbatches, f=1, b=2, a=0.5 each way.  GPipe: stage 1
+    ends its backwards at 10.5, the last gradients reach stage 0 at 11, which
+    ends at 13 = (m + pp - 1)(f + b) + 2a.  1F1B: stage 0 runs F0 F1 B0 F2 B1
+    B2; its F2 waits for B0 (5 to 7), so stage 1's F2 starts at 8.5 instead
+    of 3.5 and stage 0's B2 runs 12 to 14.  Both are compute-bound at 12."""
+    net = fabric.Network(star(2, 1e9, 0.0))
+    job = Job("a", 2, pp=2, microbatches=3, compute=9.0, forward_fraction=1 / 3, activation_bytes=5e8,
+              schedule=schedule)
+    r = run_jobs(net, [job], isolated=False)
+    assert r.shared[0].jct == pytest.approx(iteration, rel=1e-12)
+    assert r.table()[0]["compute_bound_s"] == pytest.approx(12.0, rel=1e-12)
+
+
+@given(st.integers(1, 6), st.integers(1, 8), st.data())
+def test_pipeline_schedules_run_every_pass_once_in_order(pp, m, data):
+    """Every microbatch's forward then its backward, each kind in microbatch
+    order; GPipe runs all forwards first, 1F1B keeps at most pp - s forwards
+    in flight on stage s (its memory bound) and alternates once full."""
+    from fabric.workloads.jobs import _stage_passes
+
+    s = data.draw(st.integers(0, pp - 1))
+    for schedule in ("gpipe", "1f1b"):
+        passes = _stage_passes(schedule, pp, m, s)
+        assert [k for kind, k in passes if kind == "F"] == list(range(m))
+        assert [k for kind, k in passes if kind == "B"] == list(range(m))
+        in_flight = np.cumsum([1 if kind == "F" else -1 for kind, _ in passes])
+        assert in_flight.min() >= 0 and in_flight[-1] == 0
+        if schedule == "gpipe":
+            assert in_flight.max() == m
+        else:
+            assert in_flight.max() == min(pp - s, m)
+            assert passes[:min(pp - 1 - s, m)] == [("F", k) for k in range(min(pp - 1 - s, m))]
+
+
+def test_one_forward_one_backward_moves_the_same_bytes_as_gpipe():
+    """Only the order of a stage's passes changes, not what they send."""
+    net = fabric.Network(topologies.fat_tree(4))
+    base = dict(pp=4, tp=2, microbatches=5, iterations=2, compute=1.0, grad_size=1e8, buckets=2, overlap=True,
+                activation_bytes=1e6, tp_bytes=1e5)
+    a, b = (build_job(net, Job("a", 16, schedule=x, **base), net.accelerators[:16]).traffic for x in ("gpipe", "1f1b"))
+    assert a.n_flows == b.n_flows and a.size.sum() == b.size.sum()
+    key = lambda t: sorted(zip(t.src.tolist(), t.dst.tolist(), t.size.tolist()))   # noqa: E731
+    assert key(a) == key(b)
+
+
 def test_tensor_parallel_all_reduces_after_forward_and_backward():
     net = fabric.Network(star(2, 1e9, 0.0))
     job = Job("a", 2, tp=2, compute=3.0, forward_fraction=1 / 3, tp_bytes=1e9)

@@ -13,7 +13,8 @@ every rank:
    iteration i+1 start once iteration i started and batch i arrived;
 2. forward compute, ``compute * forward_fraction`` split over
    ``microbatches``; with PP, stage s sends each microbatch's activations
-   (``activation_bytes``) to stage s+1, which waits for them (GPipe);
+   (``activation_bytes``) to stage s+1, which waits for them; a stage
+   runs its passes in ``schedule`` order (GPipe or 1F1B);
    with EP, each microbatch's forward is ``moe_layers`` equal pieces, each
    followed by the token dispatch and the combine: two all-to-alls of
    ``ep_bytes`` per rank (direct, as NCCL plays them) in every EP group,
@@ -71,7 +72,7 @@ from .collectives import BUSBW_FACTOR, _algorithm, _fewest_transfers, schedule, 
 from .pipeline import nodes_of_kind
 from .traffic import Traffic
 
-__all__ = ["Job", "PLACEMENTS", "SHARDING", "TRAFFIC_KINDS", "build_job", "place"]
+__all__ = ["Job", "PLACEMENTS", "SCHEDULES", "SHARDING", "TRAFFIC_KINDS", "build_job", "place"]
 
 PLACEMENTS = ("packed", "spread", "random")
 
@@ -81,6 +82,9 @@ TRAFFIC_KINDS = {"sync": "gradient sync", "params": "parameter gather", "tp": "t
 
 #: values of ``Job.sharding``: PyTorch FSDP's sharding strategies (ZeRO stages)
 SHARDING = ("none", "shard_grad_op", "full_shard")
+
+#: values of ``Job.schedule``: the order of a pipeline stage's microbatch passes
+SCHEDULES = ("gpipe", "1f1b")
 
 
 @dataclass
@@ -128,6 +132,14 @@ class Job:
         Storage nodes to read from (default: all).
     tp, pp, microbatches : int
         Tensor-parallel group size, pipeline stages, microbatches per iteration.
+    schedule : {"gpipe", "1f1b"}
+        The order of a stage's microbatch passes: every forward, then every
+        backward (GPipe); or one-forward-one-backward (PipeDream-flush, as
+        Megatron-LM and DeepSpeed run it): stage s runs ``pp - 1 - s``
+        forwards ahead, then alternates a forward and a backward, then runs
+        the backwards left.  The same bubble; 1F1B sends gradients back
+        while activations still flow forward, and its last stage finishes
+        (and syncs its gradients) earlier.
     tp_bytes : float
         Bytes each TP group all-reduces after every microbatch's forward and
         backward.
@@ -170,6 +182,7 @@ class Job:
     tp: int = 1
     pp: int = 1
     microbatches: int = 1
+    schedule: str = "gpipe"
     tp_bytes: float = 0.0
     activation_bytes: float = 0.0
     ep: int = 1
@@ -211,6 +224,8 @@ class Job:
                               f"(expected packed, spread, random, or a list)")
         if self.sharding not in SHARDING:
             raise bad("sharding", ", ".join(SHARDING))
+        if self.schedule not in SCHEDULES:
+            raise bad("schedule", ", ".join(SCHEDULES))
         try:
             self.algorithm = _algorithm(self.sync_op, self.algorithm)
         except FabricError as exc:
@@ -673,26 +688,30 @@ def build_job(net, job, ranks, *, label=0):
             started = gate = dag.markers(R, 0.0, f"{name}:compute", deps=[prev_end, data])
             out.data.append(int(data.flat[0]))
         cur = gate.copy()
-        act = [[-1] * m for _ in range(pp)]   # act[s][k]: activation transfers into stage s
+        # act[s][k] / grad[s][k]: the transfers stage s waits for before microbatch
+        # k's forward / backward (-1: none to wait for, None: not built yet)
+        act = [[-1 if s == 0 else None] * m for s in range(pp)]
+        grad = [[-1 if s == pp - 1 else None] * m for s in range(pp)]
         bucket_ready = [[] for _ in range(pp)]
-        for s in range(pp):
-            for k in range(m):
-                gathers = sharded and (k == 0 or job.sharding == "full_shard")
-                one_pass(s, fwd_t, [cur[s], act[s][k]], units if gathers else 1, gathers,
-                         prev_end[s] if k == 0 else cur[s], range(layers))
-                cur[s] = tensor_parallel(s, cur[s])
-                if s < pp - 1:
-                    act[s + 1][k] = dag.add(R[s], R[s + 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
-        grad = [[-1] * m for _ in range(pp)]
-        for s in reversed(range(pp)):
-            for k in range(m):
-                gathers = sharded and job.sharding == "full_shard"
-                # the backward meets the units and the MoE layers last to first
-                one_pass(s, bwd_t, [cur[s], grad[s][k]], units if (gathers or (job.overlap and k == m - 1)) else 1,
-                         gathers, cur[s], reversed(range(layers)), bucket_ready[s] if k == m - 1 else None)
-                cur[s] = tensor_parallel(s, cur[s])
-                if s > 0:
-                    grad[s - 1][k] = dag.add(R[s], R[s - 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
+
+        def forward(s, k):
+            gathers = sharded and (k == 0 or job.sharding == "full_shard")
+            one_pass(s, fwd_t, [cur[s], act[s][k]], units if gathers else 1, gathers,
+                     prev_end[s] if k == 0 else cur[s], range(layers))
+            cur[s] = tensor_parallel(s, cur[s])
+            if s < pp - 1:
+                act[s + 1][k] = dag.add(R[s], R[s + 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
+
+        def backward(s, k):
+            gathers = sharded and job.sharding == "full_shard"
+            # the backward meets the units and the MoE layers last to first
+            one_pass(s, bwd_t, [cur[s], grad[s][k]], units if (gathers or (job.overlap and k == m - 1)) else 1,
+                     gathers, cur[s], reversed(range(layers)), bucket_ready[s] if k == m - 1 else None)
+            cur[s] = tensor_parallel(s, cur[s])
+            if s > 0:
+                grad[s - 1][k] = dag.add(R[s], R[s - 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
+
+        _in_schedule_order(job.schedule, pp, m, act, grad, forward, backward)
         syncs = []
         if dp > 1 and job.grad_size > 0:
             after = none
@@ -709,6 +728,40 @@ def build_job(net, job, ranks, *, label=0):
         prev_end = end
     out.traffic = dag.traffic(job.start)
     return out
+
+
+def _stage_passes(schedule, pp, m, s):
+    """Stage s's microbatch passes in order: ("F", k) forward, ("B", k) backward."""
+    if schedule == "gpipe":
+        return [("F", k) for k in range(m)] + [("B", k) for k in range(m)]
+    ahead = min(pp - 1 - s, m)   # 1F1B: forwards in flight before the first backward
+    passes = [("F", k) for k in range(ahead)]
+    for k in range(m - ahead):
+        passes += [("F", ahead + k), ("B", k)]
+    return passes + [("B", k) for k in range(m - ahead, m)]
+
+
+def _in_schedule_order(schedule, pp, m, act, grad, forward, backward):
+    """Build every stage's passes in its schedule's order, each once the
+    transfer it waits for (``act`` / ``grad``, None until built) exists:
+    stage by stage, each as far as it can go, until all are built.  Under
+    GPipe that is every forward stage by stage, then every backward last
+    stage first."""
+    todo = [_stage_passes(schedule, pp, m, s) for s in range(pp)]
+    at = [0] * pp
+    while True:
+        moved = False
+        for s in range(pp):
+            while at[s] < len(todo[s]):
+                kind, k = todo[s][at[s]]
+                if (act if kind == "F" else grad)[s][k] is None:
+                    break
+                (forward if kind == "F" else backward)(s, k)
+                at[s] += 1
+                moved = True
+        if not moved:
+            break
+    assert all(a == len(t) for a, t in zip(at, todo)), "a pipeline schedule that waits on itself"
 
 
 def _dp_groups(a, size, across=False):
