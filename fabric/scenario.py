@@ -30,9 +30,9 @@ Layout (every key optional unless marked)::
     shard_size = 0               # sharded over this many DP ranks, replicated across (HSDP); 0: all
     sample_bytes = "1MiB"
     samples = 32                 # ... and forward_fraction, chunks, storage, tp, pp,
-                                 # microbatches, schedule (gpipe | 1f1b), tp_bytes,
-                                 # activation_bytes, ep, ep_bytes, moe_layers, ep_skew,
-                                 # optimizer, start, seed
+                                 # microbatches, schedule (gpipe | 1f1b), virtual_stages
+                                 # (interleaved 1F1B), tp_bytes, activation_bytes, ep,
+                                 # ep_bytes, moe_layers, ep_skew, optimizer, start, seed
 
     [[pipelines]]                # shared storage traffic
     kind = "checkpoint"          # or "data_loading"
@@ -193,7 +193,7 @@ SCHEMA = {
         "buckets": (_int(1), 1), "overlap": (_bool, False), "sharding": (_choice(SHARDING, "sharding"), "none"),
         "shard_size": (_int(0), 0), "sample_bytes": (_size, 0.0), "samples": (_int(0), 0),
         "storage": (_names, None), "tp": (_int(1), 1), "pp": (_int(1), 1), "microbatches": (_int(1), 1),
-        "schedule": (_choice(SCHEDULES, "schedule"), "gpipe"), "tp_bytes": (_size, 0.0),
+        "schedule": (_choice(SCHEDULES, "schedule"), "gpipe"), "virtual_stages": (_int(1), 1), "tp_bytes": (_size, 0.0),
         "activation_bytes": (_size, 0.0), "ep": (_int(1), 1), "ep_bytes": (_size, 0.0), "moe_layers": (_int(1), 1),
         "ep_skew": (_number(), 0.0), "optimizer": (_time, 0.0), "start": (_time, 0.0), "seed": (_int(0), None),
     },

@@ -390,14 +390,19 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
             shard = shard_size or n // (tp * pp)
             if shard & (shard - 1):
                 algorithms.remove("halving_doubling")
+        microbatches, schedule = draw(st.integers(1, 3)), draw(st.sampled_from(SCHEDULES))
+        overlap, buckets = rare(), draw(st.integers(1, 3))
+        # interleaving: microbatches a multiple of pp, each chunk whole units of the model
+        chunkings = [v for v in (2, 3) if schedule == "1f1b" and pp > 1 and microbatches % pp == 0
+                     and (buckets % v == 0 or not (overlap or sharding != "none"))]
         out.append(Job(
             name=f"job{i}", accelerators=n, placement=placement, iterations=draw(st.integers(1, max_iterations)),
             compute=draw(st.sampled_from((0.0, 1e-4, 1e-3))), grad_size=draw(st.sampled_from((0.0, 1e6, 1e8))),
             algorithm=draw(st.sampled_from(algorithms)), sharding=sharding, shard_size=shard_size,
-            chunks=draw(st.integers(1, 2)), buckets=draw(st.integers(1, 3)), overlap=rare(),
+            chunks=draw(st.integers(1, 2)), buckets=buckets, overlap=overlap,
             sample_bytes=1e5 if storage and rare() else 0.0, samples=draw(st.integers(0, 4)),
-            tp=tp, pp=pp, microbatches=draw(st.integers(1, 3)), schedule=draw(st.sampled_from(SCHEDULES)),
-            tp_bytes=1e6 if tp > 1 and rare() else 0.0,
+            tp=tp, pp=pp, microbatches=microbatches, schedule=schedule,
+            virtual_stages=draw(st.sampled_from([1] + chunkings)), tp_bytes=1e6 if tp > 1 and rare() else 0.0,
             activation_bytes=1e6 if pp > 1 and rare() else 0.0, optimizer=1e-4 if rare() else 0.0,
             start=1e-3 if rare() else 0.0, seed=draw(st.integers(0, 3)),
         ))

@@ -121,36 +121,68 @@ def test_pipeline_schedules_by_hand(schedule, iteration):
     assert r.table()[0]["compute_bound_s"] == pytest.approx(12.0, rel=1e-12)
 
 
-@given(st.integers(1, 6), st.integers(1, 8), st.data())
-def test_pipeline_schedules_run_every_pass_once_in_order(pp, m, data):
-    """Every microbatch's forward then its backward, each kind in microbatch
-    order; GPipe runs all forwards first, 1F1B keeps at most pp - s forwards
-    in flight on stage s (its memory bound) and alternates once full."""
+@given(st.integers(1, 6), st.integers(1, 8), st.integers(1, 3), st.data())
+def test_pipeline_schedules_run_every_pass_once_in_order(pp, m, v, data):
+    """Every microbatch's forward then its backward through every chunk,
+    each in microbatch order; GPipe runs all forwards first, 1F1B keeps at
+    most pp - s forwards in flight on stage s (its memory bound) and
+    alternates once full; interleaved (v chunks) likewise, chunk by chunk."""
     from fabric.workloads.jobs import _stage_passes
 
     s = data.draw(st.integers(0, pp - 1))
-    for schedule in ("gpipe", "1f1b"):
-        passes = _stage_passes(schedule, pp, m, s)
-        assert [k for kind, k in passes if kind == "F"] == list(range(m))
-        assert [k for kind, k in passes if kind == "B"] == list(range(m))
-        in_flight = np.cumsum([1 if kind == "F" else -1 for kind, _ in passes])
+    for schedule, chunks in (("gpipe", 1), ("1f1b", 1), ("1f1b", v)):
+        mb = m * pp if chunks > 1 else m   # interleaving takes a multiple of pp
+        passes = _stage_passes(schedule, pp, mb, s, chunks)
+        for c in range(chunks):
+            assert [k for kind, k, cc in passes if kind == "F" and cc == c] == list(range(mb))
+            assert [k for kind, k, cc in passes if kind == "B" and cc == c] == list(range(mb))
+        assert len(passes) == 2 * mb * chunks
+        assert all(passes.index(("F", k, c)) < passes.index(("B", k, c)) for _, k, c in passes)
+        in_flight = np.cumsum([1 if kind == "F" else -1 for kind, _, _ in passes])
         assert in_flight.min() >= 0 and in_flight[-1] == 0
         if schedule == "gpipe":
-            assert in_flight.max() == m
-        else:
-            assert in_flight.max() == min(pp - s, m)
-            assert passes[:min(pp - 1 - s, m)] == [("F", k) for k in range(min(pp - 1 - s, m))]
+            assert in_flight.max() == mb
+        elif chunks == 1:
+            assert in_flight.max() == min(pp - s, mb)
+            assert passes[:min(pp - 1 - s, mb)] == [("F", k, 0) for k in range(min(pp - 1 - s, mb))]
 
 
-def test_one_forward_one_backward_moves_the_same_bytes_as_gpipe():
-    """Only the order of a stage's passes changes, not what they send."""
+@pytest.mark.parametrize("pp, m, v", [(2, 2, 2), (2, 4, 2), (4, 4, 2), (4, 8, 4), (3, 6, 3), (2, 2, 3)])
+def test_interleaving_shrinks_the_bubble_v_fold(pp, m, v):
+    """Megatron-LM's interleaved schedule, compute-bound: (m + (pp - 1) / v)
+    passes of f + b; its activations go round the stages v times: 2 m
+    (pp v - 1) transfers per pipeline, the last stage's to the first."""
+    net = fabric.Network(star(pp, 1e9, 0.0))
+    job = Job("a", pp, pp=pp, microbatches=m, schedule="1f1b", virtual_stages=v, compute=1.0, iterations=2,
+              activation_bytes=1e6)
+    jf = build_job(net, job, net.accelerators)
+    assert np.allclose(fabric.run.compute_bound(jf), (m + (pp - 1) / v) / m, rtol=1e-12)
+    t = jf.traffic
+    pp_flows = jf.transfers(("pp",))
+    assert len(pp_flows) == 2 * 2 * m * (pp * v - 1)   # two iterations
+    if pp > 2:   # the last stage passes to the first only between chunks (with two, backwards do too)
+        wrap = (t.src[pp_flows] == net.accelerators[pp - 1]) & (t.dst[pp_flows] == net.accelerators[0])
+        assert wrap.sum() == 2 * m * (v - 1)
+
+
+@pytest.mark.parametrize("sharding", ["none", "full_shard"])
+@pytest.mark.parametrize("schedule, v", [("1f1b", 1), ("1f1b", 2)])
+def test_pipeline_schedules_move_the_same_bytes_as_gpipe(schedule, v, sharding):
+    """Only the order of a stage's passes changes, not what they send; v
+    chunks per stage split its units, layers and TP bytes among them, and
+    send activations across pp * v - 1 virtual stage boundaries, not pp - 1."""
     net = fabric.Network(topologies.fat_tree(4))
-    base = dict(pp=4, tp=2, microbatches=5, iterations=2, compute=1.0, grad_size=1e8, buckets=2, overlap=True,
-                activation_bytes=1e6, tp_bytes=1e5)
-    a, b = (build_job(net, Job("a", 16, schedule=x, **base), net.accelerators[:16]).traffic for x in ("gpipe", "1f1b"))
-    assert a.n_flows == b.n_flows and a.size.sum() == b.size.sum()
-    key = lambda t: sorted(zip(t.src.tolist(), t.dst.tolist(), t.size.tolist()))   # noqa: E731
-    assert key(a) == key(b)
+    base = dict(pp=2, tp=2, microbatches=4, iterations=2, compute=1.0, grad_size=1e8, buckets=2, overlap=True,
+                sharding=sharding, activation_bytes=1e6, tp_bytes=1e5, ep=2, ep_bytes=1e5, moe_layers=2)
+    a, b = (build_job(net, Job("a", 16, **base, **kw), net.accelerators[:16])
+            for kw in ({}, dict(schedule=schedule, virtual_stages=v)))
+    for kind in ("sync", "params", "tp", "ep", "pp"):
+        ia, ib = a.transfers((kind,)), b.transfers((kind,))
+        scale = (2 * v - 1) if kind == "pp" else 1
+        assert b.traffic.size[ib].sum() == pytest.approx(scale * a.traffic.size[ia].sum(), rel=1e-12), kind
+    if v == 1:
+        key = lambda t: sorted(zip(t.src.tolist(), t.dst.tolist(), t.size.tolist()))   # noqa: E731
+        assert key(a.traffic) == key(b.traffic)
 
 
 def test_tensor_parallel_all_reduces_after_forward_and_backward():
@@ -398,6 +430,14 @@ def test_placement_errors(jobs, message):
      "power-of-two shard size, got 6"),
     ({"shard_size": 2}, "shard_size=2 needs sharding"), ({"shard_size": -1}, "shard_size=-1"),
     ({"shard_size": 3, "sharding": "full_shard"}, "shard_size=3 does not divide the data-parallel size dp=4"),
+    ({"schedule": "zb"}, "schedule='zb': expected gpipe, 1f1b"), ({"virtual_stages": 0}, "virtual_stages=0"),
+    ({"virtual_stages": 2, "pp": 2}, "virtual_stages=2 needs schedule='1f1b'"),
+    ({"virtual_stages": 2, "schedule": "1f1b"}, "virtual_stages=2 needs pp > 1"),
+    ({"virtual_stages": 2, "schedule": "1f1b", "pp": 2, "microbatches": 3}, "needs microbatches [(]=3[)] a multiple of pp=2"),
+    ({"virtual_stages": 2, "schedule": "1f1b", "pp": 2, "microbatches": 2, "buckets": 3, "overlap": True},
+     "needs buckets [(]=3[)] a multiple of it"),
+    ({"virtual_stages": 2, "schedule": "1f1b", "pp": 2, "microbatches": 2, "ep": 2, "ep_bytes": 1.0, "moe_layers": 3},
+     "needs moe_layers [(]=3[)] a multiple of it"),
 ])
 def test_job_validation(kwargs, field):
     args = dict(name="a", accelerators=4) | kwargs

@@ -140,9 +140,19 @@ class Job:
         the backwards left.  The same bubble; 1F1B sends gradients back
         while activations still flow forward, and its last stage finishes
         (and syncs its gradients) earlier.
+    virtual_stages : int
+        With ``schedule="1f1b"``: model chunks per stage (Megatron-LM's
+        interleaved schedule, its virtual pipeline size v).  The layers are
+        dealt to ``pp * v`` virtual stages, virtual stage ``c * pp + s`` on
+        stage s, so activations go round the stages v times (the last stage
+        sending to the first between chunks): the bubble shrinks v-fold,
+        to (pp - 1) / v passes, and pipeline traffic grows about v-fold.
+        Needs ``microbatches`` a multiple of ``pp``, and ``buckets`` (with
+        ``overlap`` or sharding) and ``moe_layers`` (with EP) multiples of v:
+        each chunk holds its share of the stage's units and layers.
     tp_bytes : float
         Bytes each TP group all-reduces after every microbatch's forward and
-        backward.
+        backward (after each chunk's, its share, when interleaved).
     activation_bytes : float
         Bytes a stage sends to the next per microbatch (and gradients back).
     ep, ep_bytes, moe_layers : int, float, int
@@ -183,6 +193,7 @@ class Job:
     pp: int = 1
     microbatches: int = 1
     schedule: str = "gpipe"
+    virtual_stages: int = 1
     tp_bytes: float = 0.0
     activation_bytes: float = 0.0
     ep: int = 1
@@ -197,8 +208,8 @@ class Job:
         def bad(name, expected):
             return FabricError(f"job {self.name!r}: {name}={getattr(self, name)!r}: expected {expected}")
 
-        for name in ("accelerators", "iterations", "chunks", "buckets", "tp", "pp", "microbatches", "ep",
-                     "moe_layers"):
+        for name in ("accelerators", "iterations", "chunks", "buckets", "tp", "pp", "microbatches",
+                     "virtual_stages", "ep", "moe_layers"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise bad(name, "a positive integer")
@@ -226,6 +237,18 @@ class Job:
             raise bad("sharding", ", ".join(SHARDING))
         if self.schedule not in SCHEDULES:
             raise bad("schedule", ", ".join(SCHEDULES))
+        v = self.virtual_stages
+        if v > 1:
+            why = ("needs schedule='1f1b'" if self.schedule != "1f1b" else
+                   "needs pp > 1" if self.pp == 1 else
+                   f"needs microbatches (={self.microbatches}) a multiple of pp={self.pp}"
+                   if self.microbatches % self.pp else
+                   f"needs buckets (={self.buckets}) a multiple of it: each chunk syncs or gathers its own units"
+                   if self.buckets % v and (self.overlap or self.sharding != "none") else
+                   f"needs moe_layers (={self.moe_layers}) a multiple of it"
+                   if self.moe_layers % v and self.ep > 1 and self.ep_bytes > 0 else None)
+            if why:
+                raise FabricError(f"job {self.name!r}: virtual_stages={v} {why}")
         try:
             self.algorithm = _algorithm(self.sync_op, self.algorithm)
         except FabricError as exc:
@@ -604,6 +627,9 @@ def build_job(net, job, ranks, *, label=0):
     dp_groups = _dp_groups(R, dp)
     sharded = job.sharding != "none" and dp > 1 and job.grad_size > 0
     units = job.buckets
+    v, V = job.virtual_stages, pp * job.virtual_stages   # model chunks per stage, virtual stages
+    chunk_units = units // v   # each chunk's share of the stage's units and MoE layers
+    chunk_layers = [list(range(c * layers // v, (c + 1) * layers // v)) for c in range(v)] if moe else [[0]] * v
     none = np.full(R.shape, -1, np.int64)
     prev_end, data, started = none, none, none
     if dp > 1 and job.grad_size > 0:
@@ -631,10 +657,10 @@ def build_job(net, job, ranks, *, label=0):
             out.compute.append((int(ids.flat[0]), seconds))
         return ids
 
-    def tensor_parallel(s, ready):   # stage s's TP groups are the rows of R[s]
+    def tensor_parallel(s, ready):   # stage s's TP groups are the rows of R[s]; a chunk's share of its layers
         if tp == 1 or not job.tp_bytes:
             return ready
-        return _in_groups(dag, net, R[s], ready, "all_reduce", job.tp_bytes, "ring", 1, f"{name}:tp", cache)
+        return _in_groups(dag, net, R[s], ready, "all_reduce", job.tp_bytes / v, "ring", 1, f"{name}:tp", cache)
 
     def gather(s, ready):   # one unit's parameters, all-gathered in stage s's shards
         done = _in_groups(dag, net, _dp_groups(R[s][None], job.shard), _dp_groups(ready[None], job.shard),
@@ -649,8 +675,8 @@ def build_job(net, job, ranks, *, label=0):
         unit ahead: the first after ``gate``, the next issued as this one's
         compute may start.  ``unit_ends`` collects the markers of each
         unit's end (its gradients are ready)."""
-        layer_order, ags, u, starts = iter(layer_order), [], 0, True
-        for share, unit_end, layer_end in _pieces(n_units, layers):
+        n_layers, layer_order, ags, u, starts = len(layer_order), iter(layer_order), [], 0, True
+        for share, unit_end, layer_end in _pieces(n_units, n_layers):
             if gathers and starts:   # unit u starts
                 if u == 0:
                     ags.append(gather(s, gate))
@@ -688,30 +714,34 @@ def build_job(net, job, ranks, *, label=0):
             started = gate = dag.markers(R, 0.0, f"{name}:compute", deps=[prev_end, data])
             out.data.append(int(data.flat[0]))
         cur = gate.copy()
-        # act[s][k] / grad[s][k]: the transfers stage s waits for before microbatch
-        # k's forward / backward (-1: none to wait for, None: not built yet)
-        act = [[-1 if s == 0 else None] * m for s in range(pp)]
-        grad = [[-1 if s == pp - 1 else None] * m for s in range(pp)]
+        # act[w][k] / grad[w][k]: the transfers virtual stage w (chunk w // pp on
+        # stage w % pp) waits for before microbatch k's forward / backward
+        # (-1: none to wait for, None: not built yet)
+        act = [[-1 if w == 0 else None] * m for w in range(V)]
+        grad = [[-1 if w == V - 1 else None] * m for w in range(V)]
         bucket_ready = [[] for _ in range(pp)]
 
-        def forward(s, k):
+        def forward(s, k, c):
+            w = c * pp + s
             gathers = sharded and (k == 0 or job.sharding == "full_shard")
-            one_pass(s, fwd_t, [cur[s], act[s][k]], units if gathers else 1, gathers,
-                     prev_end[s] if k == 0 else cur[s], range(layers))
+            one_pass(s, fwd_t / v, [cur[s], act[w][k]], chunk_units if gathers else 1, gathers,
+                     prev_end[s] if k == 0 else cur[s], chunk_layers[c])
             cur[s] = tensor_parallel(s, cur[s])
-            if s < pp - 1:
-                act[s + 1][k] = dag.add(R[s], R[s + 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
+            if w < V - 1:
+                act[w + 1][k] = dag.add(R[s], R[(s + 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
-        def backward(s, k):
+        def backward(s, k, c):
+            w = c * pp + s
             gathers = sharded and job.sharding == "full_shard"
             # the backward meets the units and the MoE layers last to first
-            one_pass(s, bwd_t, [cur[s], grad[s][k]], units if (gathers or (job.overlap and k == m - 1)) else 1,
-                     gathers, cur[s], reversed(range(layers)), bucket_ready[s] if k == m - 1 else None)
+            one_pass(s, bwd_t / v, [cur[s], grad[w][k]],
+                     chunk_units if (gathers or (job.overlap and k == m - 1)) else 1, gathers, cur[s],
+                     chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 else None)
             cur[s] = tensor_parallel(s, cur[s])
-            if s > 0:
-                grad[s - 1][k] = dag.add(R[s], R[s - 1], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
+            if w > 0:
+                grad[w - 1][k] = dag.add(R[s], R[(s - 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
-        _in_schedule_order(job.schedule, pp, m, act, grad, forward, backward)
+        _in_schedule_order(job.schedule, pp, m, v, act, grad, forward, backward)
         syncs = []
         if dp > 1 and job.grad_size > 0:
             after = none
@@ -730,33 +760,43 @@ def build_job(net, job, ranks, *, label=0):
     return out
 
 
-def _stage_passes(schedule, pp, m, s):
-    """Stage s's microbatch passes in order: ("F", k) forward, ("B", k) backward."""
+def _stage_passes(schedule, pp, m, s, v=1):
+    """Stage s's microbatch passes in order: ("F", k, c) the forward of
+    microbatch k through model chunk c, ("B", k, c) its backward."""
     if schedule == "gpipe":
-        return [("F", k) for k in range(m)] + [("B", k) for k in range(m)]
-    ahead = min(pp - 1 - s, m)   # 1F1B: forwards in flight before the first backward
-    passes = [("F", k) for k in range(ahead)]
-    for k in range(m - ahead):
-        passes += [("F", ahead + k), ("B", k)]
-    return passes + [("B", k) for k in range(m - ahead, m)]
+        return [("F", k, 0) for k in range(m)] + [("B", k, 0) for k in range(m)]
+    if v == 1:
+        ahead = min(pp - 1 - s, m)   # 1F1B: forwards in flight before the first backward
+    else:   # Megatron-LM's interleaved 1F1B: pp microbatches through each chunk in turn
+        ahead = m * v if m == pp else min((pp - 1 - s) * 2 + (v - 1) * pp, m * v)
+
+    def nth(i, kind):   # the i-th forward or backward of the stage
+        group, j = divmod(i, pp * v)
+        c = j // pp if kind == "F" else v - 1 - j // pp
+        return kind, group * pp + j % pp, c
+
+    passes = [nth(i, "F") for i in range(ahead)]
+    for i in range(m * v - ahead):
+        passes += [nth(ahead + i, "F"), nth(i, "B")]
+    return passes + [nth(i, "B") for i in range(m * v - ahead, m * v)]
 
 
-def _in_schedule_order(schedule, pp, m, act, grad, forward, backward):
+def _in_schedule_order(schedule, pp, m, v, act, grad, forward, backward):
     """Build every stage's passes in its schedule's order, each once the
-    transfer it waits for (``act`` / ``grad``, None until built) exists:
-    stage by stage, each as far as it can go, until all are built.  Under
-    GPipe that is every forward stage by stage, then every backward last
-    stage first."""
-    todo = [_stage_passes(schedule, pp, m, s) for s in range(pp)]
+    transfer it waits for (``act`` / ``grad`` by virtual stage, None until
+    built) exists: stage by stage, each as far as it can go, until all are
+    built.  Under GPipe that is every forward stage by stage, then every
+    backward last stage first."""
+    todo = [_stage_passes(schedule, pp, m, s, v) for s in range(pp)]
     at = [0] * pp
     while True:
         moved = False
         for s in range(pp):
             while at[s] < len(todo[s]):
-                kind, k = todo[s][at[s]]
-                if (act if kind == "F" else grad)[s][k] is None:
+                kind, k, c = todo[s][at[s]]
+                if (act if kind == "F" else grad)[c * pp + s][k] is None:
                     break
-                (forward if kind == "F" else backward)(s, k)
+                (forward if kind == "F" else backward)(s, k, c)
                 at[s] += 1
                 moved = True
         if not moved:
