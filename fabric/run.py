@@ -351,12 +351,12 @@ def run_jobs(net, jobs, *, traffic=(), events=(), seed=0, placements=None, isola
     parts = [b.traffic for b in built] + list(traffic)
     check_flow_count(sum(t.n_flows for t in parts), f"{len(jobs)} jobs and {len(traffic)} traffic sets")
     shared_traffic = Traffic.concat(parts)
+    ideal = [compute_bound(b) for b in built]   # no sharing: quick, and part of getting ready
 
     res, alone_stats = _play(net, shared_traffic, built if isolated else [], events=events,
                              record_links=record_links, progress=progress,
                              threads=_spare_cores() if threads is None else threads)
     shared = [_job_stats(b, res, off) for b, off in zip(built, offsets)]
-    ideal = [compute_bound(b) for b in built]
     if res.partial:
         alone_stats = []   # as if never run: slowdowns against a cut-short shared run mean nothing
     alone_stats += [None] * (len(jobs) - len(alone_stats))

@@ -193,9 +193,10 @@ SCHEMA = {
         "buckets": (_int(1), 1), "overlap": (_bool, False), "sharding": (_choice(SHARDING, "sharding"), "none"),
         "shard_size": (_int(0), 0), "sample_bytes": (_size, 0.0), "samples": (_int(0), 0),
         "storage": (_names, None), "tp": (_int(1), 1), "pp": (_int(1), 1), "microbatches": (_int(1), 1),
-        "schedule": (_choice(SCHEDULES, "schedule"), "gpipe"), "virtual_stages": (_int(1), 1), "tp_bytes": (_size, 0.0),
-        "activation_bytes": (_size, 0.0), "ep": (_int(1), 1), "ep_bytes": (_size, 0.0), "moe_layers": (_int(1), 1),
-        "ep_skew": (_number(), 0.0), "optimizer": (_time, 0.0), "start": (_time, 0.0), "seed": (_int(0), None),
+        "schedule": (_choice(SCHEDULES, "schedule"), "gpipe"), "virtual_stages": (_int(1), 1),
+        "tp_bytes": (_size, 0.0), "activation_bytes": (_size, 0.0), "ep": (_int(1), 1), "ep_bytes": (_size, 0.0),
+        "moe_layers": (_int(1), 1), "ep_skew": (_number(), 0.0), "optimizer": (_time, 0.0),
+        "start": (_time, 0.0), "seed": (_int(0), None),
     },
     "pipelines": {
         "kind": (_choice(("checkpoint", "data_loading"), "kind"), ...), "job": (_string, None),

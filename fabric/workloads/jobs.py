@@ -14,7 +14,8 @@ every rank:
 2. forward compute, ``compute * forward_fraction`` split over
    ``microbatches``; with PP, stage s sends each microbatch's activations
    (``activation_bytes``) to stage s+1, which waits for them; a stage
-   runs its passes in ``schedule`` order (GPipe or 1F1B);
+   runs its passes in ``schedule`` order (GPipe, 1F1B, or interleaved
+   1F1B over ``virtual_stages`` model chunks);
    with EP, each microbatch's forward is ``moe_layers`` equal pieces, each
    followed by the token dispatch and the combine: two all-to-alls of
    ``ep_bytes`` per rank (direct, as NCCL plays them) in every EP group,
@@ -237,18 +238,19 @@ class Job:
             raise bad("sharding", ", ".join(SHARDING))
         if self.schedule not in SCHEDULES:
             raise bad("schedule", ", ".join(SCHEDULES))
-        v = self.virtual_stages
-        if v > 1:
-            why = ("needs schedule='1f1b'" if self.schedule != "1f1b" else
-                   "needs pp > 1" if self.pp == 1 else
-                   f"needs microbatches (={self.microbatches}) a multiple of pp={self.pp}"
-                   if self.microbatches % self.pp else
-                   f"needs buckets (={self.buckets}) a multiple of it: each chunk syncs or gathers its own units"
-                   if self.buckets % v and (self.overlap or self.sharding != "none") else
-                   f"needs moe_layers (={self.moe_layers}) a multiple of it"
-                   if self.moe_layers % v and self.ep > 1 and self.ep_bytes > 0 else None)
-            if why:
-                raise FabricError(f"job {self.name!r}: virtual_stages={v} {why}")
+        v, why = self.virtual_stages, None
+        if v > 1 and self.schedule != "1f1b":
+            why = "needs schedule='1f1b'"
+        elif v > 1 and self.pp == 1:
+            why = "needs pp > 1"
+        elif v > 1 and self.microbatches % self.pp:
+            why = f"needs microbatches (={self.microbatches}) a multiple of pp={self.pp}"
+        elif self.buckets % v and (self.overlap or self.sharding != "none"):
+            why = f"needs buckets (={self.buckets}) a multiple of it: each chunk syncs or gathers its own units"
+        elif self.moe_layers % v and self.ep > 1 and self.ep_bytes > 0:
+            why = f"needs moe_layers (={self.moe_layers}) a multiple of it"
+        if why:
+            raise FabricError(f"job {self.name!r}: virtual_stages={v} {why}")
         try:
             self.algorithm = _algorithm(self.sync_op, self.algorithm)
         except FabricError as exc:
