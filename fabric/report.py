@@ -289,7 +289,8 @@ def render_sweep(rows, title="sweep"):
     axes = columns[columns.index("id") + 1:columns.index("status")]
     jobs = [c[:-len(".jct_s")] for c in columns if c.endswith(".jct_s")]
     metrics_ = [(f"{j}: JCT (ms)", f"{j}.jct_s", 1e3) for j in jobs] + [("mean slowdown", "mean_slowdown", 1.0)]
-    shown = axes + ["status"] + [k for _, k, _ in metrics_] + ["error"]
+    shares = [f"{j}.exposed_share" for j in jobs if f"{j}.exposed_share" in columns]   # tables from before lack them
+    shown = axes + ["status"] + [k for _, k, _ in metrics_] + shares + ["error"]
     ok = sum(r["status"] == "ok" for r in rows)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
     body = "".join("<tr>" + "".join(
@@ -311,6 +312,8 @@ def _sweep_cell(value, column):
         return value or "-"
     if column.endswith("_s"):
         return format_time(x)
+    if column.endswith("_share"):
+        return f"{100 * x:.1f}%"
     if "slowdown" in column:
         return f"{x:.3f}x"
     return value

@@ -230,6 +230,7 @@ def test_cli_table_parquet_api_and_report(tmp_path):
     assert r.exit_code == 0, r.output
     html = page.read_text()
     assert "<svg" in html and "a: JCT (ms)" in html and "topology.oversub" in html
+    assert "<th>a.exposed_share</th>" in html and f"<td>{100 * rows[0]['a.exposed_share']:.1f}%</td>" in html
     r = CliRunner().invoke(main, ["report", str(tmp_path), "-o", str(page)])
     assert r.exit_code == 1 and "no table.csv" in r.output
 
