@@ -185,6 +185,32 @@ def test_pipeline_schedules_move_the_same_bytes_as_gpipe(schedule, v, sharding):
         assert key(a.traffic) == key(b.traffic)
 
 
+@settings(max_examples=examples(20), deadline=None)
+@given(st.integers(2, 4), st.integers(1, 2), st.integers(2, 3), st.sampled_from(["none", "shard_grad_op", "full_shard"]),
+       st.booleans(), st.booleans(), st.sampled_from([0.0, 1e-5]))
+def test_interleaved_jobs_keep_their_bubble_and_bytes(pp, mult, v, sharding, overlap, moe, latency):
+    """Interleaving with every other feature: the compute bound is Megatron's
+    (m + (pp - 1) / v) / m of the compute, every kind of traffic but the
+    pipeline's moves GPipe's bytes, the pipeline's (pp v - 1) / (pp - 1)
+    times them, and the run is feasible, conserves bytes and ends."""
+    m = pp * mult
+    net = fabric.Network(star(2 * pp, 1e9, latency))
+    base = dict(pp=pp, microbatches=m, iterations=2, compute=0.01, grad_size=1e6, buckets=2 * v, overlap=overlap,
+                sharding=sharding, activation_bytes=1e5, ep=2 if moe else 1, ep_bytes=1e4 if moe else 0.0,
+                moe_layers=v, ep_skew=0.5 if moe else 0.0)
+    a, b = (build_job(net, Job("a", 2 * pp, **base, **kw), net.accelerators)
+            for kw in ({}, dict(schedule="1f1b", virtual_stages=v)))
+    assert np.allclose(fabric.run.compute_bound(b), 0.01 * (m + (pp - 1) / v) / m, rtol=1e-9)
+    for kind in ("sync", "params", "ep", "pp"):
+        ia, ib = a.transfers((kind,)), b.transfers((kind,))
+        scale = (pp * v - 1) / (pp - 1) if kind == "pp" else 1
+        assert b.traffic.size[ib].sum() == pytest.approx(scale * a.traffic.size[ia].sum(), rel=1e-12), kind
+    r = fabric.simulate(net, b.traffic, link_summary=True)
+    assert_feasible(r)
+    assert_conserved(r)
+    assert np.isfinite(r.finish).all()
+
+
 def test_tensor_parallel_all_reduces_after_forward_and_backward():
     net = fabric.Network(star(2, 1e9, 0.0))
     job = Job("a", 2, tp=2, compute=3.0, forward_fraction=1 / 3, tp_bytes=1e9)
