@@ -486,8 +486,9 @@ def _write(path, fmt, summary):
 def run(scenario, routing, seed, max_paths, top, isolated, threads, progress_lines, as_json, as_csv, output):
     """Run a scenario: jobs sharing a fabric, each job's slowdown, hot links.
 
-    Prints a table per job (JCT, JCT alone, slowdown, busbw) and the hottest
-    links.  --json/--csv print the machine-readable result (JSON: the full
+    Prints a table per job (JCT, JCT alone, slowdown, the iteration on an
+    ideal network and the share of the iteration beyond it, busbw) and the
+    hottest links.  --json/--csv print the machine-readable result (JSON: the full
     summary, documented by fabric/schemas/run.schema.json; CSV: one row per
     job); -o FILE writes it; the scenario's [output] table writes files too.
     Ctrl-C stops the run and still reports what was simulated, marked partial
