@@ -343,8 +343,10 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
     many ranks as accelerators, explicit placements disjoint, ``tp * pp``
     dividing every job's size (and ``tp = 1`` when the pods left free cannot
     hold the TP groups), collective algorithms that need no particular
-    topology (one reduce-scatter has, for a sharded job), data loading only
-    where the topology has storage.  Shrinks towards one small job with
+    topology (one reduce-scatter has, for a sharded job), interleaved
+    pipelines only where the microbatches are a multiple of ``pp`` and the
+    chunks split the units evenly, data loading only where the topology has
+    storage.  Shrinks towards one small job with
     nothing optional.
 
     Examples
