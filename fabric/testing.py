@@ -346,8 +346,7 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
     topology (one reduce-scatter has, for a sharded job), interleaved
     pipelines only where the microbatches are a multiple of ``pp`` and the
     chunks split the units evenly, data loading only where the topology has
-    storage.  Shrinks towards one small job with
-    nothing optional.
+    storage.  Shrinks towards one small job with nothing optional.
 
     Examples
     --------
