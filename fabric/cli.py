@@ -488,12 +488,13 @@ def run(scenario, routing, seed, max_paths, top, isolated, threads, progress_lin
 
     Prints a table per job (JCT, JCT alone, slowdown, the iteration on an
     ideal network and the share of the iteration beyond it, busbw) and the
-    hottest links.  --json/--csv print the machine-readable result (JSON: the full
-    summary, documented by fabric/schemas/run.schema.json; CSV: one row per
-    job); -o FILE writes it; the scenario's [output] table writes files too.
-    Ctrl-C stops the run and still reports what was simulated, marked partial
-    (exit code 130).  Exit codes: 3 invalid scenario file, 4 the scenario does
-    not fit its fabric (placement, node names), 1 other errors.
+    hottest links.  --json/--csv print the machine-readable result (JSON:
+    the full summary, documented by fabric/schemas/run.schema.json; CSV: one
+    row per job); -o FILE writes it; the scenario's [output] table writes
+    files too.  Ctrl-C stops the run and still reports what was simulated,
+    marked partial (exit code 130).  Exit codes: 3 invalid scenario file, 4
+    the scenario does not fit its fabric (placement, node names), 1 other
+    errors.
 
     \b
     Example:
