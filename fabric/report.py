@@ -146,6 +146,12 @@ def _timeline_plot(timeline):
         for (kind, iv), color in zip(spans.items(), ("#dd8452", "#55a868", "#8172b3", "#4c72b0", "#bbbbbb")):
             iv = [(s * 1e3, (e - s) * 1e3) for s, e in iv if s is not None and e is not None]
             ax.broken_barh(iv, y, color=color, label=kind if row == 0 else None)
+        # how far the iterations fall behind those of an ideal network
+        for key, style, label in (("iteration_ends", "-", "iteration ends"),
+                                  ("compute_bound_ends", ":", "iteration ends, ideal network")):
+            ends = [e * 1e3 for e in job.get(key, []) if e is not None]
+            ax.vlines(ends, row - 0.48, row + 0.48, colors="black", linestyles=style, linewidth=1.2,
+                      label=label if row == 0 else None)
     ax.set_yticks(range(len(timeline)), [f"{j['job']} ({j['rank']})" for j in timeline])
     ax.invert_yaxis()
     ax.set_xlabel("time (ms)")

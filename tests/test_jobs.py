@@ -62,6 +62,10 @@ def test_compute_then_sync_slowdown_is_c_plus_2t_over_c_plus_t(compute):
         assert row["exposed_comm_s"] == pytest.approx(2 * T, rel=1e-12)
         assert row["isolated_exposed_comm_s"] == pytest.approx(T, rel=1e-12)
         assert row["exposed_share"] == pytest.approx(2 * T / (compute + 2 * T), rel=1e-12)
+    # the report's timeline marks both: where the iterations end, and where they would
+    timeline = summarize(r)["plots"]["timeline"][0]
+    assert np.allclose(timeline["iteration_ends"], (compute + 2 * T) * np.arange(1, 5), rtol=1e-12)
+    assert np.allclose(timeline["compute_bound_ends"], compute * np.arange(1, 5), rtol=1e-12)
 
 
 def test_bucketed_overlap_hides_all_but_the_last_bucket():
