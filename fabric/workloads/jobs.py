@@ -150,7 +150,9 @@ class Job:
         to (pp - 1) / v passes, and pipeline traffic grows about v-fold.
         Needs ``microbatches`` a multiple of ``pp``, and ``buckets`` (with
         ``overlap`` or sharding) and ``moe_layers`` (with EP) multiples of v:
-        each chunk holds its share of the stage's units and layers.
+        each chunk holds its share of the stage's units and layers.  Sharded,
+        a chunk's first pass gathers its first unit once the stage's last
+        pass is done (the first chunk's, after the previous step).
     tp_bytes : float
         Bytes each TP group all-reduces after every microbatch's forward and
         backward (after each chunk's, its share, when interleaved).
@@ -726,8 +728,9 @@ def build_job(net, job, ranks, *, label=0):
         def forward(s, k, c):
             w = c * pp + s
             gathers = sharded and (k == 0 or job.sharding == "full_shard")
+            # a pass's first gather waits for the stage's last pass; the very first, for the last step
             one_pass(s, fwd_t / v, [cur[s], act[w][k]], chunk_units if gathers else 1, gathers,
-                     prev_end[s] if k == 0 else cur[s], chunk_layers[c])
+                     prev_end[s] if k == 0 and c == 0 else cur[s], chunk_layers[c])
             cur[s] = tensor_parallel(s, cur[s])
             if w < V - 1:
                 act[w + 1][k] = dag.add(R[s], R[(s + 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
