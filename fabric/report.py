@@ -140,7 +140,7 @@ def _timeline_plot(timeline):
         y = (row - 0.4, 0.8)
         # communication first, compute over it: what shows of communication
         # is its time in flight while the rank was not computing (exposed)
-        spans = {"gradient sync": job["comm"], "TP / PP / EP traffic": job.get("model_parallel", []),
+        spans = {"gradient sync": job["comm"], "TP / PP / EP / CP traffic": job.get("model_parallel", []),
                  "parameter gather": job.get("params", []), "compute": job["compute"]}
         spans["stalled"] = _gaps([iv for ivs in spans.values() for iv in ivs], job["start"], job["end"])
         for (kind, iv), color in zip(spans.items(), ("#dd8452", "#55a868", "#8172b3", "#4c72b0", "#bbbbbb")):

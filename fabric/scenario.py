@@ -32,7 +32,8 @@ Layout (every key optional unless marked)::
     samples = 32                 # ... and forward_fraction, chunks, storage, tp, pp,
                                  # microbatches, schedule (gpipe | 1f1b), virtual_stages
                                  # (interleaved 1F1B), tp_bytes, activation_bytes, ep,
-                                 # ep_bytes, moe_layers, ep_skew, optimizer, start, seed
+                                 # ep_bytes, moe_layers, ep_skew, cp, cp_bytes (context
+                                 # parallelism), optimizer, start, seed
 
     [[pipelines]]                # shared storage traffic
     kind = "checkpoint"          # or "data_loading"
@@ -195,8 +196,8 @@ SCHEMA = {
         "storage": (_names, None), "tp": (_int(1), 1), "pp": (_int(1), 1), "microbatches": (_int(1), 1),
         "schedule": (_choice(SCHEDULES, "schedule"), "gpipe"), "virtual_stages": (_int(1), 1),
         "tp_bytes": (_size, 0.0), "activation_bytes": (_size, 0.0), "ep": (_int(1), 1), "ep_bytes": (_size, 0.0),
-        "moe_layers": (_int(1), 1), "ep_skew": (_number(), 0.0), "optimizer": (_time, 0.0),
-        "start": (_time, 0.0), "seed": (_int(0), None),
+        "moe_layers": (_int(1), 1), "ep_skew": (_number(), 0.0), "cp": (_int(1), 1), "cp_bytes": (_size, 0.0),
+        "optimizer": (_time, 0.0), "start": (_time, 0.0), "seed": (_int(0), None),
     },
     "pipelines": {
         "kind": (_choice(("checkpoint", "data_loading"), "kind"), ...), "job": (_string, None),

@@ -88,7 +88,7 @@ def _heatmap(net, res, hot, bins, horizon):
 
 def _timeline(jr):
     """Per job: rank 0's compute intervals, the gradient-sync spans, when
-    rank 0's tensor, pipeline or expert-parallel transfers and its
+    rank 0's tensor, pipeline, expert or context-parallel transfers and its
     parameter gathers were in flight, iteration ends, and where they would
     be on an ideal network."""
     res, out = jr.result, []
@@ -102,7 +102,7 @@ def _timeline(jr):
         ends = jf.job.start + np.cumsum(stats.iteration_times)
         out.append({"job": jf.job.name, "rank": str(jr.net.nodes[jf.ranks[0]]), "start": jf.job.start,
                     "end": ends[-1], "compute": [[fin[off + i] - sec, fin[off + i]] for i, sec in jf.compute],
-                    "comm": stats.syncs[:, 2:4], "model_parallel": in_flight(jf, off, ("tp", "pp", "ep")),
+                    "comm": stats.syncs[:, 2:4], "model_parallel": in_flight(jf, off, ("tp", "pp", "ep", "cp")),
                     "params": in_flight(jf, off, ("params",)),
                     "data": fin[off + np.array(jf.data, np.int64)], "iteration_ends": ends,
                     "compute_bound_ends": jf.job.start + np.cumsum(ideal)})

@@ -391,6 +391,7 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
             shard = shard_size or n // (tp * pp)
             if shard & (shard - 1):
                 algorithms.remove("halving_doubling")
+        cp = draw(st.sampled_from(_divisors(n // (tp * pp))))   # context parallelism: any divisor of dp
         microbatches, schedule = draw(st.integers(1, 3)), draw(st.sampled_from(SCHEDULES))
         overlap, buckets = rare(), draw(st.integers(1, 3))
         # interleaving: microbatches a multiple of pp, each chunk whole units of the model
@@ -404,7 +405,8 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
             sample_bytes=1e5 if storage and rare() else 0.0, samples=draw(st.integers(0, 4)),
             tp=tp, pp=pp, microbatches=microbatches, schedule=schedule,
             virtual_stages=draw(st.sampled_from([1] + chunkings)), tp_bytes=1e6 if tp > 1 and rare() else 0.0,
-            activation_bytes=1e6 if pp > 1 and rare() else 0.0, optimizer=1e-4 if rare() else 0.0,
+            activation_bytes=1e6 if pp > 1 and rare() else 0.0, cp=cp, cp_bytes=1e5 if cp > 1 and rare() else 0.0,
+            optimizer=1e-4 if rare() else 0.0,
             start=1e-3 if rare() else 0.0, seed=draw(st.integers(0, 3)),
         ))
     try:   # TP groups are placed within pods: fragmentation may leave no room for them

@@ -452,6 +452,8 @@ def test_placement_errors(jobs, message):
     ({"placement": "packd"}, "unknown placement 'packd'"), ({"algorithm": "bogus"}, "algorithm='bogus'"),
     ({"grad_size": float("nan")}, "grad_size"), ({"forward_fraction": 2.0}, "forward_fraction"),
     ({"ep": 3}, "ep=3 does not divide the data-parallel size dp=4"), ({"ep": 0}, "ep=0"),
+    ({"cp": 3}, "cp=3 does not divide the data-parallel size dp=4"), ({"cp": 0}, "cp=0"),
+    ({"cp_bytes": -1.0}, "cp_bytes=-1.0"),
     ({"moe_layers": 0}, "moe_layers=0"), ({"ep_bytes": -1.0}, "ep_bytes=-1.0"), ({"ep_skew": -0.5}, "ep_skew=-0.5"),
     ({"sharding": "zero3"}, "sharding='zero3': expected none, shard_grad_op, full_shard"),
     ({"sharding": "full_shard", "algorithm": "tree"},
@@ -508,6 +510,45 @@ def test_a_job_whose_all_to_alls_cannot_fit_is_refused_before_building(flow_budg
                                           "1,152 flows would need about"):
         J.build_job(net, Job("a", 4, iterations=4, microbatches=2, ep=4, ep_bytes=1e6, moe_layers=3),
                     net.accelerators[:4])
+
+
+def test_a_job_whose_ring_attention_cannot_fit_is_refused_before_building(flow_budget_1000, monkeypatch):
+    import fabric.workloads.jobs as J
+
+    monkeypatch.setattr(J, "schedule", None)
+    net = fabric.Network(dumbbell())
+    # 10 iterations * 5 microbatches * (forward, backward) * 2 CP groups * 4*3 ring transfers
+    with pytest.raises(FabricError, match=r"job 'a' \(iterations=10, buckets=1, chunks=1, microbatches=5\): "
+                                          "2,400 flows would need about"):
+        J.build_job(net, Job("a", 8, iterations=10, microbatches=5, cp=4, cp_bytes=1e6), net.accelerators[:8])
+
+
+@pytest.mark.parametrize("m", [1, 3])
+@pytest.mark.parametrize("compute", [0.0, 0.5, 3.0])
+@pytest.mark.parametrize("L", [0.0, 1e-4])
+def test_ring_attention_plays_beside_the_compute(m, compute, L):
+    """Four CP ranks on a star: the keys and values of a forward go round in
+    a ring all-gather of X, g(X) = (cp - 1)(L + X / (cp B)), beside the
+    forward's compute f; the backward's 2X beside b.  A pass takes the
+    longer of the two: m (max(f, g(X)) + max(b, g(2X))) per iteration."""
+    B, X, cp = 1e9, 4e8, 4
+    net = fabric.Network(star(8, B, L))
+    job = Job("a", 8, iterations=2, compute=compute, microbatches=m, cp=cp, cp_bytes=X, grad_size=1e8)
+    r = run_jobs(net, [job], isolated=False)
+    g = lambda x: (cp - 1) * (L + x / (cp * B))   # noqa: E731
+    f, b = compute / 3 / m, 2 * compute / 3 / m
+    sync = 2 * 7 * (L + 1e8 / (8 * B))   # the gradients' ring all-reduce over all 8 DP ranks, CP ranks included
+    assert np.allclose(r.shared[0].iteration_times, m * (max(f, g(X)) + max(b, g(2 * X))) + sync, rtol=1e-12)
+    assert [row["kind"] for row in r.communication()] == ["sync", "cp"]
+    jf = r.flows[0]
+    t = jf.traffic
+    cp_flows = jf.transfers(("cp",))
+    assert len(cp_flows) == 2 * m * 2 * 2 * cp * (cp - 1)   # iterations, passes, groups, ring transfers
+    # X forward and 2X backward, (cp - 1) / cp of it from each of the 8 ranks
+    assert t.size[cp_flows].sum() == pytest.approx(2 * m * 3 * X * 8 * (cp - 1) / cp, rel=1e-12)
+    # the groups: ranks 0-3 and 4-7
+    rank = {int(v): i for i, v in enumerate(jf.ranks)}
+    assert {(rank[a] // 4, rank[b] // 4) for a, b in zip(t.src[cp_flows], t.dst[cp_flows])} == {(0, 0), (1, 1)}
 
 
 @pytest.mark.parametrize("g", [2, 4])

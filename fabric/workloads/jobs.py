@@ -20,6 +20,7 @@ every rank:
    followed by the token dispatch and the combine: two all-to-alls of
    ``ep_bytes`` per rank (direct, as NCCL plays them) in every EP group,
    even or, with ``ep_skew``, crowding towards one member per layer;
+   with CP, keys and values go round each CP group beside the compute;
 3. backward compute (the rest of ``compute``), gradients flowing back
    between stages, with the same two all-to-alls after each of the
    ``moe_layers`` pieces; TP groups all-reduce ``tp_bytes`` after every
@@ -79,7 +80,7 @@ PLACEMENTS = ("packed", "spread", "random")
 
 #: the kinds of a job's transfers (tagged ``job:kind``; compute markers are ``job:compute``)
 TRAFFIC_KINDS = {"sync": "gradient sync", "params": "parameter gather", "tp": "tensor parallel", "pp": "pipeline",
-                 "ep": "expert all-to-all", "data": "data loading"}
+                 "ep": "expert all-to-all", "cp": "context parallel", "data": "data loading"}
 
 #: values of ``Job.sharding``: PyTorch FSDP's sharding strategies (ZeRO stages)
 SHARDING = ("none", "shard_grad_op", "full_shard")
@@ -163,6 +164,16 @@ class Job:
         rank sends in one all-to-all (nccl-tests' size: ``ep_bytes / ep`` to
         each member), and the MoE layers (two all-to-alls each, forward and
         backward, per microbatch).
+    cp, cp_bytes : int, float
+        Context-parallel group size (divides the DP size; Megatron-LM's
+        context parallelism, ring attention) and the keys and values passed
+        round each CP group per microbatch forward: a ring all-gather of
+        ``cp_bytes`` (nccl-tests' size: ``cp_bytes / cp`` from each rank)
+        that plays beside the forward's compute, the pass ending when both
+        are done; the backward passes twice as much (keys and values, then
+        their gradients).  Interleaved, each chunk passes its share.  A CP
+        group is ``cp`` consecutive DP ranks with the same stage and TP
+        index; gradients are synced over every DP rank, CP ranks included.
     ep_skew : float
         Expert load imbalance: the members' shares of every rank's tokens
         follow Zipf's law with this exponent (0: even), the most popular
@@ -203,6 +214,8 @@ class Job:
     ep_bytes: float = 0.0
     moe_layers: int = 1
     ep_skew: float = 0.0
+    cp: int = 1
+    cp_bytes: float = 0.0
     optimizer: float = 0.0
     start: float = 0.0
     seed: Optional[int] = None
@@ -212,7 +225,7 @@ class Job:
             return FabricError(f"job {self.name!r}: {name}={getattr(self, name)!r}: expected {expected}")
 
         for name in ("accelerators", "iterations", "chunks", "buckets", "tp", "pp", "microbatches",
-                     "virtual_stages", "ep", "moe_layers"):
+                     "virtual_stages", "ep", "moe_layers", "cp"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise bad(name, "a positive integer")
@@ -221,7 +234,7 @@ class Job:
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
                 raise bad(name, "an integer >= 0")
         for name in ("compute", "grad_size", "sample_bytes", "tp_bytes", "activation_bytes", "ep_bytes", "ep_skew",
-                     "optimizer", "start"):
+                     "cp_bytes", "optimizer", "start"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v >= 0):
                 raise bad(name, "a finite number >= 0")
@@ -230,9 +243,10 @@ class Job:
         if self.accelerators % (self.tp * self.pp):
             raise FabricError(f"job {self.name!r}: accelerators={self.accelerators} is not a multiple of "
                               f"tp*pp={self.tp * self.pp}")
-        if self.dp % self.ep:
-            raise FabricError(f"job {self.name!r}: ep={self.ep} does not divide the data-parallel size "
-                              f"dp={self.dp} (accelerators / (tp*pp))")
+        for name in ("ep", "cp"):
+            if self.dp % getattr(self, name):
+                raise FabricError(f"job {self.name!r}: {name}={getattr(self, name)} does not divide the data-parallel "
+                                  f"size dp={self.dp} (accelerators / (tp*pp))")
         if isinstance(self.placement, str) and self.placement not in PLACEMENTS:
             raise FabricError(f"job {self.name!r}: unknown placement {self.placement!r} "
                               f"(expected packed, spread, random, or a list)")
@@ -654,6 +668,10 @@ def build_job(net, job, ranks, *, label=0):
     if moe:   # two all-to-alls per MoE layer, forward and backward, per microbatch, in every EP group
         per_pass = 2 * layers * pp * tp * (dp // ep) * _fewest_transfers("all_to_all", "direct", ep, None, None)
         check_flow_count(job.iterations * m * 2 * per_pass, dag.what, dag.budget)
+    ring_attention = job.cp > 1 and job.cp_bytes > 0
+    if ring_attention:   # a ring all-gather in every CP group, per chunk's forward and backward, per microbatch
+        per_pass = pp * tp * (dp // job.cp) * _fewest_transfers("all_gather", "ring", job.cp, None, None)
+        check_flow_count(job.iterations * m * 2 * v * per_pass, dag.what, dag.budget)
 
     def compute(s, seconds, deps):
         ids = dag.markers(R[s], seconds, f"{name}:compute", deps=deps)
@@ -695,6 +713,20 @@ def build_job(net, job, ranks, *, label=0):
                 cur[s] = expert_parallel(s, cur[s], next(layer_order))
             u, starts = u + unit_end, unit_end
 
+    def context_parallel(s, ready, nbytes):   # keys and values round stage s's CP groups
+        groups, ready = _dp_groups(R[s][None], job.cp), _dp_groups(ready[None], job.cp)
+        done = _in_groups(dag, net, groups, ready, "all_gather", nbytes, "ring", 1, f"{name}:cp", cache)
+        return _from_groups(done, (1, dp, tp), job.cp)[0]
+
+    def beside_ring_attention(s, deps, nbytes, run_pass):
+        """Run a pass (``run_pass()`` leaves its end in ``cur[s]``) with the
+        CP ring playing beside it from its start; the pass ends when both have."""
+        if not ring_attention:
+            return run_pass()
+        kv = context_parallel(s, dag.markers(R[s], 0.0, f"{name}:compute", deps=deps), nbytes)
+        run_pass()
+        cur[s] = dag.markers(R[s], 0.0, f"{name}:compute", deps=[cur[s], kv])
+
     def expert_parallel(s, ready, layer):   # token dispatch and combine in stage s's EP groups
         if not moe:
             return ready
@@ -728,21 +760,29 @@ def build_job(net, job, ranks, *, label=0):
         def forward(s, k, c):
             w = c * pp + s
             gathers = sharded and (k == 0 or job.sharding == "full_shard")
-            # a pass's first gather waits for the stage's last pass; the very first, for the last step
-            one_pass(s, fwd_t / v, [cur[s], act[w][k]], chunk_units if gathers else 1, gathers,
-                     prev_end[s] if k == 0 and c == 0 else cur[s], chunk_layers[c])
-            cur[s] = tensor_parallel(s, cur[s])
+
+            def run_pass():
+                # a pass's first gather waits for the stage's last pass; the very first, for the last step
+                one_pass(s, fwd_t / v, [cur[s], act[w][k]], chunk_units if gathers else 1, gathers,
+                         prev_end[s] if k == 0 and c == 0 else cur[s], chunk_layers[c])
+                cur[s] = tensor_parallel(s, cur[s])
+
+            beside_ring_attention(s, [cur[s], act[w][k]], job.cp_bytes / v, run_pass)
             if w < V - 1:
                 act[w + 1][k] = dag.add(R[s], R[(s + 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
         def backward(s, k, c):
             w = c * pp + s
             gathers = sharded and job.sharding == "full_shard"
-            # the backward meets the units and the MoE layers last to first
-            one_pass(s, bwd_t / v, [cur[s], grad[w][k]],
-                     chunk_units if (gathers or (job.overlap and k == m - 1)) else 1, gathers, cur[s],
-                     chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 else None)
-            cur[s] = tensor_parallel(s, cur[s])
+
+            def run_pass():
+                # the backward meets the units and the MoE layers last to first
+                one_pass(s, bwd_t / v, [cur[s], grad[w][k]],
+                         chunk_units if (gathers or (job.overlap and k == m - 1)) else 1, gathers, cur[s],
+                         chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 else None)
+                cur[s] = tensor_parallel(s, cur[s])
+
+            beside_ring_attention(s, [cur[s], grad[w][k]], 2 * job.cp_bytes / v, run_pass)
             if w > 0:
                 grad[w - 1][k] = dag.add(R[s], R[(s - 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
