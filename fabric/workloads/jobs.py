@@ -713,19 +713,18 @@ def build_job(net, job, ranks, *, label=0):
                 cur[s] = expert_parallel(s, cur[s], next(layer_order))
             u, starts = u + unit_end, unit_end
 
-    def context_parallel(s, ready, nbytes):   # keys and values round stage s's CP groups
+    def context_parallel(s, deps, nbytes):
+        """Keys and values round stage s's CP groups from when a pass may
+        start (``deps``), beside its compute; None without CP."""
+        if not ring_attention:
+            return None
+        ready = dag.markers(R[s], 0.0, f"{name}:compute", deps=deps)
         groups, ready = _dp_groups(R[s][None], job.cp), _dp_groups(ready[None], job.cp)
         done = _in_groups(dag, net, groups, ready, "all_gather", nbytes, "ring", 1, f"{name}:cp", cache)
         return _from_groups(done, (1, dp, tp), job.cp)[0]
 
-    def beside_ring_attention(s, deps, nbytes, run_pass):
-        """Run a pass (``run_pass()`` leaves its end in ``cur[s]``) with the
-        CP ring playing beside it from its start; the pass ends when both have."""
-        if not ring_attention:
-            return run_pass()
-        kv = context_parallel(s, dag.markers(R[s], 0.0, f"{name}:compute", deps=deps), nbytes)
-        run_pass()
-        cur[s] = dag.markers(R[s], 0.0, f"{name}:compute", deps=[cur[s], kv])
+    def joined(s, ready, kv):   # a pass ends when its compute and its keys and values are done
+        return ready if kv is None else dag.markers(R[s], 0.0, f"{name}:compute", deps=[ready, kv])
 
     def expert_parallel(s, ready, layer):   # token dispatch and combine in stage s's EP groups
         if not moe:
@@ -760,29 +759,23 @@ def build_job(net, job, ranks, *, label=0):
         def forward(s, k, c):
             w = c * pp + s
             gathers = sharded and (k == 0 or job.sharding == "full_shard")
-
-            def run_pass():
-                # a pass's first gather waits for the stage's last pass; the very first, for the last step
-                one_pass(s, fwd_t / v, [cur[s], act[w][k]], chunk_units if gathers else 1, gathers,
-                         prev_end[s] if k == 0 and c == 0 else cur[s], chunk_layers[c])
-                cur[s] = tensor_parallel(s, cur[s])
-
-            beside_ring_attention(s, [cur[s], act[w][k]], job.cp_bytes / v, run_pass)
+            kv = context_parallel(s, [cur[s], act[w][k]], job.cp_bytes / v)
+            # a pass's first gather waits for the stage's last pass; the very first, for the last step
+            one_pass(s, fwd_t / v, [cur[s], act[w][k]], chunk_units if gathers else 1, gathers,
+                     prev_end[s] if k == 0 and c == 0 else cur[s], chunk_layers[c])
+            cur[s] = joined(s, tensor_parallel(s, cur[s]), kv)
             if w < V - 1:
                 act[w + 1][k] = dag.add(R[s], R[(s + 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
         def backward(s, k, c):
             w = c * pp + s
             gathers = sharded and job.sharding == "full_shard"
-
-            def run_pass():
-                # the backward meets the units and the MoE layers last to first
-                one_pass(s, bwd_t / v, [cur[s], grad[w][k]],
-                         chunk_units if (gathers or (job.overlap and k == m - 1)) else 1, gathers, cur[s],
-                         chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 else None)
-                cur[s] = tensor_parallel(s, cur[s])
-
-            beside_ring_attention(s, [cur[s], grad[w][k]], 2 * job.cp_bytes / v, run_pass)
+            kv = context_parallel(s, [cur[s], grad[w][k]], 2 * job.cp_bytes / v)
+            # the backward meets the units and the MoE layers last to first
+            one_pass(s, bwd_t / v, [cur[s], grad[w][k]],
+                     chunk_units if (gathers or (job.overlap and k == m - 1)) else 1, gathers, cur[s],
+                     chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 else None)
+            cur[s] = joined(s, tensor_parallel(s, cur[s]), kv)
             if w > 0:
                 grad[w - 1][k] = dag.add(R[s], R[(s - 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
