@@ -502,7 +502,7 @@ def test_take_ranges_is_indexing_by_ranges(spans, dtype):
 
 @given(st.lists(st.integers(0, 2**31 - 1) | st.integers(0, 5000), max_size=20)
        | st.lists(st.integers(0, 2**31 - 1) | st.integers(0, 5000), min_size=64, max_size=300))
-def test_the_engine_sorts_ids_as_numpy_does(ids):
+def test_the_engine_sorts_ids_as_sorted_does(ids):
     """The radix sort that orders a batch's finishing subflows: short lists
     by insertion, long ones by one to three 11-bit digits."""
     from fabric import _core
