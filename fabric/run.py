@@ -79,11 +79,18 @@ def _in_flight(jf, res, offset):
     return out
 
 
+def _iterations(jf, fin, offset=0):
+    """When the job's iterations end, and how long each took, from its
+    flows' finish times (its flows at ``offset`` onwards); nan where a rank
+    is unfinished."""
+    ends = np.array([fin[ids + offset].max() for ids in jf.iteration_end])
+    return ends, np.diff(np.concatenate([[jf.job.start], ends]))
+
+
 def _job_stats(jf, res, offset):
     job = jf.job
     fin, rel = res.finish, res.release
-    ends = np.array([fin[ids + offset].max() for ids in jf.iteration_end])   # nan if a rank is unfinished
-    iteration_times = np.diff(np.concatenate([[job.start], ends]))
+    ends, iteration_times = _iterations(jf, fin, offset)
     syncs = np.array([(i, b, rel[ids + offset].min(), fin[ids + offset].max())
                       for i, buckets in enumerate(jf.syncs) for b, ids in enumerate(buckets)], dtype=float).reshape(-1, 4)
     syncs = syncs[np.isfinite(syncs).all(axis=1)]
@@ -120,9 +127,7 @@ def compute_bound(jf):
     # zero bytes on no links: each flow finishes as it is released
     free = FlowArrays.single_path(np.zeros(F), np.zeros(F + 1, np.int64), np.zeros(0, np.int32), start=t.start,
                                   delay=t.delay, dep_ptr=t.dep_ptr, dep_idx=t.dep_idx)
-    fin = simulate_links(np.ones(1), np.zeros(1), free).finish
-    ends = np.array([fin[ids].max() for ids in jf.iteration_end])
-    return np.diff(np.concatenate([[jf.job.start], ends]))
+    return _iterations(jf, simulate_links(np.ones(1), np.zeros(1), free).finish)[1]
 
 
 def _exposed(iteration, ideal):

@@ -684,10 +684,20 @@ def build_job(net, job, ranks, *, label=0):
             return ready
         return _in_groups(dag, net, R[s], ready, "all_reduce", job.tp_bytes / v, "ring", 1, f"{name}:tp", cache)
 
+    def in_dp_groups(s, ready, size, ops):
+        """Collectives one after the other in stage s's groups of ``size``
+        consecutive DP ranks (shards, EP or CP groups), from ``ready``;
+        ``ops``: (op, bytes, algorithm, chunks, kind, matrix) each.
+        Returns when each rank is done with the last."""
+        groups, ready = _dp_groups(R[s][None], size), _dp_groups(ready[None], size)
+        for op, nbytes, algorithm, chunks, kind, matrix in ops:
+            ready = _in_groups(dag, net, groups, ready, op, nbytes, algorithm, chunks, f"{name}:{kind}", cache,
+                               matrix=matrix)
+        return _from_groups(ready, (1, dp, tp), size)[0]
+
     def gather(s, ready):   # one unit's parameters, all-gathered in stage s's shards
-        done = _in_groups(dag, net, _dp_groups(R[s][None], job.shard), _dp_groups(ready[None], job.shard),
-                          "all_gather", job.grad_size / units, job.algorithm, job.chunks, f"{name}:params", cache)
-        return _from_groups(done, (1, dp, tp), job.shard)[0]
+        return in_dp_groups(s, ready, job.shard,
+                            [("all_gather", job.grad_size / units, job.algorithm, job.chunks, "params", None)])
 
     def one_pass(s, seconds, deps, n_units, gathers, gate, layer_order, unit_ends=None):
         """A microbatch's forward or backward on stage s, from ``cur[s]``:
@@ -718,10 +728,8 @@ def build_job(net, job, ranks, *, label=0):
         start (``deps``), beside its compute; None without CP."""
         if not ring_attention:
             return None
-        ready = dag.markers(R[s], 0.0, f"{name}:compute", deps=deps)
-        groups, ready = _dp_groups(R[s][None], job.cp), _dp_groups(ready[None], job.cp)
-        done = _in_groups(dag, net, groups, ready, "all_gather", nbytes, "ring", 1, f"{name}:cp", cache)
-        return _from_groups(done, (1, dp, tp), job.cp)[0]
+        return in_dp_groups(s, dag.markers(R[s], 0.0, f"{name}:compute", deps=deps), job.cp,
+                            [("all_gather", nbytes, "ring", 1, "cp", None)])
 
     def joined(s, ready, kv):   # a pass ends when its compute and its keys and values are done
         return ready if kv is None else dag.markers(R[s], 0.0, f"{name}:compute", deps=[ready, kv])
@@ -729,12 +737,9 @@ def build_job(net, job, ranks, *, label=0):
     def expert_parallel(s, ready, layer):   # token dispatch and combine in stage s's EP groups
         if not moe:
             return ready
-        groups, ready = _dp_groups(R[s][None], ep), _dp_groups(ready[None], ep)
         dispatch = _token_matrix(ep, job.ep_bytes, job.ep_skew, layer)
-        for matrix in (dispatch, None if dispatch is None else dispatch.T):
-            ready = _in_groups(dag, net, groups, ready, "all_to_all", job.ep_bytes, "direct", 1, f"{name}:ep", cache,
-                               matrix=matrix)
-        return _from_groups(ready, (1, dp, tp), ep)[0]
+        return in_dp_groups(s, ready, ep, [("all_to_all", job.ep_bytes, "direct", 1, "ep", matrix)
+                                           for matrix in (dispatch, None if dispatch is None else dispatch.T)])
 
     for _ in range(job.iterations):
         dag.iter_base = dag.n
