@@ -319,7 +319,7 @@ def _sweep_cell(value, column):
     if column.endswith("_s"):
         return format_time(x)
     if column.endswith("_share"):
-        return f"{100 * x:.1f}%"
+        return cell(x, "pct")
     if "slowdown" in column:
         return f"{x:.3f}x"
     return value
