@@ -412,8 +412,16 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
     try:   # TP groups are placed within pods: fragmentation may leave no room for them
         place(net, out)
     except FabricError:
-        out = [dataclasses.replace(j, tp=1, tp_bytes=0.0) for j in out]
+        out = [_without_tp(j) for j in out]
     return out
+
+
+def _without_tp(job):
+    """``job`` with its TP ranks turned to DP ranks.  A sharded job keeps
+    its shard as drawn: sharding over the grown DP size could break what its
+    algorithm needs (halving-doubling, a power of two)."""
+    shard_size = job.shard if job.sharding != "none" else 0
+    return dataclasses.replace(job, tp=1, tp_bytes=0.0, shard_size=shard_size)
 
 
 # ------------------------------------------------------------ invalid input, for error handling

@@ -106,6 +106,19 @@ def test_a_failing_property_shrinks_to_a_handful_of_flows():
     assert all(f.size == 0 or f.src == f.dst for f in smallest[:-1])   # the rest are inert
 
 
+def test_jobs_without_tp_stay_valid():
+    """When the pods left cannot hold a mix's TP groups, jobs() drops TP and
+    the DP size grows (here 2 to 6): a sharded job keeps its shard of 2, for
+    a halving-doubling reduce-scatter over 6 would be refused (found by
+    test_job_mixes_fit_and_run_soundly)."""
+    from fabric.testing import _without_tp
+
+    job = fabric.Job("a", 6, tp=3, tp_bytes=1e6, sharding="full_shard", algorithm="halving_doubling", grad_size=1e6)
+    flat = _without_tp(job)
+    assert (flat.tp, flat.dp, flat.shard, flat.tp_bytes) == (1, 6, 2, 0.0)
+    assert _without_tp(fabric.Job("b", 6, tp=3)).shard_size == 0   # unsharded: nothing to keep
+
+
 @settings(max_examples=examples(40))
 @given(st.data())
 def test_job_mixes_fit_and_run_soundly(data):
