@@ -32,8 +32,9 @@ Layout (every key optional unless marked)::
     samples = 32                 # ... and forward_fraction, chunks, storage, tp, pp,
                                  # microbatches, schedule (gpipe | 1f1b), virtual_stages
                                  # (interleaved 1F1B), tp_bytes, activation_bytes, ep,
-                                 # ep_bytes, moe_layers, ep_skew, cp, cp_bytes (context
-                                 # parallelism), optimizer, start, seed
+                                 # ep_bytes, moe_layers, ep_skew, cp, cp_bytes, cp_comm
+                                 # (context parallelism: p2p | all_gather | a2a),
+                                 # optimizer, start, seed
 
     [[pipelines]]                # shared storage traffic
     kind = "checkpoint"          # or "data_loading"
@@ -75,7 +76,7 @@ from .spec import load_topology
 from .units import parse_size, parse_time
 from .workloads.background import PATTERNS, background
 from .workloads.collectives import ALGORITHMS
-from .workloads.jobs import PLACEMENTS, SCHEDULES, SHARDING, Job
+from .workloads.jobs import CP_COMMS, PLACEMENTS, SCHEDULES, SHARDING, Job
 from .workloads.pipeline import checkpoint, data_loading
 
 __all__ = ["SCHEMA", "InfeasibleError", "Scenario", "ScenarioError", "load_scenario", "parse_scenario", "scenario_from_data"]
@@ -197,7 +198,7 @@ SCHEMA = {
         "schedule": (_choice(SCHEDULES, "schedule"), "gpipe"), "virtual_stages": (_int(1), 1),
         "tp_bytes": (_size, 0.0), "activation_bytes": (_size, 0.0), "ep": (_int(1), 1), "ep_bytes": (_size, 0.0),
         "moe_layers": (_int(1), 1), "ep_skew": (_number(), 0.0), "cp": (_int(1), 1), "cp_bytes": (_size, 0.0),
-        "optimizer": (_time, 0.0), "start": (_time, 0.0), "seed": (_int(0), None),
+        "cp_comm": (_choice(CP_COMMS, "cp_comm"), "p2p"), "optimizer": (_time, 0.0), "start": (_time, 0.0), "seed": (_int(0), None),
     },
     "pipelines": {
         "kind": (_choice(("checkpoint", "data_loading"), "kind"), ...), "job": (_string, None),

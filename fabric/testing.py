@@ -360,7 +360,7 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
     >>> test_they_fit()
     """
     from .errors import FabricError
-    from .workloads.jobs import SCHEDULES, SHARDING, Job, place
+    from .workloads.jobs import CP_COMMS, SCHEDULES, SHARDING, Job, place
 
     accs = [net.nodes[v] for v in net.accelerators]
     storage = bool(np.any(net.kind == "storage"))
@@ -406,6 +406,7 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
             tp=tp, pp=pp, microbatches=microbatches, schedule=schedule,
             virtual_stages=draw(st.sampled_from([1] + chunkings)), tp_bytes=1e6 if tp > 1 and rare() else 0.0,
             activation_bytes=1e6 if pp > 1 and rare() else 0.0, cp=cp, cp_bytes=1e5 if cp > 1 and rare() else 0.0,
+            cp_comm=draw(st.sampled_from(list(CP_COMMS))),
             optimizer=1e-4 if rare() else 0.0,
             start=1e-3 if rare() else 0.0, seed=draw(st.integers(0, 3)),
         ))

@@ -512,15 +512,19 @@ def test_a_job_whose_all_to_alls_cannot_fit_is_refused_before_building(flow_budg
                     net.accelerators[:4])
 
 
-def test_a_job_whose_ring_attention_cannot_fit_is_refused_before_building(flow_budget_1000, monkeypatch):
+@pytest.mark.parametrize("comm, count", [("p2p", "2,400"), ("all_gather", "3,600"), ("a2a", "4,800")])
+def test_a_job_whose_context_parallelism_cannot_fit_is_refused_before_building(flow_budget_1000, monkeypatch, comm,
+                                                                              count):
     import fabric.workloads.jobs as J
 
     monkeypatch.setattr(J, "schedule", None)
     net = fabric.Network(dumbbell())
-    # 10 iterations * 5 microbatches * (forward, backward) * 2 CP groups * 4*3 ring transfers
+    # 10 iterations * 5 microbatches * 2 CP groups * 4*3 transfers per collective, and collectives per microbatch:
+    # p2p a ring all-gather per pass, all_gather one more after the backward, a2a two all-to-alls per pass
     with pytest.raises(FabricError, match=r"job 'a' \(iterations=10, buckets=1, chunks=1, microbatches=5\): "
-                                          "2,400 flows would need about"):
-        J.build_job(net, Job("a", 8, iterations=10, microbatches=5, cp=4, cp_bytes=1e6), net.accelerators[:8])
+                                          f"{count} flows would need about"):
+        J.build_job(net, Job("a", 8, iterations=10, microbatches=5, cp=4, cp_bytes=1e6, cp_comm=comm),
+                    net.accelerators[:8])
 
 
 @pytest.mark.parametrize("m", [1, 3])
@@ -549,6 +553,41 @@ def test_ring_attention_plays_beside_the_compute(m, compute, L):
     # the groups: ranks 0-3 and 4-7
     rank = {int(v): i for i, v in enumerate(jf.ranks)}
     assert {(rank[a] // 4, rank[b] // 4) for a, b in zip(t.src[cp_flows], t.dst[cp_flows])} == {(0, 0), (1, 1)}
+
+
+@pytest.mark.parametrize("m", [1, 3])
+@pytest.mark.parametrize("L", [0.0, 1e-4])
+@pytest.mark.parametrize("comm", ["all_gather", "a2a"])
+def test_context_parallel_exchanges_in_series_with_the_compute(comm, L, m):
+    """Four CP ranks on a star, the exchanges in series with each pass.
+    all_gather: the keys and values are gathered before the forward and the
+    backward, a ring of X, g(X) = (cp - 1)(L + X / (cp B)), and their
+    gradients reduce-scattered after the backward, as long: m (f + b + 3 g(X)).
+    a2a (Ulysses): each rank sends X (cp - 1) / cp in two all-to-alls per pass,
+    3/4 and 1/4 of it, each a(Y) = L + Y (cp - 1) / (cp B): m (f + b + 4L + 2 X (cp - 1) / (cp B))."""
+    B, X, cp, compute = 1e9, 4e8, 4, 0.6
+    net = fabric.Network(star(8, B, L))
+    job = Job("a", 8, iterations=2, compute=compute, microbatches=m, cp=cp, cp_bytes=X, cp_comm=comm,
+              grad_size=1e8)
+    r = run_jobs(net, [job], isolated=False)
+    f, b = compute / 3 / m, 2 * compute / 3 / m
+    g = (cp - 1) * (L + X / (cp * B))
+    exchange = 3 * g if comm == "all_gather" else 4 * L + 2 * X * (cp - 1) / (cp * B)
+    sync = 2 * 7 * (L + 1e8 / (8 * B))
+    assert np.allclose(r.shared[0].iteration_times, m * (f + b + exchange) + sync, rtol=1e-12)
+    # nothing hides behind the compute: all of it is exposed
+    assert r.table()[0]["exposed_comm_s"] == pytest.approx(m * exchange + sync, rel=1e-9)
+    jf = r.flows[0]
+    cp_flows = jf.transfers(("cp",))
+    per_rank = (3 if comm == "all_gather" else 2) * X * (cp - 1) / cp   # per microbatch
+    assert jf.traffic.size[cp_flows].sum() == pytest.approx(2 * m * 8 * per_rank, rel=1e-12)
+    transfers = 3 * cp * (cp - 1) if comm == "all_gather" else 4 * cp * (cp - 1)   # per group and microbatch
+    assert len(cp_flows) == 2 * m * 2 * transfers
+
+
+def test_cp_comm_is_checked():
+    with pytest.raises(FabricError, match=r"job 'a': cp_comm='ulysses': expected p2p, all_gather, a2a"):
+        Job("a", 8, cp=4, cp_bytes=1e6, cp_comm="ulysses")
 
 
 @pytest.mark.parametrize("g", [2, 4])

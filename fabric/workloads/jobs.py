@@ -74,7 +74,7 @@ from .collectives import BUSBW_FACTOR, _algorithm, _fewest_transfers, schedule, 
 from .pipeline import nodes_of_kind
 from .traffic import Traffic
 
-__all__ = ["Job", "PLACEMENTS", "SCHEDULES", "SHARDING", "TRAFFIC_KINDS", "build_job", "place"]
+__all__ = ["CP_COMMS", "Job", "PLACEMENTS", "SCHEDULES", "SHARDING", "TRAFFIC_KINDS", "build_job", "place"]
 
 PLACEMENTS = ("packed", "spread", "random")
 
@@ -87,6 +87,17 @@ SHARDING = ("none", "shard_grad_op", "full_shard")
 
 #: values of ``Job.schedule``: the order of a pipeline stage's microbatch passes
 SCHEDULES = ("gpipe", "1f1b")
+
+#: values of ``Job.cp_comm``, Megatron-LM's ``--cp-comm-type``: per forward and
+#: backward, (when, collective, algorithm, share of ``cp_bytes``) in order;
+#: "beside" plays beside the pass's compute, "before" and "after" in series
+CP_COMMS = {
+    "p2p": {"F": [("beside", "all_gather", "ring", 1.0)], "B": [("beside", "all_gather", "ring", 2.0)]},
+    "all_gather": {"F": [("before", "all_gather", "ring", 1.0)],
+                   "B": [("before", "all_gather", "ring", 1.0), ("after", "reduce_scatter", "ring", 1.0)]},
+    "a2a": {"F": [("before", "all_to_all", "direct", 0.75), ("after", "all_to_all", "direct", 0.25)],
+            "B": [("before", "all_to_all", "direct", 0.25), ("after", "all_to_all", "direct", 0.75)]},
+}
 
 
 @dataclass
@@ -164,16 +175,28 @@ class Job:
         rank sends in one all-to-all (nccl-tests' size: ``ep_bytes / ep`` to
         each member), and the MoE layers (two all-to-alls each, forward and
         backward, per microbatch).
-    cp, cp_bytes : int, float
+    cp, cp_bytes, cp_comm : int, float, str
         Context-parallel group size (divides the DP size; Megatron-LM's
-        context parallelism, ring attention) and the keys and values passed
-        round each CP group per microbatch forward: a ring all-gather of
-        ``cp_bytes`` (nccl-tests' size: ``cp_bytes / cp`` from each rank)
-        that plays beside the forward's compute, the pass ending when both
-        are done; the backward passes twice as much (keys and values, then
-        their gradients).  Interleaved, each chunk passes its share.  A CP
-        group is ``cp`` consecutive DP ranks with the same stage and TP
-        index; gradients are synced over every DP rank, CP ranks included.
+        context parallelism), the bytes its attention exchanges per
+        microbatch forward (nccl-tests' size) and how (``--cp-comm-type``):
+
+        * ``p2p`` (ring attention): the keys and values go round the group,
+          a ring all-gather of ``cp_bytes`` (``cp_bytes / cp`` from each
+          rank) beside the forward's compute, the pass ending when both
+          are done; the backward passes twice as much (keys and values,
+          then their gradients).
+        * ``all_gather``: the keys and values are all-gathered before the
+          forward's compute, and again before the backward's, whose key and
+          value gradients are reduce-scattered after it (``cp_bytes`` each).
+        * ``a2a`` (DeepSpeed-Ulysses): all-to-alls swap the sequence split
+          for a split of the attention heads and back, in series with the
+          compute: of ``cp_bytes``, 3/4 (queries, keys, values) before the
+          forward's compute and 1/4 (its output) after; the backward the
+          other way round.
+
+        Interleaved, each chunk exchanges its share.  A CP group is ``cp``
+        consecutive DP ranks with the same stage and TP index; gradients
+        are synced over every DP rank, CP ranks included.
     ep_skew : float
         Expert load imbalance: the members' shares of every rank's tokens
         follow Zipf's law with this exponent (0: even), the most popular
@@ -216,6 +239,7 @@ class Job:
     ep_skew: float = 0.0
     cp: int = 1
     cp_bytes: float = 0.0
+    cp_comm: str = "p2p"
     optimizer: float = 0.0
     start: float = 0.0
     seed: Optional[int] = None
@@ -254,6 +278,8 @@ class Job:
             raise bad("sharding", ", ".join(SHARDING))
         if self.schedule not in SCHEDULES:
             raise bad("schedule", ", ".join(SCHEDULES))
+        if self.cp_comm not in CP_COMMS:
+            raise bad("cp_comm", ", ".join(CP_COMMS))
         v, why = self.virtual_stages, None
         if v > 1 and self.schedule != "1f1b":
             why = "needs schedule='1f1b'"
@@ -668,10 +694,11 @@ def build_job(net, job, ranks, *, label=0):
     if moe:   # two all-to-alls per MoE layer, forward and backward, per microbatch, in every EP group
         per_pass = 2 * layers * pp * tp * (dp // ep) * _fewest_transfers("all_to_all", "direct", ep, None, None)
         check_flow_count(job.iterations * m * 2 * per_pass, dag.what, dag.budget)
-    ring_attention = job.cp > 1 and job.cp_bytes > 0
-    if ring_attention:   # a ring all-gather in every CP group, per chunk's forward and backward, per microbatch
-        per_pass = pp * tp * (dp // job.cp) * _fewest_transfers("all_gather", "ring", job.cp, None, None)
-        check_flow_count(job.iterations * m * 2 * v * per_pass, dag.what, dag.budget)
+    cp_steps = CP_COMMS[job.cp_comm] if job.cp > 1 and job.cp_bytes > 0 else {"F": [], "B": []}
+    if cp_steps["F"]:   # the CP collectives of every chunk's forward and backward, per microbatch, in every CP group
+        per_mb = sum(_fewest_transfers(op, algorithm, job.cp, None, None)
+                     for steps in cp_steps.values() for _, op, algorithm, _ in steps)
+        check_flow_count(job.iterations * m * v * pp * tp * (dp // job.cp) * per_mb, dag.what, dag.budget)
 
     def compute(s, seconds, deps):
         ids = dag.markers(R[s], seconds, f"{name}:compute", deps=deps)
@@ -723,16 +750,29 @@ def build_job(net, job, ranks, *, label=0):
                 cur[s] = expert_parallel(s, cur[s], next(layer_order))
             u, starts = u + unit_end, unit_end
 
-    def context_parallel(s, deps, nbytes):
-        """Keys and values round stage s's CP groups from when a pass may
-        start (``deps``), beside its compute; None without CP."""
-        if not ring_attention:
-            return None
-        return in_dp_groups(s, dag.markers(R[s], 0.0, f"{name}:compute", deps=deps), job.cp,
-                            [("all_gather", nbytes, "ring", 1, "cp", None)])
+    def context_parallel(s, kind, when, ready):
+        """Stage s's CP collectives of a forward or backward (``kind``) that
+        play ``when`` ("before", "beside", "after") its compute, one after
+        the other in its CP groups from ``ready``; None if there are none."""
+        ops = [(op, job.cp_bytes * share / v, algorithm, 1, "cp", None)
+               for at, op, algorithm, share in cp_steps[kind] if at == when]
+        return in_dp_groups(s, ready, job.cp, ops) if ops else None
 
-    def joined(s, ready, kv):   # a pass ends when its compute and its keys and values are done
-        return ready if kv is None else dag.markers(R[s], 0.0, f"{name}:compute", deps=[ready, kv])
+    def cp_pass(s, kind, deps, play):
+        """A pass (``play(deps)`` builds it from ``cur[s]``) with its CP
+        exchanges: what goes before it waits for ``deps``; what goes beside
+        it starts with it, the pass ending when both are done."""
+        beside = before = None
+        if cp_steps[kind]:
+            start = dag.markers(R[s], 0.0, f"{name}:compute", deps=deps)
+            beside = context_parallel(s, kind, "beside", start)
+            before = context_parallel(s, kind, "before", start)
+        play(deps if before is None else [before])
+        cur[s] = tensor_parallel(s, cur[s])
+        if beside is not None:
+            cur[s] = dag.markers(R[s], 0.0, f"{name}:compute", deps=[cur[s], beside])
+        after = context_parallel(s, kind, "after", cur[s])
+        cur[s] = cur[s] if after is None else after
 
     def expert_parallel(s, ready, layer):   # token dispatch and combine in stage s's EP groups
         if not moe:
@@ -764,23 +804,20 @@ def build_job(net, job, ranks, *, label=0):
         def forward(s, k, c):
             w = c * pp + s
             gathers = sharded and (k == 0 or job.sharding == "full_shard")
-            kv = context_parallel(s, [cur[s], act[w][k]], job.cp_bytes / v)
             # a pass's first gather waits for the stage's last pass; the very first, for the last step
-            one_pass(s, fwd_t / v, [cur[s], act[w][k]], chunk_units if gathers else 1, gathers,
-                     prev_end[s] if k == 0 and c == 0 else cur[s], chunk_layers[c])
-            cur[s] = joined(s, tensor_parallel(s, cur[s]), kv)
+            cp_pass(s, "F", [cur[s], act[w][k]], lambda deps: one_pass(
+                s, fwd_t / v, deps, chunk_units if gathers else 1, gathers,
+                prev_end[s] if k == 0 and c == 0 else cur[s], chunk_layers[c]))
             if w < V - 1:
                 act[w + 1][k] = dag.add(R[s], R[(s + 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
         def backward(s, k, c):
             w = c * pp + s
             gathers = sharded and job.sharding == "full_shard"
-            kv = context_parallel(s, [cur[s], grad[w][k]], 2 * job.cp_bytes / v)
             # the backward meets the units and the MoE layers last to first
-            one_pass(s, bwd_t / v, [cur[s], grad[w][k]],
-                     chunk_units if (gathers or (job.overlap and k == m - 1)) else 1, gathers, cur[s],
-                     chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 else None)
-            cur[s] = joined(s, tensor_parallel(s, cur[s]), kv)
+            cp_pass(s, "B", [cur[s], grad[w][k]], lambda deps: one_pass(
+                s, bwd_t / v, deps, chunk_units if (gathers or (job.overlap and k == m - 1)) else 1, gathers,
+                cur[s], chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 else None))
             if w > 0:
                 grad[w - 1][k] = dag.add(R[s], R[(s - 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
