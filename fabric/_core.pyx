@@ -354,9 +354,8 @@ ctypedef struct State:
     int32_t* smark       # 2*fill stamp: in region R; +1 once frozen (int32: a hot array, half the cache)
     int64_t* nmark       # == batch stamp: activated in this batch
     int32_t* bneck       # the link that froze it in its last fill (-1: none, or its cap): where to look first
-    int32_t* owner
+    int32_t* owner       # the flow of each subflow (NULL when subflow i is flow i)
     int8_t* same_lat     # per flow: all its subflows' paths have one latency (and it has several)
-    double* plat
     double* sfirst
     int32_t* rlist
     Py_ssize_t n_r
@@ -366,9 +365,8 @@ ctypedef struct State:
     # flow state
     int32_t* pending
     int32_t* left
-    double* maxdep
-    double* release
-    double* first
+    double* release      # until flow f is released: the latest finish of its dependencies so far
+    double* first        # (sfirst itself when subflow i is flow i)
     double* finish
     # heaps, logs, counters
     Heap ev
@@ -432,6 +430,21 @@ cdef inline int64_t path_begin(State* s, Py_ssize_t i) noexcept nogil:
 
 cdef inline int64_t path_end(State* s, Py_ssize_t i) noexcept nogil:
     return s.hops * (i + 1) if s.hops > 0 else s.path_ptr[i + 1]
+
+
+cdef inline int32_t owner_of(State* s, Py_ssize_t i) noexcept nogil:
+    return <int32_t> i if s.owner == NULL else s.owner[i]
+
+
+cdef inline double path_latency(const int64_t* path_ptr, const int32_t* path_links, const double* lat,
+                                Py_ssize_t i) noexcept nogil:
+    """Subflow i's path latency, summed when asked (once per release): an
+    array of them would be one more per subflow for the whole run."""
+    cdef double t = 0
+    cdef int64_t k
+    for k in range(path_ptr[i], path_ptr[i + 1]):
+        t += lat[path_links[k]]
+    return t
 
 
 cdef inline void fin_set(State* s, Py_ssize_t i, double t) noexcept nogil:
@@ -521,15 +534,17 @@ cdef int release(State* s, int64_t f, double t) noexcept nogil:
         s.state[i] = ST_LATENCY
     if s.same_lat[f]:
         # sprayed paths of equal latency: one event, not one per path
-        return heap_push(&s.ev, t + s.plat[s.sub_ptr[f]], f * N_KINDS + EV_ACTIVATE_ALL)
+        return heap_push(&s.ev, t + path_latency(s.path_ptr, s.path_links, s.lat, s.sub_ptr[f]),
+                         f * N_KINDS + EV_ACTIVATE_ALL)
     for i in range(s.sub_ptr[f], s.sub_ptr[f + 1]):
-        if heap_push(&s.ev, t + s.plat[i], <int64_t> i * N_KINDS + EV_ACTIVATE) < 0:
+        if heap_push(&s.ev, t + path_latency(s.path_ptr, s.path_links, s.lat, i),
+                     <int64_t> i * N_KINDS + EV_ACTIVATE) < 0:
             return -1
     return 0
 
 
 cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
-    cdef int32_t f = s.owner[i]
+    cdef int32_t f = owner_of(s, i)
     cdef int64_t k
     cdef int32_t d
     cdef double rel
@@ -543,11 +558,11 @@ cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
     s.n_done += 1
     for k in range(s.dpt_ptr[f], s.dpt_ptr[f + 1]):
         d = s.dpt_idx[k]
-        if s.finish[f] > s.maxdep[d]:
-            s.maxdep[d] = s.finish[f]
+        if s.finish[f] > s.release[d]:
+            s.release[d] = s.finish[f]
         s.pending[d] -= 1
         if s.pending[d] == 0:
-            rel = s.maxdep[d] + s.delay[d]
+            rel = s.release[d] + s.delay[d]
             if s.start[d] > rel:
                 rel = s.start[d]
             if rel <= s.window:
@@ -566,8 +581,8 @@ cdef int finish_sub(State* s, Py_ssize_t i, double t) noexcept nogil:
 cdef int activate(State* s, Py_ssize_t i, double t) noexcept nogil:
     """Subflow i starts sending (its path latency has elapsed)."""
     s.sfirst[i] = t
-    if t < s.first[s.owner[i]]:
-        s.first[s.owner[i]] = t
+    if t < s.first[owner_of(s, i)]:
+        s.first[owner_of(s, i)] = t
     s.rt[i].tupd = t
     if s.rt[i].rem <= 0:
         return finish_sub(s, i, t)
@@ -1619,8 +1634,8 @@ cdef int64_t overflowed_flow(State* s) noexcept nogil:
     if s.ev.n > 0:
         kind = s.ev.a[0].key % N_KINDS
         idx = s.ev.a[0].key // N_KINDS
-        return idx if kind == EV_RELEASE or kind == EV_ACTIVATE_ALL else s.owner[idx]
-    return s.owner[s.fin.item[0]]
+        return idx if kind == EV_RELEASE or kind == EV_ACTIVATE_ALL else owner_of(s, idx)
+    return owner_of(s, s.fin.item[0])
 
 
 cdef void restart_stamps(State* s) noexcept nogil:
@@ -1744,7 +1759,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     """Run the engine on validated, contiguous arrays (see the module's layout).
 
     Returns a dict of numpy arrays: per flow ``release``, ``first_byte``,
-    ``finish``; per subflow ``sub_first``, ``sub_finish``; per link
+    ``finish``; per subflow ``sub_first``, ``sub_finish`` (with one subflow
+    per flow, a full run's ``sub_first`` is ``first_byte``); per link
     ``link_bytes``, ``link_busy``; counters; and, on request, the link load
     log (``link_log_t``, ``link_log_id``, ``link_log_v``: load in bytes/s from
     that time on) and the rate log (``rate_log_*``: subflow rate from then on).
@@ -1776,7 +1792,9 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     dpt_ptr, dpt_idx = reverse_csr(dep_ptr, dep_idx, F) if dependents is None else dependents
     # link -> incidences, sized by how many subflows use each link
     link_ptr = _ptr_from_counts(np.bincount(path_links, minlength=L))
-    plat = _path_latency(path_ptr, path_links, lat)
+    # one subflow per flow (most traffic): subflow i is flow i, and per-flow
+    # arrays serve for both (owner, first byte), a million fewer entries each
+    own = S != F
     i8, i32, i64, f64 = np.int8, np.int32, np.int64, np.float64
     a = dict(
         # inputs (validated by fabric.engine)
@@ -1786,7 +1804,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         path_links=(path_links, i32),
         # derived layout
         dpt_ptr=(dpt_ptr, i64), dpt_idx=(dpt_idx, i32), link_ptr=(link_ptr, i64),
-        owner=(_owners(sub_ptr), i32), plat=(plat, f64), same_lat=(_same_latency(sub_ptr, plat), i8),
+        owner=(_owners(sub_ptr) if own else np.zeros(0, i32), i32),
+        same_lat=(_same_latency(sub_ptr, path_ptr, path_links, lat), i8),
         # link state
         slots=(np.zeros(K, i32), i32), pos=(np.zeros(K, i32), i32), cnt=(np.zeros(L, i32), i32),
         ucnt=(np.zeros(L, i32), i32), sat=(np.full(L, np.inf), f64), resid=(np.zeros(L), f64),
@@ -1811,9 +1830,9 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         bneck=(np.full(S, -1, i32), i32), sfirst=(np.full(S, np.nan), f64), rlist=(np.zeros(S + 2, i32), i32),
         newlist=(np.zeros(S, i32), i32),
         due=(np.empty(S, i32), i32),
-        # flow state; finish starts at -inf so max() works
+        # flow state; release and finish start at -inf so max() works
         pending=(counts32(dep_ptr), i32), left=(counts32(sub_ptr), i32),
-        maxdep=(np.full(F, -np.inf), f64), release=(np.full(F, np.nan), f64), first=(np.full(F, np.nan), f64),
+        release=(np.full(F, -np.inf), f64), first=(np.full(F if own else 0, np.nan), f64),
         finish=(np.full(F, -np.inf), f64),
     )
     arrays = {}
@@ -1841,9 +1860,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.dpt_ptr = <int64_t*> _data(arrays["dpt_ptr"])
     s.dpt_idx = <int32_t*> _data(arrays["dpt_idx"])
     s.link_ptr = <int64_t*> _data(arrays["link_ptr"])
-    s.owner = <int32_t*> _data(arrays["owner"])
+    s.owner = <int32_t*> _data(arrays["owner"]) if own else NULL
     s.same_lat = <int8_t*> _data(arrays["same_lat"])
-    s.plat = <double*> _data(arrays["plat"])
     s.slots = <int32_t*> _data(arrays["slots"])
     s.pos = <int32_t*> _data(arrays["pos"])
     s.cnt = <int32_t*> _data(arrays["cnt"])
@@ -1898,9 +1916,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.due = <int32_t*> _data(arrays["due"])
     s.pending = <int32_t*> _data(arrays["pending"])
     s.left = <int32_t*> _data(arrays["left"])
-    s.maxdep = <double*> _data(arrays["maxdep"])
     s.release = <double*> _data(arrays["release"])
-    s.first = <double*> _data(arrays["first"])
+    s.first = <double*> _data(arrays["first"]) if own else s.sfirst
     s.finish = <double*> _data(arrays["finish"])
     s.n_chg = s.n_r = s.n_new = 0
     s.ev.a = NULL
@@ -1976,12 +1993,19 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         # an overflow: that run ends in an error, at the last finite time)
         t_end = until if rc == 0 and (s.ev.n > 0 or s.fin.n > 0) and not stopped else s.now
         rem = arrays["rt"][0::3]   # a view: read once below, and by callers of stopped runs
-        sub_finish = arrays["rt"][2::3].copy()
+        # the rates are spent: their memory takes the finishes (nothing new
+        # allocated at the run's peak)
+        sub_finish = arrays["rate"]
+        sub_finish[:] = arrays["rt"][2::3]
+        first, sub_first = arrays["first"] if own else arrays["sfirst"], arrays["sfirst"]
+        arrays["release"][np.isnan(first)] = np.nan   # never released: it held its dependencies' finishes
         if s.n_done < F:
             sub_finish[arrays["state"] != ST_DONE] = np.nan   # still going: that was a heap key
+            if not own:   # released but not sending: the flow's first byte is inf, the subflow's nan
+                sub_first = np.where(np.isinf(first), np.nan, first)
         out = {
-            "release": arrays["release"], "first_byte": arrays["first"], "finish": arrays["finish"],
-            "sub_first": arrays["sfirst"], "sub_finish": sub_finish,
+            "release": arrays["release"], "first_byte": first, "finish": arrays["finish"],
+            "sub_first": sub_first, "sub_finish": sub_finish,
             "sub_remaining": rem, "sub_state": arrays["state"], "flow_done": arrays["left"] == 0,
             "overflowed": s.bad_flow,
             "link_bytes": _link_bytes(L, arrays["path_ptr"], arrays["path_links"], arrays["sub_size"],
@@ -2099,26 +2123,12 @@ def ranges(const int64_t[::1] starts, const int64_t[::1] counts):
     return out
 
 
-def _path_latency(const int64_t[::1] path_ptr, const int32_t[::1] path_links, const double[::1] lat):
-    """Sum of the link latencies along every subflow's path."""
-    cdef Py_ssize_t i
-    cdef int64_t k
-    cdef double t
-    out = np.empty(path_ptr.shape[0] - 1)
-    cdef double[::1] o = out
-    with nogil:
-        for i in range(path_ptr.shape[0] - 1):
-            t = 0
-            for k in range(path_ptr[i], path_ptr[i + 1]):
-                t += lat[path_links[k]]
-            o[i] = t
-    return out
-
-
-def _same_latency(const int64_t[::1] sub_ptr, const double[::1] plat):
+def _same_latency(const int64_t[::1] sub_ptr, const int64_t[::1] path_ptr, const int32_t[::1] path_links,
+                  const double[::1] lat):
     """Per flow, 1 if it has several subflows and their path latencies are equal."""
     cdef Py_ssize_t f
     cdef int64_t i
+    cdef double first
     out = np.zeros(sub_ptr.shape[0] - 1, np.int8)
     cdef int8_t[::1] o = out
     with nogil:
@@ -2126,8 +2136,9 @@ def _same_latency(const int64_t[::1] sub_ptr, const double[::1] plat):
             if sub_ptr[f + 1] - sub_ptr[f] < 2:
                 continue
             o[f] = 1
+            first = path_latency(&path_ptr[0], &path_links[0], &lat[0], sub_ptr[f])
             for i in range(sub_ptr[f] + 1, sub_ptr[f + 1]):
-                if plat[i] != plat[sub_ptr[f]]:
+                if path_latency(&path_ptr[0], &path_links[0], &lat[0], i) != first:
                     o[f] = 0
                     break
     return out
