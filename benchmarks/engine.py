@@ -45,16 +45,18 @@ def ring_flows(n, size=2**30):
     from fabric import FlowArrays
 
     steps = 2 * (n - 1)
-    rank = np.tile(np.arange(n), steps)
-    step = np.repeat(np.arange(steps), n)
     F = n * steps
-    links = np.empty(2 * F, np.int64)
+    # int32 ids, as the engine keeps them: int64 would be narrowed in a copy
+    rank = np.tile(np.arange(n, dtype=np.int32), steps)
+    links = np.empty(2 * F, np.int32)
     links[0::2] = 2 * rank
     links[1::2] = 2 * ((rank + 1) % n) + 1
-    has_dep = step > 0
+    # every flow after the first step waits for the one its sender got in the
+    # step before: flow j - n - 1 (rank 0: j - 1, from rank n - 1)
     dep_ptr = np.zeros(F + 1, np.int64)
-    np.cumsum(has_dep, out=dep_ptr[1:])
-    dep_idx = ((step - 1) * n + (rank - 1) % n)[has_dep]
+    dep_ptr[n + 1:] = np.arange(1, F - n + 1)
+    dep_idx = np.arange(-1, F - n - 1, dtype=np.int32)
+    dep_idx[rank[n:] == 0] += n
     return FlowArrays.single_path(np.full(F, size / n), np.arange(0, 2 * F + 1, 2), links,
                                   dep_ptr=dep_ptr, dep_idx=dep_idx)
 
