@@ -89,12 +89,6 @@ def _ptr(counts):
     return ptr
 
 
-def _ids(values):
-    """Integer ids: int32 ones as given (the engine's width, so no copy), others as int64."""
-    ids = np.asarray(values)
-    return ids if ids.dtype == np.int32 else ids.astype(np.int64, copy=False)
-
-
 def _ranges(starts, counts):
     """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1."""
     starts, counts = np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(counts, np.int64)
@@ -167,7 +161,9 @@ class FlowArrays:
             weight=np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64),
             cap=np.full(n, np.inf) if cap is None else np.asarray(cap, dtype=np.float64),
             dep_ptr=np.zeros(n + 1, np.int64) if dep_ptr is None else np.asarray(dep_ptr, dtype=np.int64),
-            dep_idx=np.zeros(0, np.int64) if dep_idx is None else _ids(dep_idx),
+            # ids as given, like path_links: prepare checks them and narrows
+            # to the engine's int32 (a copy, if they were int64)
+            dep_idx=np.zeros(0, np.int64) if dep_idx is None else np.asarray(dep_idx),
             sub_ptr=np.arange(n + 1, dtype=np.int64),
             sub_frac=np.ones(n),
             path_ptr=np.asarray(path_ptr, dtype=np.int64),

@@ -487,6 +487,17 @@ def test_bad_columns_are_named(kw, words):
     simulate_links(np.ones(4), np.zeros(4), _columns())   # the unbroken table runs
 
 
+def test_single_path_takes_dependency_ids_as_given():
+    """int32 ids stay int32 (the engine's width: no copy to narrow them) and
+    fractional ones are refused by name, not truncated."""
+    fa = FlowArrays.single_path([1e6, 1e6], [0, 1, 2], [0, 0], dep_ptr=[0, 0, 1], dep_idx=np.array([0], np.int32))
+    assert fa.dep_idx.dtype == np.int32
+    assert simulate_links([1e9], [0.0], fa).finish.tolist() == [1e-3, 2e-3]
+    with pytest.raises(ValidationError, match="flows.dep_idx: expected integer ids, got float64"):
+        simulate_links([1e9], [0.0], FlowArrays.single_path([1e6, 1e6], [0, 1, 2], [0, 0], dep_ptr=[0, 0, 1],
+                                                            dep_idx=[0.5]))
+
+
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5)), max_size=8), st.sampled_from([np.int32, np.int64]))
 def test_take_ranges_is_indexing_by_ranges(spans, dtype):
     from fabric.engine import _ranges, _take_ranges
