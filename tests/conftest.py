@@ -1,6 +1,8 @@
 """Test options: slow scale tests run only with --run-slow (see README); shared fixtures."""
 
 import os
+import signal
+import subprocess
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -29,3 +31,17 @@ def flow_budget_1000(monkeypatch):
     """This machine's memory can play 1000 flows."""
     from fabric import memory
     monkeypatch.setattr(memory, "available_memory", lambda: 1000 * memory.BYTES_PER_FLOW)
+
+
+@pytest.fixture
+def interruptible():
+    """subprocess.Popen for a child that the test sends Ctrl-C (SIGINT).
+
+    A shell's background job (``pytest &``, nohup) starts with SIGINT
+    ignored; its children would inherit that, and Python installs no
+    KeyboardInterrupt handler for an ignored signal, so the child would run
+    on as if never interrupted.  The child gets the default back, as a
+    terminal would give it."""
+    def popen(*args, **kw):
+        return subprocess.Popen(*args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
+    return popen

@@ -551,7 +551,7 @@ def test_empty_inputs():
     assert r.finish.tolist() == [0.0]
 
 
-def test_ctrl_c_interrupts_a_long_run(tmp_path):
+def test_ctrl_c_interrupts_a_long_run(tmp_path, interruptible):
     """The engine plays without the GIL, where Python never sees a signal: it
     must come up for Ctrl-C by itself (it once ran to the end, minutes on)."""
     script = textwrap.dedent("""
@@ -565,8 +565,8 @@ def test_ctrl_c_interrupts_a_long_run(tmp_path):
         print("go", flush=True)
         simulate_links(np.full(2 * n, 50e9), np.zeros(2 * n), fa)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=tmp_path)   # not the source tree: the installed, compiled package
+    proc = interruptible([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=tmp_path)   # not the source tree: the installed, compiled package
     try:
         assert proc.stdout.readline().strip() == "go", proc.stderr.read()
         time.sleep(1)   # well into the engine

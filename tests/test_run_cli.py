@@ -108,14 +108,14 @@ def test_help():
         assert r.exit_code == 0 and "Usage:" in r.output and "Example" in r.output
 
 
-def test_ctrl_c_stops_with_a_partial_result(tmp_path):
+def test_ctrl_c_stops_with_a_partial_result(tmp_path, interruptible):
     scn = tmp_path / "long.toml"     # small iterations, many of them: a long run of few flows at a time
     scn.write_text('[topology]\nspec = "fat-tree:k=4,oversub=2"\n' + "".join(
         f'[[jobs]]\nname = "{n}"\naccelerators = 8\nplacement = "spread"\niterations = 2000\ncompute = "1ms"\n'
         f'grad_size = "16MiB"\n' for n in "ab"))
     out = tmp_path / "partial.json"
-    proc = subprocess.Popen([sys.executable, "-m", "fabric.cli", "run", str(scn), "--progress", "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = interruptible([sys.executable, "-m", "fabric.cli", "run", str(scn), "--progress", "-o", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         for line in proc.stderr:     # the engine is running once it reports progress
             if line.startswith("progress:"):

@@ -242,11 +242,11 @@ def test_without_dask_the_error_says_how_to_get_it(tmp_path, monkeypatch):
     assert r.exit_code == 1 and "pip install 'fabric[dask]'" in r.output
 
 
-def test_ctrl_c_keeps_finished_points(tmp_path):
+def test_ctrl_c_keeps_finished_points(tmp_path, interruptible):
     path = write_sweep(tmp_path, axes=AXES.replace("[1, 2]", "[1, 2, 3, 4]"))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "fabric.cli", "sweep", str(path), "-o", str(out), "--workers", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = interruptible([sys.executable, "-m", "fabric.cli", "sweep", str(path), "-o", str(out), "--workers", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
         while len(records(out)) < 2 and time.monotonic() < deadline:
