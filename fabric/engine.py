@@ -89,6 +89,16 @@ def _ptr(counts):
     return ptr
 
 
+def _ids(values):
+    """Integer ids as int64, but int32 ones as given (the engine's width:
+    prepare need not narrow them in a copy); anything else is left for
+    prepare to refuse by name (truncating 0.5 to 0 would hide a bug)."""
+    ids = np.asarray(values)
+    if ids.size == 0 or (np.issubdtype(ids.dtype, np.integer) and ids.dtype != np.int32):
+        return ids.astype(np.int64, copy=False)
+    return ids
+
+
 def _ranges(starts, counts):
     """Concatenated ranges starts[i] .. starts[i] + counts[i] - 1."""
     starts, counts = np.ascontiguousarray(starts, np.int64), np.ascontiguousarray(counts, np.int64)
@@ -161,9 +171,7 @@ class FlowArrays:
             weight=np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64),
             cap=np.full(n, np.inf) if cap is None else np.asarray(cap, dtype=np.float64),
             dep_ptr=np.zeros(n + 1, np.int64) if dep_ptr is None else np.asarray(dep_ptr, dtype=np.int64),
-            # ids as given, like path_links: prepare checks them and narrows
-            # to the engine's int32 (a copy, if they were int64)
-            dep_idx=np.zeros(0, np.int64) if dep_idx is None else np.asarray(dep_idx),
+            dep_idx=np.zeros(0, np.int64) if dep_idx is None else _ids(dep_idx),
             sub_ptr=np.arange(n + 1, dtype=np.int64),
             sub_frac=np.ones(n),
             path_ptr=np.asarray(path_ptr, dtype=np.int64),

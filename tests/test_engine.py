@@ -488,10 +488,13 @@ def test_bad_columns_are_named(kw, words):
 
 
 def test_single_path_takes_dependency_ids_as_given():
-    """int32 ids stay int32 (the engine's width: no copy to narrow them) and
-    fractional ones are refused by name, not truncated."""
+    """int32 ids stay int32 (the engine's width: no copy to narrow them),
+    other integers (and none) become int64, and fractional ones are refused
+    by name, not truncated."""
     fa = FlowArrays.single_path([1e6, 1e6], [0, 1, 2], [0, 0], dep_ptr=[0, 0, 1], dep_idx=np.array([0], np.int32))
     assert fa.dep_idx.dtype == np.int32
+    for ids in ([], [0], np.array([0], np.uint16)):   # other ids are int64, as every user of the columns expects
+        assert FlowArrays.single_path([1e6], [0, 1], [0], dep_ptr=[0, len(ids)], dep_idx=ids).dep_idx.dtype == np.int64
     assert simulate_links([1e9], [0.0], fa).finish.tolist() == [1e-3, 2e-3]
     with pytest.raises(ValidationError, match="flows.dep_idx: expected integer ids, got float64"):
         simulate_links([1e9], [0.0], FlowArrays.single_path([1e6, 1e6], [0, 1, 2], [0, 0], dep_ptr=[0, 0, 1],
