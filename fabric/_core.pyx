@@ -1794,7 +1794,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     link_ptr = _ptr_from_counts(np.bincount(path_links, minlength=L))
     # one subflow per flow (most traffic): subflow i is flow i, and per-flow
     # arrays serve for both (owner, first byte), a million fewer entries each
-    own = S != F
+    multipath = S != F
     i8, i32, i64, f64 = np.int8, np.int32, np.int64, np.float64
     a = dict(
         # inputs (validated by fabric.engine)
@@ -1804,7 +1804,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         path_links=(path_links, i32),
         # derived layout
         dpt_ptr=(dpt_ptr, i64), dpt_idx=(dpt_idx, i32), link_ptr=(link_ptr, i64),
-        owner=(_owners(sub_ptr) if own else np.zeros(0, i32), i32),
+        owner=(_owners(sub_ptr) if multipath else np.zeros(0, i32), i32),
         same_lat=(_same_latency(sub_ptr, path_ptr, path_links, lat), i8),
         # link state
         slots=(np.zeros(K, i32), i32), pos=(np.zeros(K, i32), i32), cnt=(np.zeros(L, i32), i32),
@@ -1832,7 +1832,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         due=(np.empty(S, i32), i32),
         # flow state; release and finish start at -inf so max() works
         pending=(counts32(dep_ptr), i32), left=(counts32(sub_ptr), i32),
-        release=(np.full(F, -np.inf), f64), first=(np.full(F if own else 0, np.nan), f64),
+        release=(np.full(F, -np.inf), f64), first=(np.full(F if multipath else 0, np.nan), f64),
         finish=(np.full(F, -np.inf), f64),
     )
     arrays = {}
@@ -1842,6 +1842,8 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         if arr.dtype != dtype or not arr.flags.c_contiguous:
             raise TypeError(f"fabric._core.simulate: {name} must be C-contiguous {np.dtype(dtype).name}")
         arrays[name] = arr
+    if not multipath:
+        arrays["first"] = arrays["sfirst"]
     cdef State s
     s.L, s.F, s.S = L, F, S
     s.cap = <double*> _data(arrays["cap"])
@@ -1860,7 +1862,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.dpt_ptr = <int64_t*> _data(arrays["dpt_ptr"])
     s.dpt_idx = <int32_t*> _data(arrays["dpt_idx"])
     s.link_ptr = <int64_t*> _data(arrays["link_ptr"])
-    s.owner = <int32_t*> _data(arrays["owner"]) if own else NULL
+    s.owner = <int32_t*> _data(arrays["owner"]) if multipath else NULL
     s.same_lat = <int8_t*> _data(arrays["same_lat"])
     s.slots = <int32_t*> _data(arrays["slots"])
     s.pos = <int32_t*> _data(arrays["pos"])
@@ -1917,7 +1919,7 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
     s.pending = <int32_t*> _data(arrays["pending"])
     s.left = <int32_t*> _data(arrays["left"])
     s.release = <double*> _data(arrays["release"])
-    s.first = <double*> _data(arrays["first"]) if own else s.sfirst
+    s.first = <double*> _data(arrays["first"])
     s.finish = <double*> _data(arrays["finish"])
     s.n_chg = s.n_r = s.n_new = 0
     s.ev.a = NULL
@@ -1997,11 +1999,11 @@ def simulate(cap, lat, start, delay, dep_ptr, dep_idx, sub_ptr, sub_size, sub_w,
         # allocated at the run's peak)
         sub_finish = arrays["rate"]
         sub_finish[:] = arrays["rt"][2::3]
-        first, sub_first = arrays["first"] if own else arrays["sfirst"], arrays["sfirst"]
+        first, sub_first = arrays["first"], arrays["sfirst"]
         arrays["release"][np.isnan(first)] = np.nan   # never released: it held its dependencies' finishes
         if s.n_done < F:
             sub_finish[arrays["state"] != ST_DONE] = np.nan   # still going: that was a heap key
-            if not own:   # released but not sending: the flow's first byte is inf, the subflow's nan
+            if first is sub_first:   # released but not sending: the flow's first byte is inf, the subflow's nan
                 sub_first = np.where(np.isinf(first), np.nan, first)
         out = {
             "release": arrays["release"], "first_byte": first, "finish": arrays["finish"],

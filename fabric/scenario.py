@@ -198,7 +198,8 @@ SCHEMA = {
         "schedule": (_choice(SCHEDULES, "schedule"), "gpipe"), "virtual_stages": (_int(1), 1),
         "tp_bytes": (_size, 0.0), "activation_bytes": (_size, 0.0), "ep": (_int(1), 1), "ep_bytes": (_size, 0.0),
         "moe_layers": (_int(1), 1), "ep_skew": (_number(), 0.0), "cp": (_int(1), 1), "cp_bytes": (_size, 0.0),
-        "cp_comm": (_choice(CP_COMMS, "cp_comm"), "p2p"), "optimizer": (_time, 0.0), "start": (_time, 0.0), "seed": (_int(0), None),
+        "cp_comm": (_choice(CP_COMMS, "cp_comm"), "p2p"), "optimizer": (_time, 0.0), "start": (_time, 0.0),
+        "seed": (_int(0), None),
     },
     "pipelines": {
         "kind": (_choice(("checkpoint", "data_loading"), "kind"), ...), "job": (_string, None),
