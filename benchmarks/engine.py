@@ -155,6 +155,26 @@ def worker(impl, case):
     }))
 
 
+def memory_probe(sizes_mib=(16, 256), reads=1 << 22):
+    """Nanoseconds per random 8-byte read from an array of each size (best
+    of three; 16 MiB stays in this machine's L3 cache, 256 MiB does not).
+    The engine's large cases wait on such reads, and this VM's memory speed
+    drifts between days: read a table beside its probe."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for mib in sizes_mib:
+        a = np.ones((mib << 20) // 8)
+        idx = rng.integers(0, len(a), reads)
+        buf = np.empty(reads)
+        best = np.inf
+        for _ in range(3):
+            t = time.perf_counter()
+            np.take(a, idx, out=buf)
+            best = min(best, time.perf_counter() - t)
+        out[f"{mib} MiB"] = best / reads * 1e9
+    return out
+
+
 def run_one(impl, case, limit):
     env = dict(os.environ)
     if impl == "simgrid":
@@ -234,6 +254,7 @@ def main():
             print(f"SimGrid skipped: {why}")
             peers.remove("simgrid")
     limits = {"fabric": 1800.0, "reference": args.ref_timeout, "simgrid": args.simgrid_timeout}
+    probe = memory_probe()   # before the runs, on an idle machine
     rows = []
     for case in args.cases.split(","):
         res = {}
@@ -244,9 +265,10 @@ def main():
             print(f"  {case:<12} {impl:<10} {fmt_time(res[impl])}", file=sys.stderr, flush=True)
         rows.append((case, res))
     print(table(rows))
+    print("memory probe, ns per random 8-byte read from: " + ", ".join(f"{k} {v:.1f}" for k, v in probe.items()))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(dict(rows), fh, indent=1)
+            json.dump({"memory_probe_ns": probe, **dict(rows)}, fh, indent=1)
 
 if __name__ == "__main__":
     main()
