@@ -30,8 +30,10 @@ Layout (every key optional unless marked)::
     shard_size = 0               # sharded over this many DP ranks, replicated across (HSDP); 0: all
     sample_bytes = "1MiB"
     samples = 32                 # ... and forward_fraction, chunks, storage, tp, pp,
-                                 # microbatches, schedule (gpipe | 1f1b), virtual_stages
-                                 # (interleaved 1F1B), tp_bytes, activation_bytes, ep,
+                                 # microbatches, schedule (gpipe | 1f1b | zb_h1),
+                                 # weight_grad_fraction (zb_h1's W share of the
+                                 # backward), virtual_stages (interleaved 1F1B),
+                                 # tp_bytes, activation_bytes, ep,
                                  # ep_bytes, moe_layers, ep_skew, cp, cp_bytes, cp_comm
                                  # (context parallelism: p2p | all_gather | a2a),
                                  # optimizer, start, seed
@@ -195,7 +197,8 @@ SCHEMA = {
         "buckets": (_int(1), 1), "overlap": (_bool, False), "sharding": (_choice(SHARDING, "sharding"), "none"),
         "shard_size": (_int(0), 0), "sample_bytes": (_size, 0.0), "samples": (_int(0), 0),
         "storage": (_names, None), "tp": (_int(1), 1), "pp": (_int(1), 1), "microbatches": (_int(1), 1),
-        "schedule": (_choice(SCHEDULES, "schedule"), "gpipe"), "virtual_stages": (_int(1), 1),
+        "schedule": (_choice(SCHEDULES, "schedule"), "gpipe"), "weight_grad_fraction": (_number(0, 1), 0.5),
+        "virtual_stages": (_int(1), 1),
         "tp_bytes": (_size, 0.0), "activation_bytes": (_size, 0.0), "ep": (_int(1), 1), "ep_bytes": (_size, 0.0),
         "moe_layers": (_int(1), 1), "ep_skew": (_number(), 0.0), "cp": (_int(1), 1), "cp_bytes": (_size, 0.0),
         "cp_comm": (_choice(CP_COMMS, "cp_comm"), "p2p"), "optimizer": (_time, 0.0), "start": (_time, 0.0),

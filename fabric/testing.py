@@ -404,6 +404,7 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
             chunks=draw(st.integers(1, 2)), buckets=buckets, overlap=overlap,
             sample_bytes=1e5 if storage and rare() else 0.0, samples=draw(st.integers(0, 4)),
             tp=tp, pp=pp, microbatches=microbatches, schedule=schedule,
+            weight_grad_fraction=draw(st.sampled_from((0.5, 0.25))),
             virtual_stages=draw(st.sampled_from([1] + chunkings)), tp_bytes=1e6 if tp > 1 and rare() else 0.0,
             activation_bytes=1e6 if pp > 1 and rare() else 0.0, cp=cp, cp_bytes=1e5 if cp > 1 and rare() else 0.0,
             cp_comm=draw(st.sampled_from(list(CP_COMMS))),

@@ -16,6 +16,7 @@ from fabric.workloads import background, build_job
 
 from _examples import examples
 from _graphs import star
+from _schedules import compute_bound
 
 
 def dumbbell(per_side=2, thin=1e9, fat=1e12):
@@ -134,9 +135,19 @@ def test_pipeline_schedules_run_every_pass_once_in_order(pp, m, v, data):
     from fabric.workloads.jobs import _stage_passes
 
     s = data.draw(st.integers(0, pp - 1))
-    for schedule, chunks in (("gpipe", 1), ("1f1b", 1), ("1f1b", v)):
+    for schedule, chunks in (("gpipe", 1), ("1f1b", 1), ("1f1b", v), ("zb_h1", 1)):
         mb = m * pp if chunks > 1 else m   # interleaving takes a multiple of pp
         passes = _stage_passes(schedule, pp, mb, s, chunks)
+        if schedule == "zb_h1":
+            # every W once, in order, after its B; activations held from F to W: at most 1F1B's deepest stage's
+            ws = [(i, k) for i, (kind, k, _) in enumerate(passes) if kind == "W"]
+            assert [k for _, k in ws] == list(range(mb))
+            assert all(passes.index(("B", k, 0)) < i for i, k in ws)
+            held = np.cumsum([{"F": 1, "B": 0, "W": -1}[kind] for kind, _, _ in passes])
+            assert held.max() == min(pp, mb) and held[-1] == 0
+            passes = [p for p in passes if p[0] != "W"]
+            assert passes == _stage_passes("1f1b", pp, mb, s)   # 1F1B's order of Fs and Bs
+            continue
         for c in range(chunks):
             assert [k for kind, k, cc in passes if kind == "F" and cc == c] == list(range(mb))
             assert [k for kind, k, cc in passes if kind == "B" and cc == c] == list(range(mb))
@@ -149,6 +160,61 @@ def test_pipeline_schedules_run_every_pass_once_in_order(pp, m, v, data):
         elif chunks == 1:
             assert in_flight.max() == min(pp - s, mb)
             assert passes[:min(pp - 1 - s, mb)] == [("F", k, 0) for k in range(min(pp - 1 - s, mb))]
+
+
+def test_zero_bubble_order_by_hand():
+    """ZB-H1 as PyTorch's ScheduleInterleavedZeroBubble orders one chunk per
+    stage (pp=3, 4 microbatches): 1F1B's forwards and input-gradient
+    backwards, stage s running each weight-gradient pass s backwards late."""
+    from fabric.workloads.jobs import _stage_passes
+
+    want = ["F0 F1 F2 B0 W0 F3 B1 W1 B2 W2 B3 W3",
+            "F0 F1 B0 F2 B1 W0 F3 B2 W1 B3 W2 W3",
+            "F0 B0 F1 B1 F2 B2 W0 F3 B3 W1 W2 W3"]
+    for s in range(3):
+        assert " ".join(f"{kind}{k}" for kind, k, _ in _stage_passes("zb_h1", 3, 4, s)) == want[s]
+
+
+@pytest.mark.parametrize("pp, m", [(2, 2), (2, 5), (3, 3), (3, 7), (4, 4), (4, 9), (5, 6)])
+def test_zero_bubble_cuts_the_bubble_to_a_third(pp, m):
+    """Equal forward, input-gradient and weight-gradient passes (1 s each),
+    free transfers, at least as many microbatches as stages: 1F1B takes
+    (m + pp - 1)(F + B + W), ZB-H1 m(F + B + W) + (pp - 1)(F + B - W), a
+    third of the bubble (Qi et al., ZB-H1)."""
+    net = fabric.Network(star(pp, 1e9, 0.0))
+    times = {}
+    for schedule in ("1f1b", "zb_h1"):
+        job = Job("a", pp, pp=pp, microbatches=m, compute=3.0 * m, forward_fraction=1 / 3, schedule=schedule,
+                  weight_grad_fraction=0.5, iterations=2)
+        times[schedule] = run_jobs(net, [job], isolated=False).shared[0].jct / 2
+    assert times["1f1b"] == pytest.approx(3 * (m + pp - 1), rel=1e-12)
+    assert times["zb_h1"] == pytest.approx(3 * m + (pp - 1), rel=1e-12)
+
+
+@settings(max_examples=examples(40), deadline=None)
+@given(st.integers(1, 5), st.integers(1, 8), st.sampled_from(["gpipe", "1f1b", "zb_h1"]),
+       st.sampled_from([0.2, 1 / 3, 0.5]), st.sampled_from([0.0, 0.3, 0.5, 1.0]))
+def test_pipeline_schedules_time_as_their_orders_played_by_hand(pp, m, schedule, ff, wf):
+    """Any costs: the job's compute-bound iteration is its stages' pass
+    orders played by hand, the backward split into B and W under zb_h1."""
+    net = fabric.Network(star(pp, 1e9, 0.0))
+    job = Job("a", pp, pp=pp, microbatches=m, compute=1.0, forward_fraction=ff, schedule=schedule,
+              weight_grad_fraction=wf)
+    jf = build_job(net, job, net.accelerators)
+    assert fabric.run.compute_bound(jf) == pytest.approx([compute_bound(job)], rel=1e-9)
+
+
+def test_zero_bubble_buckets_wait_for_the_weight_gradients():
+    """One stage, two DP ranks, F = 1 s, backward 2 s, two overlapped
+    buckets whose all-reduces take 2 s each.  Unsplit, bucket 0 is ready
+    halfway through the backward (1 + 1 + 2 + 2 = 6); under ZB-H1 its
+    gradients come from the second half of the backward, W, in which it
+    is ready halfway (1 + 1.5 + 2 + 2 = 6.5)."""
+    net = fabric.Network(star(2, 1e9, 0.0))
+    base = dict(compute=3.0, forward_fraction=1 / 3, grad_size=4e9, buckets=2, overlap=True, algorithm="ring")
+    times = [run_jobs(net, [Job("a", 2, schedule=sched, **base)], isolated=False).shared[0].jct
+             for sched in ("1f1b", "zb_h1")]
+    assert times == pytest.approx([6.0, 6.5], rel=1e-12)
 
 
 @pytest.mark.parametrize("pp, m, v", [(2, 2, 2), (2, 4, 2), (4, 4, 2), (4, 8, 4), (3, 6, 3), (2, 2, 3)])
@@ -170,11 +236,12 @@ def test_interleaving_shrinks_the_bubble_v_fold(pp, m, v):
 
 
 @pytest.mark.parametrize("sharding", ["none", "full_shard"])
-@pytest.mark.parametrize("schedule, v", [("1f1b", 1), ("1f1b", 2)])
+@pytest.mark.parametrize("schedule, v", [("1f1b", 1), ("1f1b", 2), ("zb_h1", 1)])
 def test_pipeline_schedules_move_the_same_bytes_as_gpipe(schedule, v, sharding):
     """Only the order of a stage's passes changes, not what they send; v
     chunks per stage split its units, layers and TP bytes among them, and
-    send activations across pp * v - 1 virtual stage boundaries, not pp - 1."""
+    send activations across pp * v - 1 virtual stage boundaries, not pp - 1.
+    (Zero bubble adds compute only: a W pass per microbatch.)"""
     net = fabric.Network(topologies.fat_tree(4))
     base = dict(pp=2, tp=2, microbatches=4, iterations=2, compute=1.0, grad_size=1e8, buckets=2, overlap=True,
                 sharding=sharding, activation_bytes=1e6, tp_bytes=1e5, ep=2, ep_bytes=1e5, moe_layers=2)
@@ -185,7 +252,9 @@ def test_pipeline_schedules_move_the_same_bytes_as_gpipe(schedule, v, sharding):
         scale = (2 * v - 1) if kind == "pp" else 1
         assert b.traffic.size[ib].sum() == pytest.approx(scale * a.traffic.size[ia].sum(), rel=1e-12), kind
     if v == 1:
-        key = lambda t: sorted(zip(t.src.tolist(), t.dst.tolist(), t.size.tolist()))   # noqa: E731
+        def key(t):   # every transfer (not compute: zero-byte flows from a rank to itself)
+            sent = (t.src != t.dst) | (t.size > 0)
+            return sorted(zip(t.src[sent].tolist(), t.dst[sent].tolist(), t.size[sent].tolist()))
         assert key(a.traffic) == key(b.traffic)
 
 
@@ -462,7 +531,9 @@ def test_placement_errors(jobs, message):
      "power-of-two shard size, got 6"),
     ({"shard_size": 2}, "shard_size=2 needs sharding"), ({"shard_size": -1}, "shard_size=-1"),
     ({"shard_size": 3, "sharding": "full_shard"}, "shard_size=3 does not divide the data-parallel size dp=4"),
-    ({"schedule": "zb"}, "schedule='zb': expected gpipe, 1f1b"), ({"virtual_stages": 0}, "virtual_stages=0"),
+    ({"schedule": "zb"}, "schedule='zb': expected gpipe, 1f1b, zb_h1"), ({"virtual_stages": 0}, "virtual_stages=0"),
+    ({"weight_grad_fraction": 1.5}, "weight_grad_fraction=1.5: expected a number in "),
+    ({"virtual_stages": 2, "pp": 2, "schedule": "zb_h1"}, "virtual_stages=2 needs schedule='1f1b'"),
     ({"virtual_stages": 2, "pp": 2}, "virtual_stages=2 needs schedule='1f1b'"),
     ({"virtual_stages": 2, "schedule": "1f1b"}, "virtual_stages=2 needs pp > 1"),
     ({"virtual_stages": 2, "schedule": "1f1b", "pp": 2, "microbatches": 3},

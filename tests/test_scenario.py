@@ -78,7 +78,7 @@ def test_spray_path_cap_is_a_topology_key():
      "bad.toml:12: jobs[0].grad_size: '64 parsecs': unknown size unit 'parsecs'"),
     (_edit('compute = "10ms"', 'compute = true'), "bad.toml:11: jobs[0].compute: expected a time"),
     (_edit('compute = "10ms"', 'compute = "10ms"\nschedule = "1f1bb"'),
-     "bad.toml:12: jobs[0].schedule: unknown schedule '1f1bb' (expected gpipe, 1f1b)"),
+     "bad.toml:12: jobs[0].schedule: unknown schedule '1f1bb' (expected gpipe, 1f1b, zb_h1)"),
     (_edit('load = 0.2', 'load = 1.5'), "bad.toml:30: background[0].load: expected a number in (0, 1], got 1.5"),
     (_edit('routing = "ecmp"', 'routing = "magic"'), "bad.toml:6: topology.routing: unknown routing 'magic'"),
     (_edit('routing = "ecmp"', 'max_paths = 0'), "bad.toml:6: topology.max_paths: expected an integer >= 1, got 0"),

@@ -86,7 +86,7 @@ TRAFFIC_KINDS = {"sync": "gradient sync", "params": "parameter gather", "tp": "t
 SHARDING = ("none", "shard_grad_op", "full_shard")
 
 #: values of ``Job.schedule``: the order of a pipeline stage's microbatch passes
-SCHEDULES = ("gpipe", "1f1b")
+SCHEDULES = ("gpipe", "1f1b", "zb_h1")
 
 #: values of ``Job.cp_comm``, Megatron-LM's ``--cp-comm-type``: per forward and
 #: backward, (when, collective, algorithm, share of ``cp_bytes``) in order;
@@ -145,14 +145,27 @@ class Job:
         Storage nodes to read from (default: all).
     tp, pp, microbatches : int
         Tensor-parallel group size, pipeline stages, microbatches per iteration.
-    schedule : {"gpipe", "1f1b"}
+    schedule : {"gpipe", "1f1b", "zb_h1"}
         The order of a stage's microbatch passes: every forward, then every
         backward (GPipe); or one-forward-one-backward (PipeDream-flush, as
         Megatron-LM and DeepSpeed run it): stage s runs ``pp - 1 - s``
         forwards ahead, then alternates a forward and a backward, then runs
         the backwards left.  The same bubble; 1F1B sends gradients back
         while activations still flow forward, and its last stage finishes
-        (and syncs its gradients) earlier.
+        (and syncs its gradients) earlier.  ``zb_h1``: zero-bubble
+        pipelining's ZB-H1 (Qi et al., ICLR 2024; PyTorch's
+        ``ScheduleInterleavedZeroBubble`` on one chunk per stage): each
+        backward splits into B (input gradients, sent back at once) and W
+        (weight gradients, ``weight_grad_fraction`` of it), in 1F1B's order,
+        with stage s running each W ``s`` backwards late and the last ones at
+        the end, where they fill 1F1B's bubble at the same activation
+        memory: with equal F, B and W and microbatches >= pp, the bubble
+        shrinks from (pp - 1)(F + B + W) to (pp - 1)(F + B - W).  The
+        gradients a bucket syncs are ready when the Ws are done; sharded,
+        a W uses the parameters its B gathered.
+    weight_grad_fraction : float
+        With ``schedule="zb_h1"``: the share of the backward that computes
+        weight gradients (W); about half in a transformer layer.
     virtual_stages : int
         With ``schedule="1f1b"``: model chunks per stage (Megatron-LM's
         interleaved schedule, its virtual pipeline size v).  The layers are
@@ -230,6 +243,7 @@ class Job:
     pp: int = 1
     microbatches: int = 1
     schedule: str = "gpipe"
+    weight_grad_fraction: float = 0.5
     virtual_stages: int = 1
     tp_bytes: float = 0.0
     activation_bytes: float = 0.0
@@ -262,8 +276,10 @@ class Job:
             v = getattr(self, name)
             if not (isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(v) and v >= 0):
                 raise bad(name, "a finite number >= 0")
-        if not (isinstance(self.forward_fraction, (int, float)) and 0 <= self.forward_fraction <= 1):
-            raise bad("forward_fraction", "a number in [0, 1]")
+        for name in ("forward_fraction", "weight_grad_fraction"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0 <= v <= 1):
+                raise bad(name, "a number in [0, 1]")
         if self.accelerators % (self.tp * self.pp):
             raise FabricError(f"job {self.name!r}: accelerators={self.accelerators} is not a multiple of "
                               f"tp*pp={self.tp * self.pp}")
@@ -668,6 +684,9 @@ def build_job(net, job, ranks, *, label=0):
     stores = nodes_of_kind(net, "storage", job.storage) if job.samples and job.sample_bytes else None
     fwd_t = job.compute * job.forward_fraction / m
     bwd_t = job.compute * (1 - job.forward_fraction) / m
+    split = job.schedule == "zb_h1"   # backwards split into B (input gradients) and W (weight gradients)
+    bwd_w_t = bwd_t * job.weight_grad_fraction if split else 0.0
+    bwd_in_t = bwd_t - bwd_w_t
     dp_groups = _dp_groups(R, dp)
     sharded = job.sharding != "none" and dp > 1 and job.grad_size > 0
     units = job.buckets
@@ -814,14 +833,23 @@ def build_job(net, job, ranks, *, label=0):
         def backward(s, k, c):
             w = c * pp + s
             gathers = sharded and job.sharding == "full_shard"
-            # the backward meets the units and the MoE layers last to first
+            # the backward meets the units and the MoE layers last to first;
+            # split (zero bubble), its gradients are ready after its W
+            units = gathers or (job.overlap and k == m - 1 and not split)
             cp_pass(s, "B", [cur[s], grad[w][k]], lambda deps: one_pass(
-                s, bwd_t / v, deps, chunk_units if (gathers or (job.overlap and k == m - 1)) else 1, gathers,
-                cur[s], chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 else None))
+                s, bwd_in_t / v, deps, chunk_units if units else 1, gathers,
+                cur[s], chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 and not split else None))
             if w > 0:
                 grad[w - 1][k] = dag.add(R[s], R[(s - 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
-        _in_schedule_order(job.schedule, pp, m, v, act, grad, forward, backward)
+        def weight(s, k, c):   # the W of a split backward: compute only, in units where buckets wait for it
+            last = k == m - 1
+            for share, unit_end, _ in _pieces(chunk_units if job.overlap and last else 1, 1):
+                cur[s] = compute(s, bwd_w_t * share.numerator / share.denominator, [cur[s]])
+                if unit_end and last:
+                    bucket_ready[s].append(cur[s].copy())
+
+        _in_schedule_order(job.schedule, pp, m, v, act, grad, forward, backward, weight)
         syncs = []
         if dp > 1 and job.grad_size > 0:
             after = none
@@ -842,9 +870,18 @@ def build_job(net, job, ranks, *, label=0):
 
 def _stage_passes(schedule, pp, m, s, v=1):
     """Stage s's microbatch passes in order: ("F", k, c) the forward of
-    microbatch k through model chunk c, ("B", k, c) its backward."""
+    microbatch k through model chunk c, ("B", k, c) its backward (under
+    zb_h1 its input gradients, and ("W", k, c) its weight gradients)."""
     if schedule == "gpipe":
         return [("F", k, 0) for k in range(m)] + [("B", k, 0) for k in range(m)]
+    if schedule == "zb_h1":   # 1F1B's order, the t-th backward followed by the W of backward t - s
+        passes, done = [], 0
+        for p in _stage_passes("1f1b", pp, m, s):
+            passes.append(p)
+            if p[0] == "B" and p[1] >= s:
+                passes.append(("W", done, 0))
+                done += 1
+        return passes + [("W", k, 0) for k in range(done, m)]
     if v == 1:
         ahead = min(pp - 1 - s, m)   # 1F1B: forwards in flight before the first backward
     else:   # Megatron-LM's interleaved 1F1B: pp microbatches through each chunk in turn
@@ -861,12 +898,12 @@ def _stage_passes(schedule, pp, m, s, v=1):
     return passes + [nth(i, "B") for i in range(m * v - ahead, m * v)]
 
 
-def _in_schedule_order(schedule, pp, m, v, act, grad, forward, backward):
+def _in_schedule_order(schedule, pp, m, v, act, grad, forward, backward, weight):
     """Build every stage's passes in its schedule's order, each once the
     transfer it waits for (``act`` / ``grad`` by virtual stage, None until
     built) exists: stage by stage, each as far as it can go, until all are
     built.  Under GPipe that is every forward stage by stage, then every
-    backward last stage first."""
+    backward last stage first.  A W waits for nothing from other stages."""
     todo = [_stage_passes(schedule, pp, m, s, v) for s in range(pp)]
     at = [0] * pp
     while True:
@@ -874,9 +911,12 @@ def _in_schedule_order(schedule, pp, m, v, act, grad, forward, backward):
         for s in range(pp):
             while at[s] < len(todo[s]):
                 kind, k, c = todo[s][at[s]]
-                if (act if kind == "F" else grad)[c * pp + s][k] is None:
+                if kind == "W":
+                    weight(s, k, c)
+                elif (act if kind == "F" else grad)[c * pp + s][k] is None:
                     break
-                (forward if kind == "F" else backward)(s, k, c)
+                else:
+                    (forward if kind == "F" else backward)(s, k, c)
                 at[s] += 1
                 moved = True
         if not moved:
