@@ -155,11 +155,12 @@ def worker(impl, case):
     }))
 
 
-def memory_probe(sizes_mib=(16, 256), reads=1 << 22):
+def memory_probe(sizes_mib=(4, 256), reads=1 << 22):
     """Nanoseconds per random 8-byte read from an array of each size (best
-    of three; 16 MiB stays in this machine's L3 cache, 256 MiB does not).
-    The engine's large cases wait on such reads, and this VM's memory speed
-    drifts between days: read a table beside its probe."""
+    of three; here 4 MiB stays in cache and 256 MiB does not, and reads
+    from 16 MiB already cost about what they do from memory).  The engine's
+    large cases wait on such reads, and this VM's memory speed drifts
+    between days: read a table beside its probe."""
     rng = np.random.default_rng(0)
     out = {}
     for mib in sizes_mib:

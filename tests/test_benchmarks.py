@@ -19,7 +19,7 @@ def test_engine_benchmark_small_cases(tmp_path):
     assert lines[0].split()[:3] == ["case", "impl", "flows"] and len(lines) == 1 + 3 * 2 + 1
     assert lines[-1].startswith("memory probe")
     raw = json.loads(out.read_text())
-    assert set(raw.pop("memory_probe_ns")) == {"16 MiB", "256 MiB"}
+    assert set(raw.pop("memory_probe_ns")) == {"4 MiB", "256 MiB"}
     for case, flows in (("ring:8", 2 * 7 * 8), ("a2a:6", 30), ("perm:4:spray", None)):
         fab, ref = raw[case]["fabric"], raw[case]["reference"]
         assert fab["flows"] == ref["flows"] and (flows is None or fab["flows"] == flows)
