@@ -84,6 +84,11 @@ DEF RECOUNT = 1e-4       # a link's region weight fell below this share of its s
 DEF ABLOCK = 64          # alist entries per block of the candidates pass (see amax)
 DEF NBINS = 128          # time bins of the link statistics (at least half of them used)
 
+#: events whose times agree to this relative tolerance are handled as one
+#: batch, at the batch's latest time (a link's logged load may change up
+#: to this much of the time late)
+EVENT_REL_TOL = REL_TOL
+
 cdef enum:
     EV_RELEASE = 0
     EV_ACTIVATE = 1        # one subflow starts sending

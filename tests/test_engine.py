@@ -198,6 +198,29 @@ def test_invariants(scn):
     assert_conserved(r)
 
 
+def test_batched_events_log_their_links_late_by_at_most_the_tolerance():
+    """Found by test_invariants: after a 1e12-byte flow (1000 s at 1 GB/s),
+    a 1-byte flow split 1:1:3 over links 0, 1, 0 ends on link 1 at
+    1000 + 2e-10 s and on link 0 at 1000 + 8e-10 s.  The two ends are one
+    batch (1e-12 apart, relative), logged at its latest time: link 1's log
+    shows 0.8 bytes where its subflow sent 0.2, a byte at most
+    (capacity x 1e-12 x time).  What each subflow sent is exact, and the
+    checker allows that lateness and no more."""
+    flows = [Flow(size=1e12, path=[0]), Flow(size=1.0, deps=(0,), paths=[[0], [1], [0]], split=[1.0, 1.0, 3.0])]
+    r = simulate_links([1e9, 1e9], [0.0, 0.0], flows, record_links=True)
+    assert r.link_bytes[1] == pytest.approx(0.2, rel=1e-9)
+    assert r.sub_finish[2] == pytest.approx(1000 + 2e-10, rel=1e-15)
+    t, ids, _ = r.link_log
+    assert t[ids == 1].max() == r.finish[1] == pytest.approx(1000 + 8e-10, rel=1e-15)
+    assert_conserved(r)
+    # the slack: half a byte, and a byte per logged change (two) at 1000 s
+    r.sub_size[2] = 3.2
+    assert_conserved(r)
+    r.sub_size[2] = 3.4
+    with pytest.raises(AssertionError, match="link 1 carried"):
+        assert_conserved(r)
+
+
 @settings(max_examples=examples(60), deadline=None)
 @given(link_scenarios(), st.integers(0, 60), st.randoms(use_true_random=False))
 def test_unused_links_change_nothing(scn, extra, rnd):
