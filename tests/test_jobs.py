@@ -131,7 +131,9 @@ def test_pipeline_schedules_run_every_pass_once_in_order(pp, m, v, data):
     """Every microbatch's forward then its backward through every chunk,
     each in microbatch order; GPipe runs all forwards first, 1F1B keeps at
     most pp - s forwards in flight on stage s (its memory bound) and
-    alternates once full; interleaved (v chunks) likewise, chunk by chunk."""
+    alternates once full; interleaved (v chunks) likewise, chunk by chunk.
+    Zero bubble keeps 1F1B's forwards and backwards, each W once, in order,
+    after its B, and at most min(pp, m) activations (from F to W) held."""
     from fabric.workloads.jobs import _stage_passes
 
     s = data.draw(st.integers(0, pp - 1))
@@ -139,7 +141,7 @@ def test_pipeline_schedules_run_every_pass_once_in_order(pp, m, v, data):
         mb = m * pp if chunks > 1 else m   # interleaving takes a multiple of pp
         passes = _stage_passes(schedule, pp, mb, s, chunks)
         if schedule == "zb_h1":
-            # every W once, in order, after its B; activations held from F to W: at most 1F1B's deepest stage's
+            # activations are held from F to W: at most what 1F1B's first stage holds
             ws = [(i, k) for i, (kind, k, _) in enumerate(passes) if kind == "W"]
             assert [k for _, k in ws] == list(range(mb))
             assert all(passes.index(("B", k, 0)) < i for i, k in ws)
