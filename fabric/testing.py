@@ -396,7 +396,7 @@ def jobs(draw, net, max_jobs=3, max_ranks=16, max_iterations=3, placements=("pac
         microbatches, schedule = draw(st.integers(1, 3)), draw(st.sampled_from(SCHEDULES))
         overlap, buckets = rare(), draw(st.integers(1, 3))
         # interleaving: microbatches a multiple of pp, each chunk whole units of the model
-        chunkings = [v for v in (2, 3) if schedule == "1f1b" and pp > 1 and microbatches % pp == 0
+        chunkings = [v for v in (2, 3) if schedule != "gpipe" and pp > 1 and microbatches % pp == 0
                      and (buckets % v == 0 or not (overlap or sharding != "none"))]
         out.append(Job(
             name=f"job{i}", accelerators=n, placement=placement, iterations=draw(st.integers(1, max_iterations)),

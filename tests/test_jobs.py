@@ -137,19 +137,21 @@ def test_pipeline_schedules_run_every_pass_once_in_order(pp, m, v, data):
     from fabric.workloads.jobs import _stage_passes
 
     s = data.draw(st.integers(0, pp - 1))
-    for schedule, chunks in (("gpipe", 1), ("1f1b", 1), ("1f1b", v), ("zb_h1", 1)):
+    for schedule, chunks in (("gpipe", 1), ("1f1b", 1), ("1f1b", v), ("zb_h1", 1), ("zb_h1", v)):
         mb = m * pp if chunks > 1 else m   # interleaving takes a multiple of pp
         passes = _stage_passes(schedule, pp, mb, s, chunks)
         if schedule == "zb_h1":
-            # activations are held from F to W: at most what 1F1B's first stage holds
-            ws = [(i, k) for i, (kind, k, _) in enumerate(passes) if kind == "W"]
-            assert [k for _, k in ws] == list(range(mb))
-            assert all(passes.index(("B", k, 0)) < i for i, k in ws)
+            # the Ws are the Bs, in order, the j-th right after B j + s (the last s at the end)
+            bs = [p[1:] for p in passes if p[0] == "B"]
+            ws = [i for i, p in enumerate(passes) if p[0] == "W"]
+            assert [passes[i][1:] for i in ws] == bs
+            before = [sum(p[0] == "B" for p in passes[:i]) for i in ws]
+            assert before == [min(j + s + 1, len(bs)) for j in range(len(bs))]
             held = np.cumsum([{"F": 1, "B": 0, "W": -1}[kind] for kind, _, _ in passes])
-            assert held.max() == min(pp, mb) and held[-1] == 0
+            assert held[-1] == 0 and (chunks > 1 or held.max() == min(pp, mb))   # F to W: 1F1B's first stage's
             passes = [p for p in passes if p[0] != "W"]
-            assert passes == _stage_passes("1f1b", pp, mb, s)   # 1F1B's order of Fs and Bs
-            continue
+            if chunks == 1:
+                assert passes == _stage_passes("1f1b", pp, mb, s)   # 1F1B's order of Fs and Bs
         for c in range(chunks):
             assert [k for kind, k, cc in passes if kind == "F" and cc == c] == list(range(mb))
             assert [k for kind, k, cc in passes if kind == "B" and cc == c] == list(range(mb))
@@ -177,31 +179,38 @@ def test_zero_bubble_order_by_hand():
         assert " ".join(f"{kind}{k}" for kind, k, _ in _stage_passes("zb_h1", 3, 4, s)) == want[s]
 
 
-@pytest.mark.parametrize("pp, m", [(2, 2), (2, 5), (3, 3), (3, 7), (4, 4), (4, 9), (5, 6)])
-def test_zero_bubble_cuts_the_bubble_to_a_third(pp, m):
-    """Equal forward, input-gradient and weight-gradient passes (1 s each),
-    free transfers, at least as many microbatches as stages: 1F1B takes
-    (m + pp - 1)(F + B + W), ZB-H1 m(F + B + W) + (pp - 1)(F + B - W), a
-    third of the bubble (Qi et al., ZB-H1)."""
+@pytest.mark.parametrize("pp, m, v", [(2, 2, 1), (2, 5, 1), (3, 3, 1), (3, 7, 1), (4, 4, 1), (4, 9, 1), (5, 6, 1),
+                                      (2, 4, 2), (4, 4, 2), (4, 8, 2), (4, 8, 4), (3, 6, 3)])
+def test_zero_bubble_cuts_the_bubble_to_a_third(pp, m, v):
+    """Equal forward, input-gradient and weight-gradient passes (1 s each
+    per microbatch, over v chunks), free transfers, at least as many
+    microbatches as stages (a multiple of them when interleaved): 1F1B
+    takes m(F + B + W) + (pp - 1)(F + B + W) / v, ZB-H1
+    m(F + B + W) + (pp - 1)(F + B - W) / v, a third of the bubble (Qi et
+    al.; interleaved, as PyTorch's ScheduleInterleavedZeroBubble orders it)."""
     net = fabric.Network(star(pp, 1e9, 0.0))
     times = {}
     for schedule in ("1f1b", "zb_h1"):
         job = Job("a", pp, pp=pp, microbatches=m, compute=3.0 * m, forward_fraction=1 / 3, schedule=schedule,
-                  weight_grad_fraction=0.5, iterations=2)
+                  weight_grad_fraction=0.5, iterations=2, virtual_stages=v)
         times[schedule] = run_jobs(net, [job], isolated=False).shared[0].jct / 2
-    assert times["1f1b"] == pytest.approx(3 * (m + pp - 1), rel=1e-12)
-    assert times["zb_h1"] == pytest.approx(3 * m + (pp - 1), rel=1e-12)
+    assert times["1f1b"] == pytest.approx(3 * m + 3 * (pp - 1) / v, rel=1e-12)
+    assert times["zb_h1"] == pytest.approx(3 * m + (pp - 1) / v, rel=1e-12)
 
 
 @settings(max_examples=examples(40), deadline=None)
-@given(st.integers(1, 5), st.integers(1, 8), st.sampled_from(["gpipe", "1f1b", "zb_h1"]),
+@given(st.integers(1, 5), st.integers(1, 8), st.sampled_from(["gpipe", "1f1b", "zb_h1"]), st.integers(1, 3),
        st.sampled_from([0.2, 1 / 3, 0.5]), st.sampled_from([0.0, 0.3, 0.5, 1.0]))
-def test_pipeline_schedules_time_as_their_orders_played_by_hand(pp, m, schedule, ff, wf):
+def test_pipeline_schedules_time_as_their_orders_played_by_hand(pp, m, schedule, v, ff, wf):
     """Any costs: the job's compute-bound iteration is its stages' pass
-    orders played by hand, the backward split into B and W under zb_h1."""
+    orders played by hand, the backward split into B and W under zb_h1,
+    interleaved over v chunks per stage (microbatches a multiple of pp)."""
+    if schedule == "gpipe" or pp == 1:
+        v = 1
+    m = m * pp if v > 1 else m
     net = fabric.Network(star(pp, 1e9, 0.0))
     job = Job("a", pp, pp=pp, microbatches=m, compute=1.0, forward_fraction=ff, schedule=schedule,
-              weight_grad_fraction=wf)
+              weight_grad_fraction=wf, virtual_stages=v)
     jf = build_job(net, job, net.accelerators)
     assert fabric.run.compute_bound(jf) == pytest.approx([compute_bound(job)], rel=1e-9)
 
@@ -535,8 +544,7 @@ def test_placement_errors(jobs, message):
     ({"shard_size": 3, "sharding": "full_shard"}, "shard_size=3 does not divide the data-parallel size dp=4"),
     ({"schedule": "zb"}, "schedule='zb': expected gpipe, 1f1b, zb_h1"), ({"virtual_stages": 0}, "virtual_stages=0"),
     ({"weight_grad_fraction": 1.5}, "weight_grad_fraction=1.5: expected a number in "),
-    ({"virtual_stages": 2, "pp": 2, "schedule": "zb_h1"}, "virtual_stages=2 needs schedule='1f1b'"),
-    ({"virtual_stages": 2, "pp": 2}, "virtual_stages=2 needs schedule='1f1b'"),
+    ({"virtual_stages": 2, "pp": 2}, "virtual_stages=2 needs schedule='1f1b' or 'zb_h1'"),
     ({"virtual_stages": 2, "schedule": "1f1b"}, "virtual_stages=2 needs pp > 1"),
     ({"virtual_stages": 2, "schedule": "1f1b", "pp": 2, "microbatches": 3},
      "needs microbatches [(]=3[)] a multiple of pp=2"),

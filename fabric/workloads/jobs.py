@@ -153,22 +153,25 @@ class Job:
         the backwards left.  The same bubble; 1F1B sends gradients back
         while activations still flow forward, and its last stage finishes
         (and syncs its gradients) earlier.  ``zb_h1``: zero-bubble
-        pipelining's ZB-H1 (Qi et al., ICLR 2024; PyTorch's
-        ``ScheduleInterleavedZeroBubble`` on one chunk per stage): each
-        backward splits into B (input gradients, sent back at once) and W
-        (weight gradients, ``weight_grad_fraction`` of it), in 1F1B's order,
-        with stage s running each W ``s`` backwards late and the last ones at
-        the end, where they fill 1F1B's bubble at the same activation
-        memory: with equal F, B and W and microbatches >= pp, the bubble
-        shrinks from (pp - 1)(F + B + W) to (pp - 1)(F + B - W).  The
-        gradients a bucket syncs are ready when the Ws are done; sharded,
-        a W uses the parameters its B gathered.
+        pipelining's ZB-H1 (Qi et al., ICLR 2024), in the order of PyTorch's
+        ``ScheduleInterleavedZeroBubble``: each backward splits into B
+        (input gradients, sent back at once) and W (weight gradients,
+        ``weight_grad_fraction`` of it); forwards and Bs run in 1F1B's
+        order, and stage s runs each W ``s`` backwards late and the last
+        ones at the end, where they fill 1F1B's bubble at the same
+        activation memory: with equal F, B and W and microbatches >= pp,
+        the bubble shrinks from (pp - 1)(F + B + W) to (pp - 1)(F + B - W).
+        The gradients a bucket syncs are ready when the Ws are done;
+        sharded, a W uses the parameters its B gathered.
     weight_grad_fraction : float
         With ``schedule="zb_h1"``: the share of the backward that computes
         weight gradients (W); about half in a transformer layer.
     virtual_stages : int
-        With ``schedule="1f1b"``: model chunks per stage (Megatron-LM's
-        interleaved schedule, its virtual pipeline size v).  The layers are
+        With ``schedule="1f1b"`` or ``"zb_h1"``: model chunks per stage
+        (Megatron-LM's interleaved schedule, its virtual pipeline size v;
+        under zb_h1 PyTorch's interleaved zero bubble, which runs
+        ``(v - 1) * pp + pp - 1 - s`` forwards ahead on stage s where
+        Megatron runs ``(v - 1) * pp + 2 (pp - 1 - s)``).  The layers are
         dealt to ``pp * v`` virtual stages, virtual stage ``c * pp + s`` on
         stage s, so activations go round the stages v times (the last stage
         sending to the first between chunks): the bubble shrinks v-fold,
@@ -297,8 +300,8 @@ class Job:
         if self.cp_comm not in CP_COMMS:
             raise bad("cp_comm", ", ".join(CP_COMMS))
         v, why = self.virtual_stages, None
-        if v > 1 and self.schedule != "1f1b":
-            why = "needs schedule='1f1b'"
+        if v > 1 and self.schedule == "gpipe":
+            why = "needs schedule='1f1b' or 'zb_h1'"
         elif v > 1 and self.pp == 1:
             why = "needs pp > 1"
         elif v > 1 and self.microbatches % self.pp:
@@ -845,7 +848,7 @@ def build_job(net, job, ranks, *, label=0):
         def weight(s, k, c):   # the W of a split backward: compute only, in units where buckets wait for it
             last = k == m - 1
             for share, unit_end, _ in _pieces(chunk_units if job.overlap and last else 1, 1):
-                cur[s] = compute(s, bwd_w_t * share.numerator / share.denominator, [cur[s]])
+                cur[s] = compute(s, bwd_w_t / v * share.numerator / share.denominator, [cur[s]])
                 if unit_end and last:
                     bucket_ready[s].append(cur[s].copy())
 
@@ -874,15 +877,9 @@ def _stage_passes(schedule, pp, m, s, v=1):
     zb_h1 its input gradients, and ("W", k, c) its weight gradients)."""
     if schedule == "gpipe":
         return [("F", k, 0) for k in range(m)] + [("B", k, 0) for k in range(m)]
-    if schedule == "zb_h1":   # 1F1B's order, the t-th backward followed by the W of backward t - s
-        passes, done = [], 0
-        for p in _stage_passes("1f1b", pp, m, s):
-            passes.append(p)
-            if p[0] == "B" and p[1] >= s:
-                passes.append(("W", done, 0))
-                done += 1
-        return passes + [("W", k, 0) for k in range(done, m)]
-    if v == 1:
+    if schedule == "zb_h1":   # PyTorch's zero bubble: one forward more per later stage, not two
+        ahead = min(pp - 1 - s + (v - 1) * pp, m * v)
+    elif v == 1:
         ahead = min(pp - 1 - s, m)   # 1F1B: forwards in flight before the first backward
     else:   # Megatron-LM's interleaved 1F1B: pp microbatches through each chunk in turn
         ahead = m * v if m == pp else min((pp - 1 - s) * 2 + (v - 1) * pp, m * v)
@@ -895,7 +892,18 @@ def _stage_passes(schedule, pp, m, s, v=1):
     passes = [nth(i, "F") for i in range(ahead)]
     for i in range(m * v - ahead):
         passes += [nth(ahead + i, "F"), nth(i, "B")]
-    return passes + [nth(i, "B") for i in range(m * v - ahead, m * v)]
+    passes += [nth(i, "B") for i in range(m * v - ahead, m * v)]
+    if schedule != "zb_h1":
+        return passes
+    # zero bubble: the t-th backward is followed by the W of backward t - s; the last s come at the end
+    out, bs = [], []
+    for p in passes:
+        out.append(p)
+        if p[0] == "B":
+            bs.append(p)
+            if len(bs) > s:
+                out.append(("W",) + bs[-1 - s][1:])
+    return out + [("W",) + b[1:] for b in bs[max(0, len(bs) - s):]]
 
 
 def _in_schedule_order(schedule, pp, m, v, act, grad, forward, backward, weight):
