@@ -751,12 +751,13 @@ def build_job(net, job, ranks, *, label=0):
     def one_pass(s, seconds, deps, n_units, gathers, gate, layer_order, unit_ends=None):
         """A microbatch's forward or backward on stage s, from ``cur[s]``:
         ``seconds`` of compute in ``n_units`` units, cut further where an
-        MoE layer ends (its exchanges follow, layers in ``layer_order``).
-        With ``gathers``, each unit waits for its parameters, gathered one
-        unit ahead: the first after ``gate``, the next issued as this one's
+        MoE layer ends (its exchanges follow, layers in ``layer_order``;
+        none for a zero-bubble W, which exchanges nothing).  With
+        ``gathers``, each unit waits for its parameters, gathered one unit
+        ahead: the first after ``gate``, the next issued as this one's
         compute may start.  ``unit_ends`` collects the markers of each
         unit's end (its gradients are ready)."""
-        n_layers, layer_order, ags, u, starts = len(layer_order), iter(layer_order), [], 0, True
+        n_layers, layer_order, ags, u, starts = len(layer_order) or 1, iter(layer_order), [], 0, True
         for share, unit_end, layer_end in _pieces(n_units, n_layers):
             if gathers and starts:   # unit u starts
                 if u == 0:
@@ -769,7 +770,7 @@ def build_job(net, job, ranks, *, label=0):
             if unit_end and unit_ends is not None:
                 unit_ends.append(cur[s].copy())
             if layer_end:
-                cur[s] = expert_parallel(s, cur[s], next(layer_order))
+                cur[s] = expert_parallel(s, cur[s], next(layer_order, None))
             u, starts = u + unit_end, unit_end
 
     def context_parallel(s, kind, when, ready):
@@ -797,7 +798,7 @@ def build_job(net, job, ranks, *, label=0):
         cur[s] = cur[s] if after is None else after
 
     def expert_parallel(s, ready, layer):   # token dispatch and combine in stage s's EP groups
-        if not moe:
+        if not moe or layer is None:
             return ready
         dispatch = _token_matrix(ep, job.ep_bytes, job.ep_skew, layer)
         return in_dp_groups(s, ready, ep, [("all_to_all", job.ep_bytes, "direct", 1, "ep", matrix)
@@ -838,19 +839,17 @@ def build_job(net, job, ranks, *, label=0):
             gathers = sharded and job.sharding == "full_shard"
             # the backward meets the units and the MoE layers last to first;
             # split (zero bubble), its gradients are ready after its W
-            units = gathers or (job.overlap and k == m - 1 and not split)
+            last = k == m - 1 and not split
             cp_pass(s, "B", [cur[s], grad[w][k]], lambda deps: one_pass(
-                s, bwd_in_t / v, deps, chunk_units if units else 1, gathers,
-                cur[s], chunk_layers[c][::-1], bucket_ready[s] if k == m - 1 and not split else None))
+                s, bwd_in_t / v, deps, chunk_units if gathers or (job.overlap and last) else 1, gathers,
+                cur[s], chunk_layers[c][::-1], bucket_ready[s] if last else None))
             if w > 0:
                 grad[w - 1][k] = dag.add(R[s], R[(s - 1) % pp], job.activation_bytes, f"{name}:pp", deps=[cur[s]])
 
         def weight(s, k, c):   # the W of a split backward: compute only, in units where buckets wait for it
             last = k == m - 1
-            for share, unit_end, _ in _pieces(chunk_units if job.overlap and last else 1, 1):
-                cur[s] = compute(s, bwd_w_t / v * share.numerator / share.denominator, [cur[s]])
-                if unit_end and last:
-                    bucket_ready[s].append(cur[s].copy())
+            one_pass(s, bwd_w_t / v, [cur[s]], chunk_units if job.overlap and last else 1, False, None, [],
+                     bucket_ready[s] if last else None)
 
         _in_schedule_order(job.schedule, pp, m, v, act, grad, forward, backward, weight)
         syncs = []
