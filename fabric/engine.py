@@ -423,7 +423,10 @@ class Result:
         ``widened`` (local refills that grew into the lam0 closure),
         ``by_candidates`` (closures walked over their candidates' own
         incidences instead of whole links), ``max_active`` (most subflows
-        sending at once), ``stalled``.
+        sending at once), ``stalled``, ``rate_changes`` (times a sending
+        subflow's rate moved, its first rate included: the model's own
+        count, each of which an engine keeping a rate per subflow must
+        apply) and ``stopped`` (1 when the run was stopped early).
     flows : FlowArrays
         The normalized input, for checkers and reports.
     failed : ndarray of bool (F,)

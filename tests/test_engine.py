@@ -319,6 +319,49 @@ def test_all_to_all_star_matches_reference(n, seed, data):
     assert_matches_reference(cap, np.zeros(2 * n), flows)
 
 
+def _model_rate_changes(cap, paths, sizes):
+    """Rate changes of flows that all start at 0 without latency, counted
+    from the model itself: max-min rates from scratch (the reference's
+    progressive filling) at every finish, a change wherever a sending flow's
+    rate moves (its first rate included), nothing for a flow that ends."""
+    from fabric.reference import max_min_rates
+
+    rem, rate = np.array(sizes, float), np.zeros(len(sizes))
+    active, changes = list(range(len(sizes))), 0
+    while active:
+        new = max_min_rates([paths[i] for i in active], [1.0] * len(active), [math.inf] * len(active), cap)
+        changes += sum(abs(r - rate[i]) > 1e-12 * r for i, r in zip(active, new))
+        rate[active] = new
+        dt = min(rem[i] / rate[i] for i in active)
+        rem[active] -= rate[active] * dt
+        active = [i for i in active if rem[i] > 1e-9 * sizes[i]]
+    return changes
+
+
+@pytest.mark.parametrize("n, seed", [(2, 1), (5, 2), (8, 3), (10, 4)])
+def test_rate_changes_counts_the_models_own(n, seed):
+    # The counter is what the all-to-all's cost is read against (919M at
+    # n=256): it must count the model's rate changes, not the engine's work.
+    # Distinct sizes, so finishes never coincide and every event is one batch.
+    rng = np.random.default_rng(seed)
+    paths = [[2 * i, 2 * j + 1] for i in range(n) for j in range(n) if i != j]
+    sizes = rng.permutation(np.arange(1, len(paths) + 1)) * 1e7 + rng.uniform(0, 1e6, len(paths))
+    cap = np.full(2 * n, 1e9)
+    r = simulate_links(cap, np.zeros(2 * n), [Flow(size=s, path=p) for s, p in zip(sizes, paths)])
+    assert r.counters["rate_changes"] == _model_rate_changes(cap, paths, sizes)
+    # by hand for n=2: two flows on disjoint paths get 1 GB/s each, once
+    if n == 2:
+        assert r.counters["rate_changes"] == 2
+
+
+def test_rate_changes_by_hand():
+    # 1 and 2 GB on one 1 GB/s link: both start at 0.5 GB/s (2 changes); at
+    # 2 s the first ends and the second takes the whole link (1 change)
+    r = simulate_links([GB], [0.0], [Flow(size=GB, path=[0]), Flow(size=2 * GB, path=[0])])
+    assert r.finish.tolist() == [2.0, 3.0]
+    assert r.counters["rate_changes"] == 3 == _model_rate_changes([GB], [[0], [0]], [GB, 2 * GB])
+
+
 def _k6_all_to_all(seed):
     """An all-to-all on a k=6 fat-tree (ECMP, no latency) with sizes of 1-5
     x 100 MB: (net, src, dst, sizes).  It closes by candidates ~150 times."""
