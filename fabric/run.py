@@ -182,7 +182,9 @@ class JobsResult:
         """One dict per job: the headline numbers.  ``compute_bound_s`` is
         the mean iteration on an ideal network; ``exposed_comm_s`` (and
         ``isolated_exposed_comm_s``) how much longer the mean iteration
-        took, ``exposed_share`` that as a share of the iteration."""
+        took, ``exposed_share`` that as a share of the iteration;
+        ``activations_held`` the schedule's peak activation memory in
+        microbatches (:attr:`Job.activations_held`)."""
         rows = []
         for i, job in enumerate(self.jobs):
             s, iso = self.shared[i], self.isolated[i]
@@ -202,6 +204,7 @@ class JobsResult:
             r["iteration_slowdown"] = r["iteration_s"] / r["isolated_iteration_s"] if r["isolated_iteration_s"] else nan
             r["comm_slowdown"] = r["comm_s"] / r["isolated_comm_s"] if r["isolated_comm_s"] else nan
             r["compute_bound_s"] = ideal
+            r["activations_held"] = job.activations_held
             r["exposed_comm_s"] = _exposed(r["iteration_s"], ideal)
             r["isolated_exposed_comm_s"] = _exposed(r["isolated_iteration_s"], ideal)
             r["exposed_share"] = r["exposed_comm_s"] / r["iteration_s"] if r["iteration_s"] > 0 else nan

@@ -25,7 +25,8 @@ SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "schemas", "run.schema.jso
 JOB_COLUMNS = [("job", "job", ""), ("accs", "accelerators", ""), ("placement", "placement", ""),
                ("iters", "iterations_done", ""), ("JCT", "jct_s", "time"), ("JCT alone", "isolated_jct_s", "time"),
                ("slowdown", "slowdown", "ratio"), ("iteration", "iteration_s", "time"),
-               ("compute-bound", "compute_bound_s", "time"), ("exposed", "exposed_share", "pct"),
+               ("compute-bound", "compute_bound_s", "time"), ("acts held", "activations_held", "num"),
+               ("exposed", "exposed_share", "pct"),
                ("comm", "comm_s", "time"),
                ("comm slowdown", "comm_slowdown", "ratio"), ("busbw", "busbw_Bps", "bw"),
                ("busbw alone", "isolated_busbw_Bps", "bw")]
@@ -34,7 +35,7 @@ LINK_COLUMNS = [("from", "from", ""), ("to", "to", ""), ("layer", "layer", ""), 
 COMM_COLUMNS = [("job", "job", ""), ("traffic", "kind", "kind"), ("in flight", "time_s", "time"),
                 ("alone", "isolated_time_s", "time"), ("slowdown", "slowdown", "ratio")]
 _FORMATS = {"time": format_time, "bw": format_bandwidth, "ratio": lambda v: f"{v:.3f}x",
-            "pct": lambda v: f"{100 * v:.1f}%", "list": ", ".join, "kind": lambda v: TRAFFIC_KINDS.get(v, v), "": str}
+            "pct": lambda v: f"{100 * v:.1f}%", "num": lambda v: f"{v:g}", "list": ", ".join, "kind": lambda v: TRAFFIC_KINDS.get(v, v), "": str}
 
 
 def cell(value, kind=""):

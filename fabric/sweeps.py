@@ -263,6 +263,7 @@ def _headline(summary):
         row[f"{j['job']}.jct_s"] = j["jct_s"]
         row[f"{j['job']}.slowdown"] = j["slowdown"]
         row[f"{j['job']}.exposed_share"] = j["exposed_share"]
+        row[f"{j['job']}.activations_held"] = j["activations_held"]
     for c in summary.get("communication", []):   # each kind of a job's traffic: in flight, and against alone
         row[f"{c['job']}.{c['kind']}_s"] = c["time_s"]
         row[f"{c['job']}.{c['kind']}_slowdown"] = c["slowdown"]

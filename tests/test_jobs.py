@@ -166,6 +166,27 @@ def test_pipeline_schedules_run_every_pass_once_in_order(pp, m, v, data):
             assert passes[:min(pp - 1 - s, mb)] == [("F", k, 0) for k in range(min(pp - 1 - s, mb))]
 
 
+@pytest.mark.parametrize("pp", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("v", [1, 2, 3, 4])
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_activations_held_closed_forms(pp, v, groups):
+    """The memory side of each schedule, as the literature states it, in
+    microbatches through a whole stage: GPipe holds all m; 1F1B min(pp, m)
+    (PipeDream-flush's first stage); Megatron's interleaved 1F1B
+    p (1 + (p - 1) / (p v)) = pp + (pp - 1) / v once m >= 2 pp (Korthikanti
+    et al. 2022), all m when m = pp (every forward runs first); ZB-H1 as
+    much as 1F1B (Qi et al. 2024), and interleaved, pp."""
+    for m in ({groups, groups * pp} if v == 1 else {groups * pp}):
+        if v > 1 and pp == 1:
+            continue
+        want = {"gpipe": m, "1f1b": min(pp, m), "zb_h1": min(pp, m)}
+        if v > 1:
+            want = {"1f1b": pp + (pp - 1) / v if m >= 2 * pp else m, "zb_h1": pp}
+        for schedule, held in want.items():
+            job = Job("j", pp, pp=pp, microbatches=m, schedule=schedule, virtual_stages=v)
+            assert job.activations_held == pytest.approx(held, rel=1e-12), (schedule, pp, v, m)
+
+
 def test_zero_bubble_order_by_hand():
     """ZB-H1 as PyTorch's ScheduleInterleavedZeroBubble orders one chunk per
     stage (pp=3, 4 microbatches): 1F1B's forwards and input-gradient

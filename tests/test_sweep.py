@@ -225,6 +225,7 @@ def test_cli_table_parquet_api_and_report(tmp_path):
     assert [r["topology.oversub"] for r in rows] == [1, 2] and rows[0]["a.jct_s"] > 0
     assert rows[0]["a.sync_s"] > 0 and rows[0]["a.sync_slowdown"] >= 1 - 1e-9   # each kind of traffic too
     assert all(0 < r["a.exposed_share"] < 1 for r in rows)
+    assert all(r["a.activations_held"] == 1 for r in rows)   # no pipeline, one microbatch
     page = tmp_path / "sweep.html"
     r = CliRunner().invoke(main, ["report", str(out), "-o", str(page)])
     assert r.exit_code == 0, r.output

@@ -332,6 +332,30 @@ class Job:
         return self.accelerators // (self.tp * self.pp)
 
     @property
+    def activations_held(self):
+        """The most microbatches' activations a pipeline stage holds at once,
+        the memory side of the schedule's bubble: each forward's, from its
+        start until its backward is done (under zb_h1, until its W), in
+        microbatches through the whole stage (one chunk's counts 1 /
+        virtual_stages).  GPipe holds them all, 1F1B min(pp, microbatches)
+        (on its first stage), Megatron's interleaving pp + (pp - 1) / v with
+        microbatches >= 2 pp, and zero bubble as many as 1F1B.
+
+        >>> Job("a", 4, pp=4, microbatches=8, schedule="gpipe").activations_held
+        8.0
+        >>> Job("a", 4, pp=4, microbatches=8, schedule="1f1b", virtual_stages=2).activations_held
+        5.5
+        """
+        freed_by = "W" if self.schedule == "zb_h1" else "B"
+        peak = 0
+        for s in range(self.pp):
+            held = 0
+            for kind, _, _ in _stage_passes(self.schedule, self.pp, self.microbatches, s, self.virtual_stages):
+                held += (kind == "F") - (kind == freed_by)
+                peak = max(peak, held)
+        return peak / self.virtual_stages
+
+    @property
     def sync_op(self):
         """The collective of a gradient bucket (in its shard, when sharded)."""
         return "all_reduce" if self.sharding == "none" else "reduce_scatter"
