@@ -26,8 +26,7 @@ JOB_COLUMNS = [("job", "job", ""), ("accs", "accelerators", ""), ("placement", "
                ("iters", "iterations_done", ""), ("JCT", "jct_s", "time"), ("JCT alone", "isolated_jct_s", "time"),
                ("slowdown", "slowdown", "ratio"), ("iteration", "iteration_s", "time"),
                ("compute-bound", "compute_bound_s", "time"), ("acts held", "activations_held", "num"),
-               ("exposed", "exposed_share", "pct"),
-               ("comm", "comm_s", "time"),
+               ("exposed", "exposed_share", "pct"), ("comm", "comm_s", "time"),
                ("comm slowdown", "comm_slowdown", "ratio"), ("busbw", "busbw_Bps", "bw"),
                ("busbw alone", "isolated_busbw_Bps", "bw")]
 LINK_COLUMNS = [("from", "from", ""), ("to", "to", ""), ("layer", "layer", ""), ("mean", "mean", "pct"),
@@ -35,7 +34,8 @@ LINK_COLUMNS = [("from", "from", ""), ("to", "to", ""), ("layer", "layer", ""), 
 COMM_COLUMNS = [("job", "job", ""), ("traffic", "kind", "kind"), ("in flight", "time_s", "time"),
                 ("alone", "isolated_time_s", "time"), ("slowdown", "slowdown", "ratio")]
 _FORMATS = {"time": format_time, "bw": format_bandwidth, "ratio": lambda v: f"{v:.3f}x",
-            "pct": lambda v: f"{100 * v:.1f}%", "num": lambda v: f"{v:g}", "list": ", ".join, "kind": lambda v: TRAFFIC_KINDS.get(v, v), "": str}
+            "pct": lambda v: f"{100 * v:.1f}%", "num": lambda v: f"{v:g}", "list": ", ".join,
+            "kind": lambda v: TRAFFIC_KINDS.get(v, v), "": str}
 
 
 def cell(value, kind=""):
