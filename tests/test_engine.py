@@ -342,12 +342,13 @@ def _model_rate_changes(cap, paths, sizes):
 def test_rate_changes_counts_the_models_own(n, seed):
     # The counter is what the all-to-all's cost is read against (919M at
     # n=256): it must count the model's rate changes, not the engine's work.
-    # Distinct sizes, so finishes never coincide and every event is one batch.
+    # Distinct sizes: here every finish is an event of its own.
     rng = np.random.default_rng(seed)
     paths = [[2 * i, 2 * j + 1] for i in range(n) for j in range(n) if i != j]
     sizes = rng.permutation(np.arange(1, len(paths) + 1)) * 1e7 + rng.uniform(0, 1e6, len(paths))
     cap = np.full(2 * n, 1e9)
     r = simulate_links(cap, np.zeros(2 * n), [Flow(size=s, path=p) for s, p in zip(sizes, paths)])
+    assert r.counters["batches"] == len(paths) + 1   # all start at 0, then one per finish
     assert r.counters["rate_changes"] == _model_rate_changes(cap, paths, sizes)
     # by hand for n=2: two flows on disjoint paths get 1 GB/s each, once
     if n == 2:

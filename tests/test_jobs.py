@@ -176,9 +176,11 @@ def test_activations_held_closed_forms(pp, v, groups):
     p (1 + (p - 1) / (p v)) = pp + (pp - 1) / v once m >= 2 pp (Korthikanti
     et al. 2022), all m when m = pp (every forward runs first); ZB-H1 as
     much as 1F1B (Qi et al. 2024), and interleaved, pp."""
+    if v > 1 and pp == 1:
+        with pytest.raises(FabricError, match="virtual_stages=.* needs pp > 1"):
+            Job("j", 1, microbatches=groups, schedule="1f1b", virtual_stages=v)
+        return
     for m in ({groups, groups * pp} if v == 1 else {groups * pp}):
-        if v > 1 and pp == 1:
-            continue
         want = {"gpipe": m, "1f1b": min(pp, m), "zb_h1": min(pp, m)}
         if v > 1:
             want = {"1f1b": pp + (pp - 1) / v if m >= 2 * pp else m, "zb_h1": pp}
