@@ -128,6 +128,21 @@ def build(case):
     raise SystemExit(f"unknown case {case!r}")
 
 
+def peak_rss_mb():
+    """This process's peak resident memory since it started, in MB.  On
+    Linux the address space's high-water mark (VmHWM): ru_maxrss survives
+    exec, so a worker would report its parent's peak if that was higher
+    (the memory probe's 300 MB hid every smaller run)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def worker(impl, case):
     t0 = time.perf_counter()
     fa, cap, lat = build(case)   # imports fabric: counted end to end
@@ -149,7 +164,7 @@ def worker(impl, case):
     finish, counters = (out.finish, out.counters) if impl == "fabric" else (out, {})
     print(json.dumps({
         "seconds": t_end - t_sim, "end_to_end": t_end - t0, "flows": int(fa.n_flows),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "makespan": float(np.max(finish)), "finish_sample": finish[:: max(1, len(finish) // 1000)].tolist(),
         "counters": counters,
     }))

@@ -24,4 +24,5 @@ def test_engine_benchmark_small_cases(tmp_path):
         fab, ref = raw[case]["fabric"], raw[case]["reference"]
         assert fab["flows"] == ref["flows"] and (flows is None or fab["flows"] == flows)
         np.testing.assert_allclose(fab["finish_sample"], ref["finish_sample"], rtol=1e-9)
-        assert fab["peak_rss_mb"] > 0 and ref["seconds"] > 0
+        # each run's own peak, not the parent's (whose memory probe alone takes 300 MB)
+        assert 0 < fab["peak_rss_mb"] < 200 and ref["seconds"] > 0
