@@ -162,7 +162,8 @@ class Job:
         activation memory: with equal F, B and W and microbatches >= pp,
         the bubble shrinks from (pp - 1)(F + B + W) to (pp - 1)(F + B - W).
         The gradients a bucket syncs are ready when the Ws are done;
-        sharded, a W uses the parameters its B gathered.
+        sharded, a W uses the parameters its B gathered.  What each order
+        costs in memory: :attr:`activations_held`.
     weight_grad_fraction : float
         With ``schedule="zb_h1"``: the share of the backward that computes
         weight gradients (W); about half in a transformer layer.
